@@ -1,0 +1,40 @@
+"""budgetopt: budget-aware hyperparameter search for Optuna.
+
+Every trial gets a budget of iterations and a learning rate that decays linearly to
+zero at that budget (Li, Yumer & Ramanan, "Budgeted Training", ICLR 2020), so that
+successive halving compares models converged for their budget.
+"""
+
+from budgetopt._torchvision import ensure_torchvision
+from budgetopt.ladder import Bracket, Ladder
+from budgetopt.run import MODES, BudgetedRun, Segment
+from budgetopt.schedules import (
+    PROFILES,
+    BudgetScheduler,
+    TimeBudgetScheduler,
+    budget_from_epochs,
+    budget_from_fraction,
+    get_profile,
+)
+
+# Importing budgetopt makes a later `import torchvision` / `import timm` work on a
+# CPU-only torch (see budgetopt/_torchvision.py); it changes nothing where torchvision
+# already imports.
+ensure_torchvision()
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MODES",
+    "PROFILES",
+    "Bracket",
+    "BudgetScheduler",
+    "BudgetedRun",
+    "Ladder",
+    "Segment",
+    "TimeBudgetScheduler",
+    "budget_from_epochs",
+    "budget_from_fraction",
+    "ensure_torchvision",
+    "get_profile",
+]

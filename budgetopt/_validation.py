@@ -1,0 +1,35 @@
+"""Argument checks shared by every public constructor: one message format everywhere."""
+
+from __future__ import annotations
+
+import numbers
+
+
+def check_iterations(value: object, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int when it is an integer >= ``minimum``, else raise.
+
+    Budgets are counts of optimizer iterations: 2.5 iterations or ``True`` iterations are
+    not budgets, so floats and bools are rejected rather than rounded.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer number of iterations, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def check_fraction(value: object, name: str, *, low_open: bool = True) -> float:
+    """A fraction in (0, 1] (or [0, 1] with ``low_open=False``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in (0, 1], got {value!r}")
+    ok = (0 < value <= 1) if low_open else (0 <= value <= 1)
+    if not ok:
+        interval = "(0, 1]" if low_open else "[0, 1]"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return float(value)

@@ -1,0 +1,403 @@
+"""BudgetedRun: drives one trial's (or one plain training's) optimizer across its budgets."""
+
+from __future__ import annotations
+
+import array
+import math
+import numbers
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from budgetopt._validation import check_choice, check_fraction, check_iterations
+from budgetopt.ladder import Ladder
+from budgetopt.schedules import BudgetScheduler, _check_optimizer, check_warmup, get_profile
+
+if TYPE_CHECKING:
+    import optuna
+
+MODES = ("restart", "branch", "continue")
+
+# User-attr keys: optuna-dashboard shows user attrs, not system attrs.
+ATTR_MODE = "budgetopt.mode"
+ATTR_PLAN = "budgetopt.plan"
+ATTR_PROFILE = "budgetopt.profile"
+ATTR_RUNG_VALUES = "budgetopt.rung_values"
+ATTR_COMPUTE = "budgetopt.compute"
+ATTR_ENDED = "budgetopt.ended"
+ATTR_LR_TRACE = "budgetopt.lr_trace"
+ATTR_GRAD_NORMS = "budgetopt.grad_norms"
+
+_TRACE_POINTS = 200  # learning-rate trace points kept in a trial's user attrs
+
+
+def _clone(obj: Any, device: torch.device | str | None) -> Any:
+    """A deep copy of a (nested) state dict, tensors copied to ``device`` (None: where they are)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to(device if device is not None else obj.device, copy=True)
+    if isinstance(obj, dict):
+        return {k: _clone(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_clone(v, device) for v in obj)
+    return obj
+
+
+def _is_trial(obj: object) -> bool:
+    return hasattr(obj, "should_prune") and hasattr(obj, "report")
+
+
+class Segment:
+    """The iterations of one budget. Iterate it to train; then :meth:`report` a value.
+
+    Iterating yields ``t``, the position of the step in this budget's schedule; the
+    learning rate of that step is already set in the optimizer. The segment stops early
+    when a divergence was detected (see :meth:`BudgetedRun.record_loss`).
+    """
+
+    def __init__(self, run: BudgetedRun, index: int, budget: int) -> None:
+        self.run = run
+        self.index = index
+        self.budget = budget
+        self.compute = 0
+        self.reported = False
+
+    def __repr__(self) -> str:
+        return f"Segment(budget={self.budget}, mode={self.run.mode!r}, compute={self.compute})"
+
+    def __iter__(self) -> Iterator[int]:
+        run = self.run
+        for phase in run._phases(self):
+            if isinstance(phase, str):  # a snapshot point between phases
+                run._snapshot_trunk()
+                continue
+            scheduler, start, stop = phase
+            for t in range(start, stop):
+                run._lr_trace.append(run.optimizer.param_groups[0]["lr"])
+                yield t
+                self.compute += 1
+                run.compute += 1
+                if run._after_step(self, t, last=t == stop - 1):
+                    return
+                scheduler.step()
+
+    def report(self, value: float) -> None:
+        """Record the budget-converged ``value`` of this budget.
+
+        With a trial: ``trial.report(value, step=budget)``, then ``optuna.TrialPruned``
+        when the study's pruner says so, or when the run diverged (reason in the trial's
+        ``budgetopt.ended`` user attr).
+        """
+        if self.reported:
+            raise RuntimeError(f"budget {self.budget} was already reported")
+        self.reported = True
+        self.run._report(self, value)
+
+
+class BudgetedRun:
+    """Trains across budgets with a learning rate that decays to zero at each budget.
+
+    Example (no Optuna)::
+
+        run = BudgetedRun([100, 300, 900], model, optimizer, mode="restart")
+        for segment in run.segments():
+            for step in segment:              # the rate of this step is already set
+                train_one_batch(model, optimizer)
+            segment.report(evaluate(model))
+        print(run.rung_values, run.compute)   # {100: .., 300: .., 900: ..} 1300
+
+    With an Optuna trial instead of budgets, the budgets are the trial's plan, given by
+    the study's :class:`~budgetopt.BudgetPruner`; ``report`` goes to the trial and raises
+    ``optuna.TrialPruned`` when the pruner stops it.
+
+    Modes (Li et al., ICLR 2020; Hägele et al., 2024):
+
+    - ``restart``: before each budget, restore the initial model and optimizer state
+      and train the whole budget with ``profile`` decaying to 0 at it.
+      Compute: the sum of the budgets.
+    - ``branch``: one constant-rate trunk (after ``warmup``); for budget ``B`` the trunk
+      runs to ``B - C`` with ``C = max(1, round(cooldown * B))``, is snapshotted, cools
+      down with ``profile`` over ``C`` iterations to 0, is reported, and is restored
+      before the next budget. The last budget's model is a warmup-stable-decay run of
+      that length. Compute: the last budget plus the other budgets' cooldowns.
+    - ``continue``: one schedule over the largest budget, reported at each budget while
+      the rate is still high: today's early stopping, the baseline. Compute: the
+      largest budget reached.
+
+    Args:
+        source: an Optuna trial, a :class:`~budgetopt.Ladder`, or increasing budgets.
+        model: the ``torch.nn.Module`` being trained (its state is snapshotted).
+        optimizer: its optimizer; each param group's current ``lr`` is the peak rate.
+        budgets: explicit budgets for a trial whose study has no ``BudgetPruner``.
+        mode: ``"restart"`` (default), ``"branch"`` or ``"continue"``.
+        profile: decay profile (:data:`budgetopt.schedules.PROFILES`, default
+            ``"linear"``); in branch mode, the shape of each cooldown.
+        warmup: linear warmup iterations at the start of training (restart: of every
+            budget), smaller than the first budget (branch: than its trunk).
+        cooldown: branch mode's cooldown fraction of each budget, in (0, 1].
+        snapshot_device: where state snapshots are kept: None (default) for the
+            tensors' own device, or e.g. ``"cpu"`` to spare accelerator memory.
+        grad_norm_every: record the gradient norm every this many iterations and at the
+            last iteration of every budget (None: never). Each record costs a device sync.
+        loss_check_every: how often a loss tensor given to :meth:`record_loss` is checked
+            for NaN/inf (each check is a device sync; float losses are checked at once).
+        **profile_params: the profile's parameters (e.g. ``power`` for ``poly``).
+    """
+
+    def __init__(
+        self,
+        source: "optuna.trial.Trial | Ladder | Sequence[int]",
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        budgets: Sequence[int] | Ladder | None = None,
+        mode: str = "restart",
+        profile: str = "linear",
+        warmup: int = 0,
+        cooldown: float = 0.2,
+        snapshot_device: torch.device | str | None = None,
+        grad_norm_every: int | None = None,
+        loss_check_every: int = 25,
+        **profile_params: object,
+    ) -> None:
+        self.mode = check_choice(mode, "mode", MODES)
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        _check_optimizer(optimizer)
+        get_profile(profile, **profile_params)
+        self.trial = source if _is_trial(source) else None
+        if self.trial is None:
+            if budgets is not None:
+                raise TypeError("give budgets either as the first argument or as budgets=, not both")
+            budgets = source
+        elif budgets is None:
+            budgets = _plan_of(self.trial)
+        self.budgets = _check_budgets(budgets)
+        self.model = model
+        self.optimizer = optimizer
+        self.profile = profile
+        self.profile_params = profile_params
+        self.cooldown = check_fraction(cooldown, "cooldown")
+        self.warmup = check_warmup(warmup, self._trunk_end(0) if mode == "branch" else self.budgets[0])
+        self.snapshot_device = snapshot_device
+        self.grad_norm_every = None if grad_norm_every is None else check_iterations(grad_norm_every, "grad_norm_every")
+        self.loss_check_every = check_iterations(loss_check_every, "loss_check_every")
+
+        self.compute = 0
+        self.rung_values: dict[int, float] = {}
+        self.segment_compute: dict[int, int] = {}
+        self.grad_norms: list[tuple[int, int, float, float]] = []  # (budget, t, lr, norm)
+        self.ended: str | None = None
+        self.diverged: str | None = None
+        self._lr_trace = array.array("d")
+        self._loss_sum: torch.Tensor | float = 0.0
+        self._loss_count = 0
+        self._trunk_pos = 0
+        self._trunk: dict | None = None
+        self._continue_scheduler: BudgetScheduler | None = None
+        for group in optimizer.param_groups:
+            group["initial_lr"] = group["lr"]
+        self._initial = self._state() if mode == "restart" and len(self.budgets) > 1 else None
+        if self.trial is not None:
+            self._set_attrs(
+                {ATTR_MODE: mode, ATTR_PLAN: list(self.budgets), ATTR_PROFILE: self._profile_label(), ATTR_COMPUTE: 0}
+            )
+
+    # -- public -------------------------------------------------------------------------
+
+    def segments(self) -> Iterator[Segment]:
+        """One :class:`Segment` per budget, until the last budget, a prune or a divergence."""
+        for index, budget in enumerate(self.budgets):
+            if self.ended is not None:
+                return
+            segment = Segment(self, index, budget)
+            yield segment
+            if not segment.reported:
+                raise RuntimeError(
+                    f"the segment of budget {budget} ended without segment.report(value): "
+                    "report a budget-converged value before the next budget"
+                )
+
+    def record_loss(self, loss: torch.Tensor | float) -> None:
+        """Give the run this step's training loss so that a NaN/inf loss ends the run.
+
+        A float is checked at once; a tensor is summed on its device and checked every
+        ``loss_check_every`` steps and at the end of the budget (one sync per check).
+        """
+        if isinstance(loss, torch.Tensor):
+            self._loss_sum = self._loss_sum + loss.detach().float().sum()
+        else:
+            self._loss_sum = self._loss_sum + float(loss)
+        self._loss_count += 1
+
+    @property
+    def value(self) -> float | None:
+        """The value reported at the largest budget reached (None before any report)."""
+        return self.rung_values[max(self.rung_values)] if self.rung_values else None
+
+    @property
+    def lr_trace(self) -> list[float]:
+        """The learning rate (first param group) of every executed iteration, in order."""
+        return self._lr_trace.tolist()
+
+    # -- segments -----------------------------------------------------------------------
+
+    def _trunk_end(self, index: int) -> int:
+        budget = self.budgets[index]
+        return budget - max(1, round(self.cooldown * budget))
+
+    def _phases(self, segment: Segment) -> Iterator[tuple[BudgetScheduler, int, int] | str]:
+        """The (scheduler, first t, stop t) runs of a segment; the string marks a trunk snapshot.
+
+        Schedulers are built lazily, right before their phase, so each sets the rate of
+        its first step from the optimizer's ``initial_lr`` (the peak).
+        """
+        k, budget = segment.index, segment.budget
+        if self.mode == "restart":
+            if k > 0 and self._initial is not None:
+                self._restore(self._initial)
+            yield self._scheduler(budget, self.profile, self.warmup, self.profile_params), 0, budget
+        elif self.mode == "continue":
+            start = self.budgets[k - 1] if k > 0 else 0
+            if self._continue_scheduler is None:
+                self._continue_scheduler = self._scheduler(self.budgets[-1], self.profile, self.warmup, self.profile_params)
+            yield self._continue_scheduler, start, budget
+        else:
+            if self._trunk is not None:
+                self._restore(self._trunk)
+            trunk_end = self._trunk_end(k)
+            if trunk_end > self._trunk_pos:
+                trunk = self._scheduler(trunk_end, "constant", self.warmup, {}, last_epoch=self._trunk_pos - 1)
+                yield trunk, self._trunk_pos, trunk_end
+                self._trunk_pos = trunk_end
+            if k < len(self.budgets) - 1:
+                yield "snapshot"
+            cooldown = self._scheduler(budget - trunk_end, self.profile, 0, self.profile_params)
+            yield cooldown, trunk_end, budget
+
+    def _scheduler(self, budget: int, profile: str, warmup: int, params: dict, last_epoch: int = -1) -> BudgetScheduler:
+        return BudgetScheduler(self.optimizer, budget, profile, warmup=warmup, last_epoch=last_epoch, **params)
+
+    def _after_step(self, segment: Segment, t: int, last: bool) -> bool:
+        """Bookkeeping after the user's step ``t``; True when the run must stop (diverged)."""
+        if self.grad_norm_every is not None and (last or (t + 1) % self.grad_norm_every == 0):
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            if grads:
+                norm = float(torch.nn.utils.get_total_norm(grads))
+                self.grad_norms.append((segment.budget, t, self._lr_trace[-1], norm))
+        if self._loss_count and (last or self._loss_count % self.loss_check_every == 0 or not isinstance(self._loss_sum, torch.Tensor)):
+            loss_sum = float(self._loss_sum)
+            if not math.isfinite(loss_sum):
+                self.diverged = f"diverged: training loss is {loss_sum} by iteration {t} of budget {segment.budget}"
+                return True
+        return False
+
+    # -- snapshots ----------------------------------------------------------------------
+
+    def _state(self) -> dict:
+        return {
+            "model": _clone(self.model.state_dict(), self.snapshot_device),
+            "optimizer": _clone(self.optimizer.state_dict(), self.snapshot_device),
+        }
+
+    def _restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        # Optimizer.load_state_dict keeps tensors that are already on the right device:
+        # hand it a copy so that training never writes into the snapshot.
+        self.optimizer.load_state_dict(_clone(state["optimizer"], None))
+
+    def _snapshot_trunk(self) -> None:
+        self._trunk = self._state()
+
+    # -- reports ------------------------------------------------------------------------
+
+    def _report(self, segment: Segment, value: float) -> None:
+        if isinstance(value, torch.Tensor):
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"segment.report needs a number, got {value!r}")
+        value = float(value)
+        budget = segment.budget
+        self.segment_compute[budget] = segment.compute
+        if self.diverged is None:
+            if not math.isfinite(value):
+                self.diverged = f"diverged: value {value} at budget {budget}"
+            elif not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+                self.diverged = f"diverged: non-finite parameters at budget {budget}"
+        if self.diverged is not None:
+            self.ended = self.diverged
+        else:
+            self.rung_values[budget] = value
+            if budget == self.budgets[-1]:
+                self.ended = f"completed at budget {budget}"
+        if self.trial is None:
+            return
+        import optuna
+
+        self._set_attrs(
+            {
+                ATTR_RUNG_VALUES: {str(b): v for b, v in self.rung_values.items()},
+                ATTR_COMPUTE: self.compute,
+                ATTR_LR_TRACE: self._trace_summary(),
+                **({ATTR_GRAD_NORMS: [list(g) for g in self.grad_norms[-_TRACE_POINTS:]]} if self.grad_norms else {}),
+            }
+        )
+        if self.diverged is not None:
+            self._set_attrs({ATTR_ENDED: self.diverged})
+            raise optuna.TrialPruned(self.diverged)
+        self.trial.report(value, step=budget)
+        if self.ended is None and self.trial.should_prune():
+            self.ended = f"pruned at budget {budget}"
+            self._set_attrs({ATTR_ENDED: self.ended})
+            raise optuna.TrialPruned(self.ended)
+        if self.ended is not None:
+            self._set_attrs({ATTR_ENDED: self.ended})
+
+    def _trace_summary(self) -> list[list[float]]:
+        """At most ``_TRACE_POINTS`` (iteration, lr) pairs of the trace, evenly spaced."""
+        n = len(self._lr_trace)
+        stride = max(1, math.ceil(n / _TRACE_POINTS))
+        points = list(range(0, n, stride))
+        if n and points[-1] != n - 1:
+            points.append(n - 1)
+        return [[i, self._lr_trace[i]] for i in points]
+
+    def _profile_label(self) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in self.profile_params.items())
+        label = f"{self.profile}({params})" if params else self.profile
+        if self.mode == "branch":
+            label = f"constant trunk + {label} cooldown over {self.cooldown:g} of each budget"
+        if self.warmup:
+            label += f", warmup {self.warmup}"
+        return label
+
+    def _set_attrs(self, attrs: dict) -> None:
+        for key, value in attrs.items():
+            self.trial.set_user_attr(key, value)
+
+
+def _check_budgets(budgets: object) -> tuple[int, ...]:
+    if isinstance(budgets, Ladder):
+        return budgets.rungs
+    if isinstance(budgets, (str, bytes)) or not isinstance(budgets, Sequence) or not budgets:
+        raise TypeError(f"budgets must be a Ladder or a non-empty sequence of integers, got {budgets!r}")
+    checked = tuple(check_iterations(b, "budget") for b in budgets)
+    if any(b >= c for b, c in zip(checked, checked[1:])):
+        raise ValueError(f"budgets must be strictly increasing, got {list(checked)}")
+    return checked
+
+
+def _plan_of(trial: "optuna.trial.Trial") -> tuple[int, ...]:
+    """The budgets the study's BudgetPruner lets this trial reach."""
+    study = trial.study
+    if len(study.directions) > 1:
+        raise ValueError(
+            "BudgetedRun does not support multi-objective studies: Optuna's trial.report is single-objective"
+        )
+    plan = getattr(study.pruner, "plan", None)
+    if plan is None:
+        raise ValueError(
+            f"the trial's study has no BudgetPruner (its pruner is {type(study.pruner).__name__}) "
+            "and no budgets were given: pass budgets=[...] or use budgetopt.BudgetPruner"
+        )
+    return tuple(plan(study, trial))
