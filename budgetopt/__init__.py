@@ -7,7 +7,9 @@ successive halving compares models converged for their budget.
 
 from budgetopt._torchvision import ensure_torchvision
 from budgetopt.ladder import Bracket, Ladder
+from budgetopt.pruners import BudgetPruner
 from budgetopt.run import MODES, BudgetedRun, Segment
+from budgetopt.samplers import BudgetSampler
 from budgetopt.schedules import (
     PROFILES,
     BudgetScheduler,
@@ -28,6 +30,8 @@ __all__ = [
     "MODES",
     "PROFILES",
     "Bracket",
+    "BudgetPruner",
+    "BudgetSampler",
     "BudgetScheduler",
     "BudgetedRun",
     "Ladder",

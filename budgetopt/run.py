@@ -200,7 +200,7 @@ class BudgetedRun:
         self._initial = self._state() if mode == "restart" and len(self.budgets) > 1 else None
         if self.trial is not None:
             self._set_attrs(
-                {ATTR_MODE: mode, ATTR_PLAN: list(self.budgets), ATTR_PROFILE: self._profile_label(), ATTR_COMPUTE: 0}
+                {ATTR_MODE: mode, ATTR_PLAN: list(self.budgets), ATTR_PROFILE: self._profile_label()}
             )
 
     # -- public -------------------------------------------------------------------------
@@ -334,24 +334,21 @@ class BudgetedRun:
             return
         import optuna
 
-        self._set_attrs(
-            {
-                ATTR_RUNG_VALUES: {str(b): v for b, v in self.rung_values.items()},
-                ATTR_COMPUTE: self.compute,
-                ATTR_LR_TRACE: self._trace_summary(),
-                **({ATTR_GRAD_NORMS: [list(g) for g in self.grad_norms[-_TRACE_POINTS:]]} if self.grad_norms else {}),
-            }
-        )
-        if self.diverged is not None:
-            self._set_attrs({ATTR_ENDED: self.diverged})
-            raise optuna.TrialPruned(self.diverged)
-        self.trial.report(value, step=budget)
-        if self.ended is None and self.trial.should_prune():
-            self.ended = f"pruned at budget {budget}"
-            self._set_attrs({ATTR_ENDED: self.ended})
-            raise optuna.TrialPruned(self.ended)
+        self._set_attrs({ATTR_RUNG_VALUES: {str(b): v for b, v in self.rung_values.items()}, ATTR_COMPUTE: self.compute})
+        if self.diverged is None:
+            self.trial.report(value, step=budget)
+            if self.ended is None and self.trial.should_prune():
+                self.ended = f"pruned at budget {budget}"
         if self.ended is not None:
-            self._set_attrs({ATTR_ENDED: self.ended})
+            self._set_attrs(
+                {
+                    ATTR_ENDED: self.ended,
+                    ATTR_LR_TRACE: self._trace_summary(),
+                    **({ATTR_GRAD_NORMS: [list(g) for g in self.grad_norms[-_TRACE_POINTS:]]} if self.grad_norms else {}),
+                }
+            )
+            if not self.ended.startswith("completed"):
+                raise optuna.TrialPruned(self.ended)
 
     def _trace_summary(self) -> list[list[float]]:
         """At most ``_TRACE_POINTS`` (iteration, lr) pairs of the trace, evenly spaced."""
