@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import array
+import io
 import math
 import numbers
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,8 @@ ATTR_COMPUTE = "budgetopt.compute"
 ATTR_ENDED = "budgetopt.ended"
 ATTR_LR_TRACE = "budgetopt.lr_trace"
 ATTR_GRAD_NORMS = "budgetopt.grad_norms"
+ATTR_SNAPSHOT = "budgetopt.snapshot"
+ATTR_RESUMED = "budgetopt.resumed"
 
 _TRACE_POINTS = 200  # learning-rate trace points kept in a trial's user attrs
 
@@ -77,7 +82,7 @@ class Segment:
                 yield t
                 self.compute += 1
                 run.compute += 1
-                if run._after_step(self, t, last=t == stop - 1):
+                if run._after_step(self, t, last=t == self.budget - 1):  # every mode's last t is budget - 1
                     return
                 scheduler.step()
 
@@ -158,6 +163,8 @@ class BudgetedRun:
         snapshot_device: torch.device | str | None = None,
         grad_norm_every: int | None = None,
         loss_check_every: int = 25,
+        snapshot_store: "optuna.artifacts._protocol.ArtifactStore | None" = None,
+        progress_seconds: float = 30.0,
         **profile_params: object,
     ) -> None:
         self.mode = check_choice(mode, "mode", MODES)
@@ -178,10 +185,17 @@ class BudgetedRun:
         self.profile = profile
         self.profile_params = profile_params
         self.cooldown = check_fraction(cooldown, "cooldown")
-        self.warmup = check_warmup(warmup, self._trunk_end(0) if mode == "branch" else self.budgets[0])
+        if mode == "branch":
+            self.warmup = check_warmup(warmup, self._trunk_end(0), what="the first trunk (first budget minus its cooldown)")
+        else:
+            self.warmup = check_warmup(warmup, self.budgets[0], what="the first budget")
         self.snapshot_device = snapshot_device
         self.grad_norm_every = None if grad_norm_every is None else check_iterations(grad_norm_every, "grad_norm_every")
         self.loss_check_every = check_iterations(loss_check_every, "loss_check_every")
+        if snapshot_store is not None and self.trial is None:
+            raise TypeError("snapshot_store needs an Optuna trial: rung snapshots let a retried trial resume")
+        self.snapshot_store = snapshot_store
+        self.progress_seconds = progress_seconds
 
         self.compute = 0
         self.rung_values: dict[int, float] = {}
@@ -195,6 +209,9 @@ class BudgetedRun:
         self._trunk_pos = 0
         self._trunk: dict | None = None
         self._continue_scheduler: BudgetScheduler | None = None
+        self._next_segment = 0
+        self._snapshot_id: str | None = None
+        self._progress_at = time.monotonic()
         for group in optimizer.param_groups:
             group["initial_lr"] = group["lr"]
         self._initial = self._state() if mode == "restart" and len(self.budgets) > 1 else None
@@ -202,19 +219,21 @@ class BudgetedRun:
             self._set_attrs(
                 {ATTR_MODE: mode, ATTR_PLAN: list(self.budgets), ATTR_PROFILE: self._profile_label()}
             )
+            if snapshot_store is not None and ATTR_SNAPSHOT in self.trial.user_attrs:
+                self._resume(self.trial.user_attrs[ATTR_SNAPSHOT])
 
     # -- public -------------------------------------------------------------------------
 
     def segments(self) -> Iterator[Segment]:
         """One :class:`Segment` per budget, until the last budget, a prune or a divergence."""
-        for index, budget in enumerate(self.budgets):
+        for index in range(self._next_segment, len(self.budgets)):
             if self.ended is not None:
                 return
-            segment = Segment(self, index, budget)
+            segment = Segment(self, index, self.budgets[index])
             yield segment
             if not segment.reported:
                 raise RuntimeError(
-                    f"the segment of budget {budget} ended without segment.report(value): "
+                    f"the segment of budget {segment.budget} ended without segment.report(value): "
                     "report a budget-converged value before the next budget"
                 )
 
@@ -259,8 +278,10 @@ class BudgetedRun:
             yield self._scheduler(budget, self.profile, self.warmup, self.profile_params), 0, budget
         elif self.mode == "continue":
             start = self.budgets[k - 1] if k > 0 else 0
-            if self._continue_scheduler is None:
-                self._continue_scheduler = self._scheduler(self.budgets[-1], self.profile, self.warmup, self.profile_params)
+            if self._continue_scheduler is None:  # built at the first segment run in this process
+                self._continue_scheduler = self._scheduler(
+                    self.budgets[-1], self.profile, self.warmup, self.profile_params, last_epoch=start - 1
+                )
             yield self._continue_scheduler, start, budget
         else:
             if self._trunk is not None:
@@ -280,6 +301,10 @@ class BudgetedRun:
 
     def _after_step(self, segment: Segment, t: int, last: bool) -> bool:
         """Bookkeeping after the user's step ``t``; True when the run must stop (diverged)."""
+        if self.trial is not None and time.monotonic() - self._progress_at > self.progress_seconds:
+            # Progress in storage: if this worker dies, the retry knows the work it lost.
+            self._progress_at = time.monotonic()
+            self._set_attrs({ATTR_COMPUTE: self.compute})
         if self.grad_norm_every is not None and (last or (t + 1) % self.grad_norm_every == 0):
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
             if grads:
@@ -308,6 +333,87 @@ class BudgetedRun:
 
     def _snapshot_trunk(self) -> None:
         self._trunk = self._state()
+
+    # -- rung snapshots in an artifact store (crash recovery) -----------------------------
+
+    def _save_snapshot(self, segment: Segment) -> None:
+        """After a promoted rung: what a retry needs to resume at the next budget.
+
+        Restart mode needs only the initial state, branch mode the trunk, continue mode
+        the current model and optimizer. The new snapshot is recorded in the trial's
+        user attrs before the previous one is removed, so a crash at any point leaves
+        one readable snapshot: at most one per trial (two while writing).
+        """
+        if self.snapshot_store is None:
+            return
+        state = {
+            "next_segment": segment.index + 1,
+            "budget": segment.budget,
+            "compute": self.compute,
+            "rung_values": self.rung_values,
+            "segment_compute": self.segment_compute,
+            "lr_trace": self.lr_trace,
+            "grad_norms": self.grad_norms,
+            "trunk_pos": self._trunk_pos,
+            "initial": self._initial,
+            "trunk": self._trunk,
+            "current": self._state() if self.mode == "continue" else None,
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
+        snapshot_id = f"budgetopt-{uuid.uuid4()}"
+        self.snapshot_store.write(snapshot_id, buffer)
+        self._set_attrs({ATTR_SNAPSHOT: {"id": snapshot_id, "budget": segment.budget, "compute": self.compute}})
+        self._remove_snapshot()
+        self._snapshot_id = snapshot_id
+
+    def _remove_snapshot(self) -> None:
+        if self._snapshot_id is not None and self.snapshot_store is not None:
+            try:
+                self.snapshot_store.remove(self._snapshot_id)
+            except Exception:  # already gone (removed by hand, or a store that lost it): nothing to free
+                pass
+            self._snapshot_id = None
+
+    def _resume(self, record: dict) -> None:
+        """Continue a retried trial from the rung snapshot its failed attempt left."""
+        recorded_compute = self.trial.user_attrs.get(ATTR_COMPUTE, record["compute"])
+        try:
+            with self.snapshot_store.open_reader(record["id"]) as reader:
+                state = torch.load(io.BytesIO(reader.read()), map_location="cpu", weights_only=True)
+            if self._initial is not None and state["initial"] is not None:
+                self._initial = state["initial"]
+            if state["current"] is not None:
+                self._restore(state["current"])
+        except Exception as error:  # unreadable, corrupted or mismatched: train from zero, say why
+            self._set_attrs({ATTR_RESUMED: f"snapshot {record['id']} unusable ({type(error).__name__}: {error}); trained from zero"})
+            return
+        self._snapshot_id = record["id"]
+        self._next_segment = state["next_segment"]
+        self.rung_values = dict(state["rung_values"])
+        self.segment_compute = dict(state["segment_compute"])
+        self._lr_trace = array.array("d", state["lr_trace"])
+        self.grad_norms = [tuple(g) for g in state["grad_norms"]]
+        self._trunk_pos = state["trunk_pos"]
+        self._trunk = state["trunk"]
+        # Work done after the snapshot and lost with the worker still counts as compute.
+        lost = max(0, recorded_compute - state["compute"])
+        self.compute = state["compute"] + lost
+        frozen = self.trial.study._storage.get_trial(self.trial._trial_id)
+        for budget, value in self.rung_values.items():
+            if budget not in frozen.intermediate_values:
+                self.trial.report(value, step=budget)
+        self._set_attrs(
+            {
+                ATTR_RESUMED: {
+                    "from_trial": frozen.system_attrs.get("failed_trial"),
+                    "budget": state["budget"],
+                    "lost_compute": lost,
+                },
+                ATTR_COMPUTE: self.compute,
+            }
+        )
 
     # -- reports ------------------------------------------------------------------------
 
@@ -339,7 +445,10 @@ class BudgetedRun:
             self.trial.report(value, step=budget)
             if self.ended is None and self.trial.should_prune():
                 self.ended = f"pruned at budget {budget}"
-        if self.ended is not None:
+        if self.ended is None:
+            self._save_snapshot(segment)
+        else:
+            self._remove_snapshot()
             self._set_attrs(
                 {
                     ATTR_ENDED: self.ended,
