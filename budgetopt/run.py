@@ -216,11 +216,16 @@ class BudgetedRun:
             group["initial_lr"] = group["lr"]
         self._initial = self._state() if mode == "restart" and len(self.budgets) > 1 else None
         if self.trial is not None:
+            retry = ATTR_PLAN in self.trial.user_attrs  # copied from an attempt that got this far
             self._set_attrs(
                 {ATTR_MODE: mode, ATTR_PLAN: list(self.budgets), ATTR_PROFILE: self._profile_label()}
             )
             if snapshot_store is not None and ATTR_SNAPSHOT in self.trial.user_attrs:
                 self._resume(self.trial.user_attrs[ATTR_SNAPSHOT])
+            elif retry:
+                # A retry whose failed attempt died before its first rung snapshot: it
+                # trains from zero, and the work that attempt lost still counts as compute.
+                self._count_lost_work(None, 0)
 
     # -- public -------------------------------------------------------------------------
 
@@ -387,7 +392,13 @@ class BudgetedRun:
             if state["current"] is not None:
                 self._restore(state["current"])
         except Exception as error:  # unreadable, corrupted or mismatched: train from zero, say why
-            self._set_attrs({ATTR_RESUMED: f"snapshot {record['id']} unusable ({type(error).__name__}: {error}); trained from zero"})
+            self.compute = recorded_compute  # the lost attempts' work still counts
+            self._set_attrs(
+                {
+                    ATTR_RESUMED: f"snapshot {record['id']} unusable ({type(error).__name__}: {error}); trained from zero",
+                    ATTR_COMPUTE: self.compute,
+                }
+            )
             return
         self._snapshot_id = record["id"]
         self._next_segment = state["next_segment"]
@@ -397,20 +408,22 @@ class BudgetedRun:
         self.grad_norms = [tuple(g) for g in state["grad_norms"]]
         self._trunk_pos = state["trunk_pos"]
         self._trunk = state["trunk"]
-        # Work done after the snapshot and lost with the worker still counts as compute.
-        lost = max(0, recorded_compute - state["compute"])
-        self.compute = state["compute"] + lost
         frozen = self.trial.study._storage.get_trial(self.trial._trial_id)
         for budget, value in self.rung_values.items():
             if budget not in frozen.intermediate_values:
                 self.trial.report(value, step=budget)
+        self._count_lost_work(state["budget"], state["compute"])
+
+    def _count_lost_work(self, budget: int | None, saved_compute: int) -> None:
+        """Start a retry's compute at the work its failed attempt did: ``saved_compute``
+        (kept in the snapshot of ``budget``; None: no snapshot) plus the work done after
+        it and lost with the worker, known from the attempt's last progress record."""
+        lost = max(0, int(self.trial.user_attrs.get(ATTR_COMPUTE, saved_compute)) - saved_compute)
+        self.compute = saved_compute + lost
+        frozen = self.trial.study._storage.get_trial(self.trial._trial_id)
         self._set_attrs(
             {
-                ATTR_RESUMED: {
-                    "from_trial": frozen.system_attrs.get("failed_trial"),
-                    "budget": state["budget"],
-                    "lost_compute": lost,
-                },
+                ATTR_RESUMED: {"from_trial": frozen.system_attrs.get("failed_trial"), "budget": budget, "lost_compute": lost},
                 ATTR_COMPUTE: self.compute,
             }
         )
@@ -428,7 +441,7 @@ class BudgetedRun:
         if self.diverged is None:
             if not math.isfinite(value):
                 self.diverged = f"diverged: value {value} at budget {budget}"
-            elif not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            elif not bool(torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()):  # one sync
                 self.diverged = f"diverged: non-finite parameters at budget {budget}"
         if self.diverged is not None:
             self.ended = self.diverged

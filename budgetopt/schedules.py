@@ -152,10 +152,12 @@ def budget_multiplier(t: int, budget: int, profile: Profile, warmup: int = 0) ->
     return profile((t - warmup) / (budget - warmup))
 
 
-def check_warmup(warmup: object, budget: int, name: str = "warmup") -> int:
+def check_warmup(warmup: object, budget: int, name: str = "warmup", what: str = "the budget") -> int:
+    """``warmup`` as an int when ``0 <= warmup < budget``; zero warmup always passes (the
+    budget it is checked against may be 0: branch mode's first trunk with cooldown 1)."""
     warmup = check_iterations(warmup, name, minimum=0)
-    if warmup >= budget:
-        raise ValueError(f"{name} must be smaller than the budget ({budget} iterations), got {warmup}")
+    if warmup and warmup >= budget:
+        raise ValueError(f"{name} must be smaller than {what} ({budget} iterations), got {warmup}")
     return warmup
 
 

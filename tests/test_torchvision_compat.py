@@ -1,0 +1,86 @@
+"""``import budgetopt`` makes torchvision and timm importable on a CPU-only torch, and
+touches nothing where torchvision imports on its own.
+
+Each path runs in a fresh interpreter (the venv's python): what torchvision and torch's
+operator registry look like depends on what was imported before.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import budgetopt._torchvision as compat
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, pythonpath: list[Path] = ()) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), str(ROOT), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is None, reason="torchvision is not installed")
+def test_torchvision_timm_and_nms_work_after_importing_budgetopt():
+    result = run_python(
+        """
+        import budgetopt
+        import torch
+        import torchvision
+        import timm
+
+        boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.5]])
+        scores = torch.tensor([0.9, 0.8, 0.7, 0.95])
+        print(torch.ops.torchvision.nms(boxes, scores, 0.5).tolist())
+        print(torch.ops.torchvision.nms(boxes, scores, 0.99).tolist())
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    # box 3 (score .95) suppresses box 0 (IoU 100/105) and box 1 (IoU 85.5/119.5); box 2
+    # overlaps nothing. At threshold .99 nothing is suppressed: all, by descending score.
+    assert result.stdout.split("\n")[:2] == ["[3, 2]", "[3, 0, 1, 2]"]
+
+
+def test_working_torchvision_is_left_untouched(tmp_path):
+    fake = tmp_path / "torchvision"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("__version__ = 'fake, imports fine'\n")
+    result = run_python(
+        """
+        import budgetopt
+        import budgetopt._torchvision as compat
+        import torch
+        import torchvision
+
+        print(torchvision.__version__)
+        print(compat._library is None)
+        print(hasattr(torch.ops.torchvision, "nms"))
+        """,
+        pythonpath=[tmp_path],
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:3] == ["fake, imports fine", "True", "False"]
+
+
+def test_other_torchvision_import_errors_are_not_swallowed(tmp_path):
+    fake = tmp_path / "torchvision"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise RuntimeError('some other breakage')\n")
+    result = run_python("import budgetopt", pythonpath=[tmp_path])
+    assert result.returncode != 0
+    assert "RuntimeError: some other breakage" in result.stderr
+
+
+def test_missing_torchvision_is_not_an_error(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else find_spec(name, *a))
+    assert compat.ensure_torchvision() is None
