@@ -1,0 +1,313 @@
+"""budgetopt.dashboard: the note and figures optuna-dashboard shows, read back through it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from wsgiref.util import setup_testing_defaults
+
+import optuna
+import optuna_dashboard
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import budgetopt
+from budgetopt import dashboard
+from budgetopt.dashboard import (
+    GRAPH_COMPARISON,
+    GRAPH_COMPUTE,
+    GRAPH_LR_PROFILES,
+    GRAPH_RUNG_VALUES,
+    NOTE_USER_MARKER,
+    publish,
+)
+
+from synthetic import make_study, objective
+
+WORKER = os.path.join(os.path.dirname(__file__), "synthetic.py")
+GRAPHS = {GRAPH_LR_PROFILES, GRAPH_RUNG_VALUES, GRAPH_COMPUTE}
+
+
+def journal(path) -> optuna.storages.JournalStorage:
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+@pytest.fixture(scope="module")
+def study_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dashboard") / "study.log"
+    make_study(journal(path), "synthetic", seed=0).optimize(objective, n_trials=20)
+    return path
+
+
+@pytest.fixture
+def study(study_file, tmp_path):
+    """A fresh copy of a 20-trial budgetopt study (a journal file is copied, not re-run)."""
+    shutil.copy(study_file, tmp_path / "study.log")
+    return make_study(journal(tmp_path / "study.log"), "synthetic", seed=0)
+
+
+def api(storage, path: str) -> dict:
+    """GET ``path`` from optuna-dashboard's own WSGI app (its HTTP API, in process)."""
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    status = []
+    body = b"".join(optuna_dashboard.wsgi(storage)(environ, lambda s, h, *a: status.append(s)))
+    assert status[0].startswith("200"), (status, body[:300])
+    return json.loads(body)
+
+
+def snapshot(study) -> list:
+    return [
+        (t.number, t.state, t.values, t.params, t.user_attrs, t.intermediate_values, t.system_attrs)
+        for t in study._storage.get_all_trials(study._study_id)
+    ]
+
+
+def test_publish_writes_note_and_figures_that_optuna_dashboard_serves(study):
+    written = publish(study, trial_notes=True)
+    assert written["note"] and set(written["figures"]) == GRAPHS
+    assert written["trial_notes"] == len(study.trials)
+
+    note = optuna_dashboard.get_note(study)
+    trials = study.trials
+    compute = sum(t.user_attrs["budgetopt.compute"] for t in trials)
+    assert "rungs 3 → 9 → 27 iterations; reduction factor 3" in note
+    assert "**Mode** `restart` (20 trials)" in note
+    assert f"**Compute**: {compute:,} iterations spent" in note
+    assert f"would have cost 20 × 27 = {20 * 27:,} iterations" in note
+    best = study.best_trial
+    assert f"**Best trial**: #{best.number}, value {best.value:.6g} at 27 iterations; plan 3 → 9 → 27" in note
+    reached_first = sum("3" in t.user_attrs["budgetopt.rung_values"] for t in trials)
+    assert f"| 3 | {reached_first} |" in note
+
+    detail = api(study._storage, f"/api/studies/{study._study_id}")
+    assert detail["note"]["body"] == note
+    figures = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}
+    assert set(figures) == GRAPHS
+    lr = figures[GRAPH_LR_PROFILES]
+    assert {trace["name"] for trace in lr["data"] if trace.get("showlegend", True)} == {
+        "restart (this study)", "branch", "continue"
+    }
+    rungs = figures[GRAPH_RUNG_VALUES]["data"]
+    assert any(trace["name"].startswith("pruned") for trace in rungs)
+    assert sum(figures[GRAPH_COMPUTE]["data"][0]["y"]) == compute
+    trial_note = detail["trials"][0]["note"]["body"]
+    assert trial_note.startswith("## budgetopt: trial 0") and "plan 3 → 9 → 27" in trial_note
+
+
+def test_publish_never_modifies_trials(study):
+    before = snapshot(study)
+    publish(study, trial_notes=True, comparison={"restart": [(100, 0.8)]})
+    publish(study, trial_notes=True)
+    assert snapshot(study) == before
+
+
+def test_publish_writes_nothing_when_nothing_changed(study):
+    publish(study, trial_notes=True)
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert publish(study, trial_notes=True) == {"note": False, "figures": [], "trial_notes": 0}
+    assert study._storage.get_study_system_attrs(study._study_id) == attrs
+
+
+def test_publish_refreshes_after_more_trials_and_notes_only_new_trials(study):
+    publish(study, trial_notes=True)
+    study.optimize(objective, n_trials=3)
+    written = publish(study, trial_notes=True)
+    assert written["note"] and GRAPH_RUNG_VALUES in written["figures"]
+    assert written["trial_notes"] == 3
+    assert "23 trained" in optuna_dashboard.get_note(study)
+
+
+def test_publish_keeps_what_the_user_wrote_in_the_study_note(study):
+    optuna_dashboard.save_note(study, "my own observations")
+    publish(study)
+    note = optuna_dashboard.get_note(study)
+    assert note.startswith("## budgetopt: synthetic") and note.endswith("my own observations")
+    # The user edits below the marker in the dashboard; a later publish keeps the edit.
+    optuna_dashboard.save_note(study, note + "\nlr around 0.03 wins")
+    study.optimize(objective, n_trials=1)
+    publish(study)
+    note = optuna_dashboard.get_note(study)
+    assert "21 trained" in note
+    assert note.split(NOTE_USER_MARKER)[1] == "\n\nmy own observations\nlr around 0.03 wins"
+
+
+def test_publish_while_a_worker_runs_leaves_the_worker_untouched(tmp_path):
+    path = tmp_path / "shared.log"
+    study = make_study(journal(path), "shared", seed=1)
+    worker = subprocess.Popen(
+        [sys.executable, WORKER, str(path), "shared", "40"], stderr=subprocess.PIPE, text=True
+    )
+    published = 0
+    while worker.poll() is None:
+        if dashboard.is_budgetopt_study(study):
+            publish(study, trial_notes=True)
+            published += 1
+        time.sleep(0.2)
+    assert worker.returncode == 0, worker.stderr.read()
+    publish(study, trial_notes=True)
+    trials = study.trials
+    assert len(trials) == 40 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert "40 trained" in optuna_dashboard.get_note(study)
+    detail = api(study._storage, f"/api/studies/{study._study_id}")
+    assert all(t["note"]["body"] for t in detail["trials"])
+    assert published >= 1
+
+
+def test_comparison_figure_takes_a_mapping_or_rows_and_is_published(study):
+    by_method = {"restart": [(1000, 0.71), (300, 0.62)], "continue": [(1000, 0.66)]}
+    rows = [{"method": "restart", "compute": 300, "value": 0.62, "label": "seed 0"}]
+    fig = dashboard.comparison_figure(by_method)
+    assert [t.name for t in fig.data] == ["restart", "continue"]
+    assert list(fig.data[0].x) == [300, 1000]  # sorted by compute
+    assert list(dashboard.comparison_figure(rows).data[0].y) == [0.62]
+    publish(study, comparison=rows, value_name="test accuracy")
+    detail = api(study._storage, f"/api/studies/{study._study_id}")
+    assert GRAPH_COMPARISON in {g["id"] for g in detail["plotly_graph_objects"]}
+    publish(study)  # without results: the comparison figure stays
+    detail = api(study._storage, f"/api/studies/{study._study_id}")
+    assert GRAPH_COMPARISON in {g["id"] for g in detail["plotly_graph_objects"]}
+
+
+def test_publish_comparison_stores_the_figure_in_any_study():
+    study = optuna.create_study(study_name="compare")
+    assert dashboard.publish_comparison(study, {"restart": [(300, 0.6)], "continue": [(300, 0.5)]})
+    assert not dashboard.publish_comparison(study, {"restart": [(300, 0.6)], "continue": [(300, 0.5)]})
+    detail = api(study._storage, f"/api/studies/{study._study_id}")
+    figure = json.loads(detail["plotly_graph_objects"][0]["graph_object"])
+    assert [t["name"] for t in figure["data"]] == ["restart", "continue"]
+
+
+def test_comparison_figure_rejects_a_point_without_numbers():
+    with pytest.raises(ValueError, match="'compute': 'a lot'"):
+        dashboard.comparison_figure([{"method": "restart", "compute": "a lot", "value": 0.5}])
+    with pytest.raises(ValueError, match="empty"):
+        dashboard.comparison_figure({})
+
+
+def test_publish_refuses_a_study_that_budgetopt_did_not_run():
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    with pytest.raises(ValueError, match="is not a budgetopt study"):
+        publish(study)
+    assert not dashboard.is_budgetopt_study(study)
+
+
+@pytest.mark.parametrize("mode", ["restart", "branch", "continue"])
+def test_mode_schedules_are_what_budgeted_run_executes(mode):
+    budgets = [10, 30, 90]
+    x, y, reports = dashboard.mode_schedules(budgets, points=10_000)[mode]
+    model = torch.nn.Linear(1, 1, bias=False)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    run = budgetopt.BudgetedRun(budgets, model, opt, mode=mode)
+    for segment in run.segments():
+        for _ in segment:
+            opt.step()
+        segment.report(0.0)
+    ends = {(r[0], r[1]) for r in reports}
+    assert all((xi, yi) in ends or yi == pytest.approx(run.lr_trace[xi]) for xi, yi in zip(x, y))
+    assert set(range(run.compute)) <= set(x)  # every executed step is drawn
+    assert [r[2] for r in reports] == budgets and reports[-1][0] == run.compute
+    if mode == "continue":  # reported while the rate is still high, except at the end
+        assert all(r[1] > 0.1 for r in reports[:-1]) and reports[-1][1] == 0
+    else:  # budget-converged: the rate is 0 at every report
+        assert [r[1] for r in reports] == [0, 0, 0]
+
+
+def test_mode_schedules_draw_a_large_ladder_scaled_down_quickly():
+    budgets = [1000, 3000, 9000, 27000, 81000]
+    start = time.perf_counter()
+    curves = dashboard.mode_schedules(budgets)
+    assert time.perf_counter() - start < 10
+    x, y, reports = curves["restart"]
+    assert [r[2] for r in reports] == budgets
+    assert reports[-1][0] == pytest.approx(sum(budgets), rel=0.01)
+    assert len(x) < 1000 and max(y) == 1 and min(y) == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(mode="restart"),
+        dict(mode="branch", cooldown=0.1, warmup=2),
+        dict(mode="restart", profile="poly", power=3.0),
+        dict(mode="continue", profile="cosine", warmup=5),
+    ],
+)
+def test_profile_label_written_by_budgeted_run_reads_back(kwargs):
+    model = torch.nn.Linear(1, 1, bias=False)
+    run = budgetopt.BudgetedRun([20, 60], model, torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
+    expected = {k: v for k, v in kwargs.items() if k != "mode"}
+    expected.setdefault("profile", "linear")
+    assert dashboard.schedule_of_label(run._profile_label()) == expected
+
+
+def test_trial_note_summarizes_lr_trace_and_grad_norms():
+    study = optuna.create_study(direction="maximize", pruner=budgetopt.BudgetPruner(3, 27, 3))
+
+    def train(trial):
+        model = torch.nn.Linear(2, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        run = budgetopt.BudgetedRun(trial, model, opt, grad_norm_every=5)
+        for segment in run.segments():
+            for _ in segment:
+                opt.zero_grad()
+                model(torch.ones(4, 2)).pow(2).mean().backward()
+                opt.step()
+            segment.report(1.0)
+        return run.value
+
+    study.optimize(train, n_trials=1)
+    note = dashboard.trial_note_markdown(study.trials[0])
+    assert "plan 3 → 9 → 27 iterations; compute 39" in note
+    assert "- ended: completed at budget 27." in note
+    assert "learning rate: peak 0.1" in note and "2 rise(s) back up" in note
+    assert "gradient norm:" in note and "records in `budgetopt.grad_norms`" in note
+
+
+def test_report_text_lists_rungs_compute_and_best_trials(study):
+    text = dashboard.report_text(dashboard.summarize(study), top=3)
+    assert "ladder: 3 → 9 → 27 iterations, reduction factor 3; 1 bracket(s) (successive halving)" in text
+    assert "mode: restart (20 trials)" in text
+    assert f"of the same 20 trials: {20 * 27:,}" in text
+    best = study.best_trial
+    assert f"{best.number:>6} {best.value:>12.6g}" in text
+    assert sum(line.endswith(f"width={t.params['width']}") for t in study.trials for line in text.splitlines()) >= 1
+
+
+def test_hyperband_brackets_are_described(tmp_path):
+    study = make_study(journal(tmp_path / "hb.log"), "hb", seed=0, brackets="hyperband")
+    study.optimize(objective, n_trials=12)
+    note = dashboard.note_markdown(dashboard.summarize(study))
+    assert "**Brackets**: 3 (Hyperband): bracket 0: 3 → 9 → 27 (9 per cycle); bracket 1: 9 → 27" in note
+
+
+
+def test_a_retried_attempt_is_counted_once_in_its_retry(tmp_path):
+    import warnings
+
+    study = make_study(journal(tmp_path / "retry.log"), "retry", seed=0)
+
+    def dies_after_first_rung(trial):
+        model = torch.nn.Linear(1, 1, bias=False)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for segment in budgetopt.BudgetedRun(trial, model, opt).segments():
+            for _ in segment:
+                opt.step()
+            segment.report(-1.0)
+            raise RuntimeError("the worker died")
+
+    study.optimize(dies_after_first_rung, n_trials=1, catch=(RuntimeError,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, study.trials[0])
+    study.optimize(objective, n_trials=1)  # runs the re-queued copy
+    failed, retry = study.trials
+    assert failed.state == TrialState.FAIL and retry.system_attrs["failed_trial"] == 0
+    summary = dashboard.summarize(study)
+    assert [t.number for t in summary.trials] == [1] and summary.retried == 1
+    assert summary.compute == retry.user_attrs["budgetopt.compute"]
+    assert "1 attempt(s) of dead workers retried" in dashboard.note_markdown(summary)
