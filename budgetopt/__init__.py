@@ -10,6 +10,7 @@ from budgetopt.ladder import Bracket, Ladder
 from budgetopt.pruners import BudgetPruner
 from budgetopt.run import MODES, BudgetedRun, Segment
 from budgetopt.samplers import BudgetSampler
+from budgetopt.study_script import StudyScriptError, load_study_script, make_objective, train_config
 from budgetopt.schedules import (
     PROFILES,
     BudgetScheduler,
@@ -36,9 +37,13 @@ __all__ = [
     "BudgetedRun",
     "Ladder",
     "Segment",
+    "StudyScriptError",
     "TimeBudgetScheduler",
     "budget_from_epochs",
     "budget_from_fraction",
     "ensure_torchvision",
     "get_profile",
+    "load_study_script",
+    "make_objective",
+    "train_config",
 ]

@@ -1,0 +1,431 @@
+"""The study-script protocol: one Python file describes a task that budgetopt can search.
+
+A *study script* is a module (a built-in one, ``"fashion_mnist"``, ``"cifar10"``,
+``"digits"``, or a path to your own ``.py`` file) that defines these names:
+
+========================================  =================================================
+``direction``                              ``"maximize"`` or ``"minimize"``: of the
+                                           validation score ``evaluate`` returns.
+``ladder``                                 the default ladder, ``(min_budget, max_budget,
+                                           reduction_factor)`` in iterations (or a
+                                           :class:`~budgetopt.Ladder`).
+``quick_ladder`` *(optional)*              a smaller ladder for demos and tests (default:
+                                           ``ladder``).
+``chance`` *(optional)*                    the score of a model that learned nothing (e.g.
+                                           ``0.1``, the accuracy of a guess among 10
+                                           classes): ``budgetopt compare`` counts a
+                                           configuration as *training* when its score is
+                                           clearly better, and scores diverged runs at it.
+``load_data(data_dir=None, quick=False,    *optional*: whatever ``batches`` and ``evaluate``
+**options)``                               need (tensors, datasets); called once per
+                                           process and cached. ``data_dir`` is the user's
+                                           ``--data-dir``; ``quick`` asks for a smaller
+                                           setting; ``options`` are the script's own
+                                           (e.g. ``fake=True`` for CIFAR-10). Default: None.
+``search_space(trial)``                    the hyperparameters: ``trial.suggest_*`` calls,
+                                           returned as a dict ``params``.
+``build(params, device)``                  ``(model, optimizer)`` for ``params``, the model on
+                                           ``device``; each param group's ``lr`` is the peak
+                                           learning rate (the schedule scales it).
+``batches(data, seed, device)``            an endless iterator of training batches on
+                                           ``device``, its order fixed by ``seed``.
+``train_step(model, optimizer, batch,      one optimizer step on ``batch`` (zero the
+params)``                                  gradients, forward, backward, ``optimizer.step()``);
+                                           returns the loss tensor (no ``.item()``: budgetopt
+                                           checks it for NaN without a sync per step).
+``evaluate(model, data, split, device)``   the score (a float) of ``model`` on ``split``:
+                                           ``"val"`` during the search, ``"test"`` only for the
+                                           final report of the configuration a search picked.
+========================================  =================================================
+
+budgetopt owns everything else: the learning rate of every step (the mode's schedule
+for each budget), seeding (``torch.manual_seed(seed)`` before ``build``), ``model.train()``
+before each budget's training, reports at each rung, pruning, compute and divergence.
+
+A minimal script (a complete, runnable ``my_study.py``)::
+
+    import torch
+    from torch import nn
+    from budgetopt.data import load_digits, tensor_batches
+    from budgetopt.study_script import accuracy
+
+    direction = "maximize"
+    ladder = (30, 810, 3)                    # rungs 30, 90, 270, 810 iterations
+
+    def load_data(data_dir=None, quick=False):
+        return load_digits()
+
+    def search_space(trial):
+        return {"lr": trial.suggest_float("lr", 1e-3, 1.0, log=True)}
+
+    def build(params, device):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).to(device)
+        return model, torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=0.9)
+
+    def batches(data, seed, device):
+        return tensor_batches(*data.train, batch_size=32, seed=seed, device=device)
+
+    def train_step(model, optimizer, batch, params):
+        x, y = batch
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    def evaluate(model, data, split, device):
+        x, y = getattr(data, split)
+        return accuracy(model, [(x, y)], device)
+
+Then, with Optuna (budgets from the study's :class:`~budgetopt.BudgetPruner`)::
+
+    script = load_study_script("my_study.py")
+    ladder = script.ladder
+    pruner = BudgetPruner(ladder.min_budget, ladder.max_budget, ladder.reduction_factor)
+    study = optuna.create_study(direction=script.direction, pruner=pruner)
+    study.optimize(make_objective(script, mode="restart"), n_trials=50)
+
+or one configuration, without Optuna: ``train_config(script, {"lr": 0.1}, [30, 90, 270])``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import pkgutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from budgetopt.ladder import Ladder
+from budgetopt.run import BudgetedRun
+
+if TYPE_CHECKING:
+    import optuna
+
+REQUIRED = ("direction", "ladder", "search_space", "build", "batches", "train_step", "evaluate")
+# How budgetopt calls each function of the protocol: positional arguments, or keywords.
+CALLS = {
+    "search_space": ("trial",),
+    "build": ("params", "device"),
+    "batches": ("data", "seed", "device"),
+    "train_step": ("model", "optimizer", "batch", "params"),
+    "evaluate": ("model", "data", "split", "device"),
+    "load_data": {"data_dir": None, "quick": False},
+}
+DIRECTIONS = ("maximize", "minimize")
+ATTR_SEED = "budgetopt.seed"
+ATTR_TEST_VALUE = "budgetopt.test_value"
+
+
+class StudyScriptError(ValueError):
+    """A study script that cannot be found, imported, or does not follow the protocol."""
+
+
+def builtin_studies() -> tuple[str, ...]:
+    """Names of the study scripts that come with budgetopt (``budgetopt/studies/*.py``)."""
+    import budgetopt.studies
+
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(budgetopt.studies.__path__) if not m.name.startswith("_")))
+
+
+@dataclass
+class StudyScript:
+    """A loaded study script: its module, checked, with its ladders as :class:`~budgetopt.Ladder`."""
+
+    name: str
+    path: Path
+    module: ModuleType
+    direction: str
+    ladder: Ladder
+    quick_ladder: Ladder
+    _data: dict = field(default_factory=dict, repr=False)
+
+    def ladder_for(self, quick: bool = False) -> Ladder:
+        return self.quick_ladder if quick else self.ladder
+
+    def load_data(self, data_dir: str | Path | None = None, quick: bool = False, **options: Any) -> Any:
+        """The script's ``load_data(data_dir, quick, **options)``, once per distinct arguments."""
+        key = (None if data_dir is None else str(data_dir), quick, tuple(sorted(options.items())))
+        if key not in self._data:
+            load = getattr(self.module, "load_data", None)
+            self._data[key] = None if load is None else load(data_dir=data_dir, quick=quick, **options)
+        return self._data[key]
+
+    # The protocol functions whose results a caller relies on, with those results checked.
+    def search_space(self, trial: "optuna.trial.BaseTrial") -> dict:
+        params = self.module.search_space(trial)
+        if not isinstance(params, dict):
+            raise StudyScriptError(f"{self.name}: search_space(trial) must return a dict of params, got {type(params).__name__}")
+        return params
+
+    def build(self, params: dict, device: torch.device | str) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        built = self.module.build(params, device)
+        if not (isinstance(built, tuple) and len(built) == 2):
+            raise StudyScriptError(f"{self.name}: build(params, device) must return (model, optimizer), got {type(built).__name__}")
+        return built
+
+    def evaluate(self, model: torch.nn.Module, data: Any, split: str, device: torch.device | str) -> float:
+        return float(self.module.evaluate(model, data, split, device))
+
+
+def load_study_script(name_or_path: str | Path) -> StudyScript:
+    """The study script called ``name_or_path``: a built-in name (see :func:`builtin_studies`;
+    ``-`` and ``_`` alike) or the path of a ``.py`` file. Raises :class:`StudyScriptError`
+    with a one-line message when it is unknown, missing, fails to import, or lacks a
+    name of the protocol."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or text.endswith(".py") or "/" in text or "\\" in text:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise StudyScriptError(f"study script {text} does not exist")
+        module = _import_file(path)
+        name = path.stem
+    else:
+        name = text.replace("-", "_")
+        known = builtin_studies()
+        if name not in known:
+            raise StudyScriptError(
+                f"unknown study {text!r}: the built-in studies are {', '.join(known)}; or give the path of a .py study script"
+            )
+        module = importlib.import_module(f"budgetopt.studies.{name}")
+        path = Path(module.__file__)
+    return _check(name, path, module)
+
+
+def _import_file(path: Path) -> ModuleType:
+    module_name = f"budgetopt_study_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise StudyScriptError(f"study script {path} cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look their module up here
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[module_name]
+        raise StudyScriptError(f"study script {path} failed to import: {_one_line(error)}") from None
+    return module
+
+
+def _check(name: str, path: Path, module: ModuleType) -> StudyScript:
+    missing = [n for n in REQUIRED if not hasattr(module, n)]
+    if missing:
+        raise StudyScriptError(
+            f"study script {path} does not follow the protocol: it lacks {', '.join(missing)} "
+            f"(required: {', '.join(REQUIRED)}; see budgetopt.study_script)"
+        )
+    for n, arguments in CALLS.items():
+        if hasattr(module, n):
+            _check_callable(path, n, getattr(module, n), arguments)
+    if module.direction not in DIRECTIONS:
+        raise StudyScriptError(f"study script {path}: direction must be one of {', '.join(DIRECTIONS)}, got {module.direction!r}")
+    ladder = _ladder(path, "ladder", module.ladder)
+    quick_ladder = _ladder(path, "quick_ladder", getattr(module, "quick_ladder", ladder))
+    return StudyScript(name=name, path=path, module=module, direction=module.direction, ladder=ladder, quick_ladder=quick_ladder)
+
+
+def _check_callable(path: Path, name: str, function: object, arguments: tuple | dict) -> None:
+    if not callable(function):
+        raise StudyScriptError(f"study script {path}: {name} must be a function, got {type(function).__name__}")
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # some builtins have no signature: trust them
+        return
+    try:
+        signature.bind(**arguments) if isinstance(arguments, dict) else signature.bind(*arguments)
+    except TypeError:
+        call = ", ".join(f"{k}=..." for k in arguments) if isinstance(arguments, dict) else ", ".join(arguments)
+        raise StudyScriptError(f"study script {path}: {name}{signature} cannot be called as {name}({call})") from None
+
+
+def _ladder(path: Path, attr: str, value: object) -> Ladder:
+    if isinstance(value, Ladder):
+        return value
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3:
+        raise StudyScriptError(f"study script {path}: {attr} must be (min_budget, max_budget, reduction_factor), got {value!r}")
+    try:
+        return Ladder(*value)
+    except (TypeError, ValueError) as error:
+        raise StudyScriptError(f"study script {path}: {attr} {tuple(value)!r} is not a ladder: {error}") from None
+
+
+def _one_line(error: BaseException) -> str:
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _as_script(script: StudyScript | str | Path) -> StudyScript:
+    return script if isinstance(script, StudyScript) else load_study_script(script)
+
+
+# -- driving training -----------------------------------------------------------------
+
+
+def _train(script: StudyScript, run: BudgetedRun, params: dict, data: Any, seed: int, device: torch.device | str) -> None:
+    """Train ``run`` over its budgets and report each budget's validation score.
+
+    Restart mode also restarts the batch order, so that the model of each budget is
+    exactly a fresh run of that budget (the paper's independent runs); the other modes
+    go on through one stream of batches.
+    """
+    module, model, optimizer = script.module, run.model, run.optimizer
+    stream = None
+    for segment in run.segments():
+        if stream is None or run.mode == "restart":
+            stream = iter(module.batches(data, seed, device))
+        model.train()
+        for _ in segment:
+            run.record_loss(module.train_step(model, optimizer, next(stream), params))
+        segment.report(script.evaluate(model, data, "val", device))
+
+
+def _build(script: StudyScript, params: dict, seed: int, device: torch.device | str):
+    torch.manual_seed(seed)
+    return script.build(params, device)
+
+
+def make_objective(
+    script: StudyScript | str | Path,
+    *,
+    mode: str = "restart",
+    budgets: Sequence[int] | Ladder | None = None,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    data: Any = None,
+    record_test: bool = False,
+    **run_options: Any,
+) -> Callable[["optuna.trial.Trial"], float]:
+    """An Optuna objective that trains the script's model for each trial with :class:`~budgetopt.BudgetedRun`.
+
+    Args:
+        script: a :class:`StudyScript` or what :func:`load_study_script` takes.
+        mode: ``"restart"``, ``"branch"`` or ``"continue"`` (see :class:`~budgetopt.BudgetedRun`).
+        budgets: None (default) to take each trial's budgets from the study's
+            :class:`~budgetopt.BudgetPruner`; or explicit budgets for every trial, e.g.
+            the ladder's rungs for the ``continue`` baseline under Optuna's own
+            ``SuccessiveHalvingPruner`` (its ``min_resource`` and ``reduction_factor``
+            equal to the ladder's, so that it decides at the rungs).
+        device: where the model and batches live (``"cpu"``, ``"cuda"``, ...).
+        seed: trial ``n`` uses seed ``seed + n`` for its initial weights and batch order
+            (user attr ``budgetopt.seed``); a trial that already has that user attr (a
+            retry of a trial whose worker died) keeps it.
+        data: the script's data (default: ``script.load_data()``).
+        record_test: also evaluate the ``"test"`` split when a trial completes its last
+            budget, into user attr ``budgetopt.test_value``, so that the test score of the
+            configuration a search picks is known without training it again. It is never
+            the objective's value.
+        **run_options: :class:`~budgetopt.BudgetedRun`'s keyword arguments
+            (``profile``, ``warmup``, ``cooldown``, ``snapshot_device``, ...).
+
+    The objective returns the validation score of the trial's last budget; a pruned or
+    diverged trial raises ``optuna.TrialPruned`` (reason in user attr ``budgetopt.ended``).
+    """
+    script = _as_script(script)
+    data = script.load_data() if data is None else data
+
+    def objective(trial: "optuna.trial.Trial") -> float:
+        # A retried trial (its worker died) keeps its first attempt's seed: the user attrs
+        # a retry copies carry it, so its resumed training is the same run.
+        trial_seed = int(trial.user_attrs.get(ATTR_SEED, seed + trial.number))
+        params = script.search_space(trial)
+        model, optimizer = _build(script, params, trial_seed, device)
+        run = BudgetedRun(trial, model, optimizer, budgets=budgets, mode=mode, **run_options)
+        trial.set_user_attr(ATTR_SEED, trial_seed)
+        _train(script, run, params, data, trial_seed, device)
+        if record_test:
+            trial.set_user_attr(ATTR_TEST_VALUE, script.evaluate(model, data, "test", device))
+        return run.value
+
+    return objective
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_config` measured for one configuration and seed.
+
+    ``rung_values`` has the validation score of every budget reached (all of them unless
+    the run diverged, see ``diverged``); ``test_value`` is the test score of the model
+    of the last budget (None when not asked for or diverged); ``compute`` the iterations
+    executed, re-done ones included; ``seconds`` the wall time.
+    """
+
+    params: dict
+    budgets: tuple[int, ...]
+    mode: str
+    seed: int
+    rung_values: dict[int, float]
+    test_value: float | None
+    compute: int
+    diverged: str | None
+    seconds: float
+
+    @property
+    def value(self) -> float | None:
+        """The validation score of the last budget reached."""
+        return self.rung_values[max(self.rung_values)] if self.rung_values else None
+
+
+def train_config(
+    script: StudyScript | str | Path,
+    params: dict,
+    budgets: Sequence[int] | Ladder,
+    mode: str = "restart",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    *,
+    data: Any = None,
+    test: bool = True,
+    **run_options: Any,
+) -> TrainResult:
+    """Train one fixed configuration ``params`` over ``budgets`` in ``mode``, no Optuna.
+
+    The same training as a trial of :func:`make_objective` with seed ``seed``: with
+    ``mode="restart"`` and budgets ``[B]`` it is the *truth* of a configuration (its
+    full-budget score with linear decay); with a ladder's rungs, its rung scores in that
+    mode. ``run_options`` are :class:`~budgetopt.BudgetedRun`'s (``profile``, ...).
+    """
+    script = _as_script(script)
+    data = script.load_data() if data is None else data
+    start = time.perf_counter()
+    model, optimizer = _build(script, params, seed, device)
+    run = BudgetedRun(budgets, model, optimizer, mode=mode, **run_options)
+    _train(script, run, params, data, seed, device)
+    test_value = script.evaluate(model, data, "test", device) if test and run.diverged is None else None
+    return TrainResult(
+        params=dict(params),
+        budgets=run.budgets,
+        mode=mode,
+        seed=seed,
+        rung_values=dict(run.rung_values),
+        test_value=test_value,
+        compute=run.compute,
+        diverged=run.diverged,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def accuracy(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device: torch.device | str, chunk: int = 256) -> float:
+    """Fraction of correctly classified examples over ``(inputs, labels)`` batches (a
+    DataLoader, or ``[(x, y)]`` for whole tensors, which are split into ``chunk``-sized
+    pieces), with the model in eval mode and no gradients. (256: on a CPU the activations of
+    larger chunks leave the cache; a width-32 CNN scores 10,000 images twice as fast.)"""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    total = 0
+    with torch.inference_mode():
+        for x, y in batches:
+            for xs, ys in zip(x.split(chunk), y.split(chunk)):
+                ys = ys.to(device, non_blocking=True)
+                correct += (model(xs.to(device, non_blocking=True)).argmax(1) == ys).sum()
+                total += len(ys)
+    if total == 0:
+        raise ValueError("accuracy over no examples: the evaluation batches are empty")
+    return correct.item() / total
