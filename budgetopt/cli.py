@@ -36,6 +36,7 @@ builder listed in ``COMMANDS``::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import re
@@ -476,9 +477,10 @@ def _add_launch(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run_launch)
 
 
-def _worker_setup(args: argparse.Namespace) -> dict:
-    """Check a worker's options and open what it needs: script, budget, snapshot store,
-    storage (with the heartbeat) and study. Bad input: ValueError or CommandError."""
+def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
+    """Check a worker's options and open what it needs -- script, data (``load_data``),
+    snapshot store, storage with the heartbeat, study -- in that order, so that nothing
+    is written to the storage when an input is bad (ValueError or CommandError)."""
     from budgetopt import workers
     from budgetopt._validation import check_iterations
     from budgetopt.pruners import BudgetPruner
@@ -496,21 +498,58 @@ def _worker_setup(args: argparse.Namespace) -> dict:
     grace = 2 * heartbeat if args.grace_period is None else check_iterations(args.grace_period, "--grace-period (seconds)")
     brackets = int(args.brackets) if args.brackets.isdigit() else args.brackets
     script = load_study_script(args.script)
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise CommandError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
+    data = None
+    if load_data:
+        try:
+            data = script.load_data(data_dir=args.data_dir, quick=args.quick)
+        except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError):
+            raise
+        except Exception as error:
+            raise CommandError(f"{script.name}: loading its data failed: {_one_line(error)}", status=1) from error
     ladder = script.ladder_for(args.quick)
     pruner = BudgetPruner(ladder.min_budget, ladder.max_budget, ladder.reduction_factor, brackets=brackets)
-    snapshots = args.snapshots or workers.default_snapshot_location(args.storage)
-    store = workers.open_snapshot_store(snapshots)
-    retry = workers.RetryStaleTrial(args.max_retry, store)
+    retry = workers.RetryStaleTrial(args.max_retry)
     rdb_options = workers.heartbeat_options(heartbeat, grace, retry)
     if args.storage.startswith("postgresql"):  # a host that does not answer: an error, not a hang
         rdb_options["engine_kwargs"] = {"connect_args": {"connect_timeout": 10}}
-    storage = open_storage(args.storage, create=True, rdb_options=rdb_options)
-    study = workers.join_study(
-        storage, args.study, direction=script.direction, pruner=pruner,
-        setup={"script": script.name, "mode": args.mode}, create=args.create,
-    )
-    return {"script": script, "budget": budget, "store": store, "snapshots": snapshots, "retry": retry,
-            "heartbeat": heartbeat, "study": study}
+    storage = _open_shared_storage(args.storage, rdb_options)
+    # After the storage, and removed again when the study is refused: a bad input leaves
+    # no empty snapshot directory behind.
+    snapshots = args.snapshots or workers.default_snapshot_location(args.storage)
+    new_directory = "://" not in snapshots and not Path(snapshots).exists()
+    store = retry.snapshot_store = workers.open_snapshot_store(snapshots)
+    try:
+        study = workers.join_study(
+            storage, args.study, direction=script.direction, pruner=pruner,
+            setup={"script": script.name, "mode": args.mode}, create=args.create,
+        )
+    except Exception:
+        if new_directory:
+            with contextlib.suppress(OSError):
+                Path(snapshots).rmdir()
+        raise
+    return {"script": script, "data": data, "budget": budget, "store": store, "snapshots": snapshots,
+            "retry": retry, "heartbeat": heartbeat, "study": study}
+
+
+def _open_shared_storage(url: str, rdb_options: dict) -> optuna.storages.BaseStorage:
+    """:func:`open_storage` for workers that start together: on a fresh database they all
+    create Optuna's tables at once, and all but one fail on a table or type that the
+    other just made ("already exists", "duplicate key"). Those try again."""
+    import random
+    import time
+
+    for attempt in range(5):
+        try:
+            return open_storage(url, create=True, rdb_options=rdb_options)
+        except CommandError as error:
+            text = str(error.__cause__ or "")
+            if attempt == 4 or not ("already exists" in text or "duplicate key" in text):
+                raise
+            time.sleep(random.uniform(0.2, 1.0))
+    raise AssertionError("unreachable")
 
 
 def _check_device(spec: str) -> str:
@@ -541,26 +580,22 @@ def _run_worker(args: argparse.Namespace) -> int:
     from budgetopt.study_script import make_objective
 
     device = _check_device(args.device)
-    setup = _worker_setup(args)
+    setup = _worker_setup(args, load_data=True)
     script, study = setup["script"], setup["study"]
-    try:
-        data = script.load_data(data_dir=args.data_dir, quick=args.quick)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError):
-        raise
-    except Exception as error:
-        raise CommandError(f"{script.name}: loading its data failed: {_one_line(error)}", status=1) from error
     objective = make_objective(
-        script, mode=args.mode, device=device, seed=args.seed, data=data,
+        script, mode=args.mode, device=device, seed=args.seed, data=setup["data"],
         snapshot_store=setup["store"], progress_seconds=setup["heartbeat"],
     )
     identity = workers.worker_identity(device)
-    say(args, f"worker {identity['host']}:{identity['pid']} on {device} joined study {study.study_name!r} "
-        f"({args.mode} mode); rung snapshots in {setup['snapshots']}")
+    label = os.environ.get(workers.LAUNCH_LABEL)
+    status = (lambda m: say(args, f"[{label}] {m}")) if label else (lambda m: say(args, m))
+    status(f"worker {identity['host']}:{identity['pid']} on {device} joined study {study.study_name!r} "
+           f"({args.mode} mode); rung snapshots in {setup['snapshots']}")
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # preempted: re-queue the trial
     try:
         report = workers.run_worker(
             study, objective, setup["budget"], max_repeated_errors=args.max_repeated_errors,
-            snapshot_store=setup["store"], requeue=setup["retry"], identity=identity, say=lambda m: say(args, m),
+            snapshot_store=setup["store"], requeue=setup["retry"], identity=identity, say=status,
         )
     except workers.RepeatedTrialError as error:
         raise CommandError(str(error), status=1) from error
@@ -604,7 +639,7 @@ def _run_launch(args: argparse.Namespace) -> int:
     elif args.workers < 1:
         raise CommandError(f"--workers must be an integer >= 1, got {args.workers}")
     # Check everything once here (and create the study once) rather than in every worker.
-    setup = _worker_setup(args)
+    setup = _worker_setup(args, load_data=False)
     say(args, f"study {setup['study'].study_name!r}: rung snapshots in {setup['snapshots']}")
     result = workers.launch(_worker_argv(args), gpus=gpus, workers=args.workers, say=lambda m: say(args, m))
     if result.interrupted:
@@ -619,11 +654,118 @@ def _run_launch(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- budgetopt compare / budgetopt demo -----------------------------------------------------
+
+
+def _add_compare(commands: argparse._SubParsersAction) -> None:
+    from budgetopt.compare import METHODS
+    from budgetopt.schedules import PROFILES
+
+    parser = _command(
+        commands,
+        "compare",
+        "budget-aware search vs successive halving at equal compute, and rank fidelity",
+        """
+        budgetopt compare digits --quick                                   # seconds
+        budgetopt compare fashion_mnist --pool 16 --compute 2916 --jobs 2 --out compare-fmnist
+        budgetopt compare my_study.py --methods sha,restart --compute 20000 --device cuda
+        """,
+        description=(
+            "Run, on one study script and at the same compute per search, Optuna's SuccessiveHalvingPruner and "
+            "HyperbandPruner on a full-length schedule (the baseline), budgetopt in restart and branch mode, and "
+            "random search and TPE at the full budget, for several seeds; and train a fixed pool of configurations "
+            "in every mode to measure how well each rung ranks them (Spearman against their full-budget score). "
+            "Writes report.md, results.json, PNG plots and studies.db (for optuna-dashboard) to --out."
+        ),
+    )
+    parser.add_argument("script", help="a built-in study (digits, fashion_mnist, cifar10) or a .py study script")
+    parser.add_argument("--quick", action="store_true", help="the script's quick ladder and data; pool 8 unless --pool is given")
+    parser.add_argument("--seeds", type=int, default=2, metavar="N", help="searches per method, seeds 0..N-1 (default: %(default)s)")
+    parser.add_argument("--compute", type=int, metavar="ITERATIONS", help="iterations each search may spend (default: 6 full budgets)")
+    parser.add_argument("--pool", type=int, metavar="P", help="configurations of the rank-fidelity pool, 0 for none (default: 16, 8 with --quick)")
+    parser.add_argument("--truth-seeds", type=int, default=2, metavar="N", help="seeds each configuration's full-budget truth is averaged over (default: %(default)s)")
+    parser.add_argument("--methods", nargs="+", default=[",".join(METHODS)], metavar="M",
+                        help=f"methods to run, comma- or space-separated, from {','.join(METHODS)} (default: all)")
+    parser.add_argument("--baseline-profile", default="step", choices=tuple(PROFILES), metavar="PROFILE",
+                        help="full-length schedule of the sha/hyperband baseline and of continue mode (default: %(default)s, x0.1 at 50%% and 75%%)")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default: compare-STUDY)")
+    parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K or mps (default: %(default)s)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where the study script finds its data")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per job (default: %(default)s)")
+    parser.add_argument("--resume", action="store_true", help="reuse the units an interrupted run with the same settings left in --out")
+    parser.set_defaults(handler=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from budgetopt.compare import compare, demo_summary
+
+    methods = [m.strip() for item in args.methods for m in item.split(",") if m.strip()]
+    pool = args.pool if args.pool is not None else (8 if args.quick else 16)
+    results = _comparing(
+        compare, args.script, seeds=args.seeds, compute=args.compute, pool=pool, truth_seeds=args.truth_seeds,
+        methods=methods, out=args.out, quick=args.quick, device=_check_device(args.device), data_dir=args.data_dir,
+        baseline_profile=args.baseline_profile, jobs=args.jobs, threads=args.threads, resume=args.resume,
+        progress=not args.quiet,
+    )
+    print(demo_summary(results, Path(args.out or f"compare-{results['study']}")))
+    return 0
+
+
+def _comparing(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``function(*args, **kwargs)``; a failure of the training itself (a study script
+    that raises, a worker process that died) becomes a one-line error with status 1."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return function(*args, **kwargs)
+    except (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, KeyboardInterrupt):
+        raise
+    except BrokenProcessPool as error:
+        raise CommandError(f"a worker process died: {_one_line(error)}", status=1) from error
+    except Exception as error:
+        raise CommandError(f"the comparison failed, no report written: {type(error).__name__}: {_one_line(error)}", status=1) from error
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    parser = _command(
+        commands,
+        "demo",
+        "compare budget-aware search with successive halving on Fashion-MNIST, in a few minutes",
+        """
+        budgetopt demo
+        budgetopt demo --out my-demo --data-dir ~/data     # Fashion-MNIST's IDX files in ~/data
+        budgetopt demo --digits                             # scikit-learn's digits: seconds
+        """,
+        description=(
+            "The short version of 'budgetopt compare': Fashion-MNIST when it is on this machine or can be "
+            "downloaded (else scikit-learn's digits), a small ladder (9/27/81/243 iterations), 2 seeds per "
+            "method and a pool of 8 configurations, on two worker processes. Ends with a table of each method's "
+            "test accuracy, compute and rank fidelity, and the command that opens the dashboard."
+        ),
+    )
+    parser.add_argument("--out", default="budgetopt-demo", metavar="DIR", help="output directory (default: %(default)s)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where Fashion-MNIST's IDX files are (default: torchvision's root, Debian's package, else download)")
+    parser.add_argument("--digits", action="store_true", help="use scikit-learn's digits even when Fashion-MNIST is available")
+    parser.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: 2)")
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from budgetopt.compare import demo_summary, run_demo
+
+    _, results = _comparing(
+        run_demo, args.out, data_dir=args.data_dir, digits=args.digits, jobs=args.jobs, progress=not args.quiet, say=lambda m: say(args, m)
+    )
+    print(demo_summary(results, args.out))
+    return 0
+
+
 # -- main -----------------------------------------------------------------------------------
 
 # One builder per command: it adds a subparser and sets its handler (see the module docstring).
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_dashboard, _add_schedules, _add_report, _add_worker, _add_launch
+    _add_dashboard, _add_schedules, _add_report, _add_worker, _add_launch, _add_compare, _add_demo
 )
 
 

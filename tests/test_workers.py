@@ -1,0 +1,233 @@
+"""`budgetopt worker` in this process: the study's budget over workers, the failure policy,
+retries; and `budgetopt launch` with real processes."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+
+import optuna
+import pytest
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.trial import TrialState
+
+from budgetopt.cli import main
+from budgetopt.run import ATTR_COMPUTE, ATTR_ENDED, ATTR_RESUMED, ATTR_SNAPSHOT
+from budgetopt.study_script import ATTR_SEED
+from budgetopt.workers import (
+    ATTR_WORKER,
+    RetryStaleTrial,
+    compute_spent,
+    default_snapshot_location,
+    fresh_trial_count,
+    open_snapshot_store,
+)
+
+from test_multiprocess import check_study_is_consistent
+from worker_processes import HEARTBEAT, SCRIPT, load, no_process_left, start, stderr_of, wait_all, wait_until
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def worker(tmp_path, *options: str, study: str = "s", storage: str | None = None) -> int:
+    storage = storage or f"sqlite:///{tmp_path}/study.db"
+    return main(["worker", SCRIPT, "--storage", storage, "--study", study, *HEARTBEAT, "-q", *options])
+
+
+def enqueue(tmp_path, *lrs: float, study: str = "s") -> None:
+    """Trials with these learning rates first (the sampler alone might not try them)."""
+    s = optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name=study, direction="maximize", load_if_exists=True)
+    for lr in lrs:
+        s.enqueue_trial({"lr": lr, "width": 16})
+
+
+def test_n_trials_counts_the_study_not_the_worker(tmp_path):
+    assert worker(tmp_path, "--n-trials", "5") == 0
+    assert worker(tmp_path, "--n-trials", "5") == 0  # a second worker finds the study done
+    assert worker(tmp_path, "--n-trials", "7") == 0  # a larger count: two more trials
+    study = load(f"sqlite:///{tmp_path}/study.db", "s")
+    check_study_is_consistent(study, 7)
+    assert all(t.user_attrs[ATTR_WORKER]["pid"] == os.getpid() for t in study.trials)
+    assert os.listdir(tmp_path / "study.snapshots") == []  # beside the storage; all cleaned up
+
+
+def test_compute_budget_is_the_studys_and_no_trial_starts_past_it(tmp_path):
+    assert worker(tmp_path, "--compute", "100") == 0
+    trials = load(f"sqlite:///{tmp_path}/study.db", "s").trials
+    spent = compute_spent(trials)
+    assert spent >= 100
+    assert spent - trials[-1].user_attrs[ATTR_COMPUTE] < 100  # the last trial started below the budget
+    assert worker(tmp_path, "--compute", "100") == 0
+    assert len(load(f"sqlite:///{tmp_path}/study.db", "s").trials) == len(trials)
+
+
+def test_an_error_in_a_step_fails_that_trial_and_the_worker_goes_on(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SYNTHETIC_RAISE", "boom")
+    monkeypatch.setenv("SYNTHETIC_RAISE_ABOVE", "0.05")
+    enqueue(tmp_path, 0.5, 0.01, 0.2)
+    assert worker(tmp_path, "--n-trials", "12", "--max-repeated-errors", "12") == 0
+    trials = load(f"sqlite:///{tmp_path}/study.db", "s").trials
+    assert len(trials) == 12
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all(t.params["lr"] > 0.05 for t in failed)
+    assert all(t.user_attrs[ATTR_ENDED].startswith("failed: RuntimeError: boom (at synthetic_study.py:") for t in failed)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials if t.params["lr"] <= 0.05)
+    assert os.listdir(tmp_path / "study.snapshots") == []  # a failed trial's snapshot is removed too
+
+
+def test_the_same_error_in_a_row_stops_the_worker_with_that_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SYNTHETIC_RAISE", "CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert worker(tmp_path, "--n-trials", "10") == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "Traceback" not in error[0]
+    assert error[0].startswith("budgetopt: error: trial 2 failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert "the same error ended 3 trials in a row" in error[0]
+    trials = load(f"sqlite:///{tmp_path}/study.db", "s").trials
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+
+
+def test_nan_loss_prunes_the_trial_with_its_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHETIC_NAN_ABOVE", "0.05")
+    enqueue(tmp_path, 0.5, 0.01)
+    assert worker(tmp_path, "--n-trials", "10") == 0
+    trials = load(f"sqlite:///{tmp_path}/study.db", "s").trials
+    diverged = [t for t in trials if t.params["lr"] > 0.05]
+    assert diverged and all(t.state == TrialState.PRUNED for t in diverged)
+    assert all(t.user_attrs[ATTR_ENDED].startswith("diverged: training loss is nan") for t in diverged)
+    assert all(t.state != TrialState.FAIL for t in trials)
+
+
+def test_a_retried_trial_keeps_its_seed_and_counts_its_lost_work(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    assert worker(tmp_path, "--n-trials", "1") == 0
+    study = load(url, "s")
+    first = study.trials[0]
+    # What the heartbeat's callback makes of a trial whose worker died before its first rung.
+    study.add_trial(optuna.create_trial(
+        state=TrialState.WAITING, params=first.params, distributions=first.distributions,
+        user_attrs={ATTR_SEED: 7, "budgetopt.plan": [3, 9, 27], ATTR_COMPUTE: 2},
+        system_attrs={"failed_trial": 0, "retry_history": [0]},
+    ))
+    assert worker(tmp_path, "--n-trials", "1") == 0  # the retry is run although the count is reached
+    retry = load(url, "s").trials[1]
+    assert retry.state != TrialState.WAITING and retry.user_attrs[ATTR_SEED] == 7
+    assert retry.user_attrs[ATTR_RESUMED] == {"from_trial": 0, "budget": None, "lost_compute": 2}
+    assert retry.user_attrs[ATTR_COMPUTE] == 2 + sum(retry.intermediate_values)
+    assert fresh_trial_count(load(url, "s").trials) == 1
+
+
+def test_a_corrupted_snapshot_retrains_from_zero_and_says_why(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/study.db"
+    assert worker(tmp_path, "--n-trials", "1") == 0
+    study = load(url, "s")
+    first = study.trials[0]
+    (tmp_path / "study.snapshots" / "budgetopt-broken").write_bytes(b"\x00 not a torch file")
+    study.add_trial(optuna.create_trial(
+        state=TrialState.WAITING, params=first.params, distributions=first.distributions,
+        user_attrs={"budgetopt.plan": [3, 9, 27], ATTR_COMPUTE: 12,
+                    ATTR_SNAPSHOT: {"id": "budgetopt-broken", "budget": 9, "compute": 12}},
+        system_attrs={"failed_trial": 0, "retry_history": [0]},
+    ))
+    assert worker(tmp_path, "--n-trials", "1") == 0
+    retry = load(url, "s").trials[1]
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert "unusable" in retry.user_attrs[ATTR_RESUMED] and "trained from zero" in retry.user_attrs[ATTR_RESUMED]
+    assert retry.user_attrs[ATTR_COMPUTE] == 12 + sum(retry.intermediate_values)
+
+
+def test_retries_exhausted_remove_the_snapshot(tmp_path):
+    store = FileSystemArtifactStore(str(tmp_path))
+    store.write("budgetopt-x", io.BytesIO(b"snapshot"))
+    study = optuna.create_study()
+    trial = optuna.create_trial(
+        state=TrialState.FAIL, user_attrs={ATTR_SNAPSHOT: {"id": "budgetopt-x", "budget": 3, "compute": 3}},
+        system_attrs={"failed_trial": 0, "retry_history": [0, 1]},
+    )
+    RetryStaleTrial(max_retry=3, snapshot_store=store)(study, trial)
+    assert len(study.trials) == 1 and os.listdir(tmp_path) == ["budgetopt-x"]  # retried: kept
+    RetryStaleTrial(max_retry=2, snapshot_store=store)(study, trial)
+    assert len(study.trials) == 1 and os.listdir(tmp_path) == []  # not retried: removed
+
+
+@pytest.mark.parametrize(
+    "storage, expected",
+    [("sqlite:///runs/studies.db", "runs/studies.snapshots"), ("runs/studies.log", "runs/studies.snapshots"),
+     ("postgresql://me@db/studies", "budgetopt-snapshots")],
+)
+def test_default_snapshot_location_is_beside_a_file_storage(storage, expected):
+    assert default_snapshot_location(storage) == expected
+
+
+def test_snapshot_store_is_checked_by_writing(tmp_path):
+    assert open_snapshot_store(str(tmp_path / "a" / "b")) is not None
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ValueError, match="cannot be created"):
+        open_snapshot_store(str(tmp_path / "file.txt" / "snapshots"))
+
+
+@pytest.mark.usefixtures("no_process_left")
+def test_launch_forwards_ctrl_c_and_the_interrupted_trials_resume(tmp_path):
+    url = str(tmp_path / "study.log")
+    launch = start([sys.executable, "-m", "budgetopt", "launch", SCRIPT, "--storage", url, "--study", "s",
+                    "--n-trials", "12", "--workers", "2", "--snapshots", str(tmp_path / "snapshots")],
+                   tmp_path, env={"SYNTHETIC_STEP_SECONDS": "0.2"})
+
+    def both_running_one_past_a_rung():
+        try:
+            trials = load(url, "s").get_trials(states=(TrialState.RUNNING,))
+        except KeyError:  # not created yet
+            return False
+        return len(trials) == 2 and any(ATTR_SNAPSHOT in t.user_attrs for t in trials)
+
+    assert wait_until(both_running_one_past_a_rung, timeout=180, interval=0.2), stderr_of(launch)
+    launch.send_signal(signal.SIGINT)  # what Ctrl-C in its terminal does
+    assert wait_all([launch], timeout=60) == [130], stderr_of(launch)
+    assert stderr_of(launch).count("interrupted: re-queued") == 2
+    study = load(url, "s")
+    assert sorted(t.state for t in study.trials).count(TrialState.WAITING) == 2
+    assert any(ATTR_SNAPSHOT in t.user_attrs for t in study.trials if t.state == TrialState.WAITING)
+
+    assert worker(tmp_path, "--n-trials", "12", "--snapshots", str(tmp_path / "snapshots"), storage=url) == 0
+    trials = load(url, "s").trials
+    retries = [t for t in trials if "failed_trial" in t.system_attrs]
+    assert len(retries) == 2 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in retries)
+    assert any(t.user_attrs[ATTR_RESUMED]["budget"] is not None for t in retries)  # from its rung snapshot
+    assert fresh_trial_count(trials) == 12
+
+
+@pytest.mark.usefixtures("no_process_left")
+def test_launch_fails_when_a_worker_fails(tmp_path):
+    launch = start([sys.executable, "-m", "budgetopt", "launch", SCRIPT, "--storage", str(tmp_path / "study.log"),
+                    "--study", "s", "--n-trials", "6", "--workers", "1"], tmp_path, env={"SYNTHETIC_RAISE": "broken step"})
+    assert wait_all([launch], timeout=180) == [1]
+    lines = stderr_of(launch).strip().splitlines()
+    assert lines[-2].startswith("budgetopt: error: trial 2 failed: RuntimeError: broken step")  # the worker's
+    assert lines[-1] == "budgetopt: error: 1 of 1 workers failed: worker 0 (cpu) exited with 1"
+
+
+def test_a_worker_whose_trial_was_declared_dead_leaves_it_to_the_retry(tmp_path):
+    """A stalled worker (heartbeat later than the grace period) finds its trial failed and
+    re-queued by another worker: it stops writing to it and goes on with the study."""
+    from budgetopt import BudgetPruner, BudgetSampler
+    from budgetopt.workers import StudyBudget, run_worker
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", direction="maximize",
+                                sampler=BudgetSampler(seed=0), pruner=BudgetPruner(3, 27))
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number == 0:  # what another worker's fail_stale_trials does to a late trial
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            RetryStaleTrial()(study, study._storage.get_trial(trial._trial_id))
+            trial.report(x, step=3)  # refused: the trial is finished
+        return x
+
+    said = []
+    report = run_worker(study, objective, StudyBudget(n_trials=3), say=said.append)
+    assert (report.abandoned, report.complete) == (1, 3)  # trials 1, 2 and the retry of 0
+    assert "failed by another worker" in said[0]
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert study.trials[1].system_attrs["failed_trial"] == 0
