@@ -5,7 +5,7 @@ zero at that budget (Li, Yumer & Ramanan, "Budgeted Training", ICLR 2020), so th
 successive halving compares models converged for their budget.
 """
 
-from budgetopt._torchvision import ensure_torchvision
+from budgetopt._torchvision import ensure_torchvision, repair_torchvision_ops
 from budgetopt.ladder import Bracket, Ladder
 from budgetopt.pruners import BudgetPruner
 from budgetopt.run import MODES, BudgetedRun, Segment
@@ -21,9 +21,9 @@ from budgetopt.schedules import (
 )
 
 # Importing budgetopt makes a later `import torchvision` / `import timm` work on a
-# CPU-only torch (see budgetopt/_torchvision.py); it changes nothing where torchvision
-# already imports.
-ensure_torchvision()
+# CPU-only torch (see budgetopt/_torchvision.py) without importing torchvision itself;
+# it changes nothing where torchvision's extension loads.
+repair_torchvision_ops()
 
 __version__ = "0.1.0"
 

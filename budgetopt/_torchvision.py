@@ -17,8 +17,10 @@ compiled detection ops behind ``torchvision.ops`` (``nms``, ``roi_align``,
 
 from __future__ import annotations
 
+import glob
 import importlib
 import importlib.util
+import os
 import sys
 
 import torch
@@ -54,6 +56,37 @@ def _define_missing_ops() -> None:
     lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     lib.impl("nms", _nms, "CPU")
     _library = lib
+
+
+def _extension_fails_to_load() -> bool:
+    """True when torchvision ships a compiled extension that torch cannot load (the
+    CUDA-build-next-to-CPU-torch case), found without importing torchvision."""
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    libraries = [
+        path
+        for folder in spec.submodule_search_locations
+        for path in glob.glob(os.path.join(folder, "_C.*"))
+        if path.endswith((".so", ".pyd", ".dylib"))
+    ]
+    if not libraries:
+        return False
+    try:
+        torch.ops.load_library(libraries[0])
+    except (OSError, RuntimeError):
+        return True
+    return False
+
+
+def repair_torchvision_ops() -> None:
+    """Define the missing operators if torchvision's extension cannot load; cheap.
+
+    Runs at ``import budgetopt`` without importing torchvision (about two seconds),
+    so that a later ``import torchvision`` / ``import timm`` works.
+    """
+    if "torchvision" not in sys.modules and _extension_fails_to_load():
+        _define_missing_ops()
 
 
 def ensure_torchvision():

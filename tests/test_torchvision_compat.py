@@ -33,7 +33,9 @@ def run_python(code: str, pythonpath: list[Path] = ()) -> subprocess.CompletedPr
 def test_torchvision_timm_and_nms_work_after_importing_budgetopt():
     result = run_python(
         """
+        import sys
         import budgetopt
+        assert "torchvision" not in sys.modules  # the repair does not import torchvision
         import torch
         import torchvision
         import timm
@@ -75,7 +77,7 @@ def test_other_torchvision_import_errors_are_not_swallowed(tmp_path):
     fake = tmp_path / "torchvision"
     fake.mkdir()
     (fake / "__init__.py").write_text("raise RuntimeError('some other breakage')\n")
-    result = run_python("import budgetopt", pythonpath=[tmp_path])
+    result = run_python("import budgetopt; budgetopt.ensure_torchvision()", pythonpath=[tmp_path])
     assert result.returncode != 0
     assert "RuntimeError: some other breakage" in result.stderr
 
