@@ -685,7 +685,7 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--pool", type=int, metavar="P", help="configurations of the rank-fidelity pool, 0 for none (default: 16, 8 with --quick)")
     parser.add_argument("--truth-seeds", type=int, default=2, metavar="N", help="seeds each configuration's full-budget truth is averaged over (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", default=[",".join(METHODS)], metavar="M",
-                        help=f"methods to run, comma- or space-separated, from {','.join(METHODS)} (default: all)")
+                        help=f"methods to run, comma- or space-separated, from {','.join(METHODS)}; none: only the pool (default: all)")
     parser.add_argument("--baseline-profile", default="step", choices=tuple(PROFILES), metavar="PROFILE",
                         help="full-length schedule of the sha/hyperband baseline and of continue mode (default: %(default)s, x0.1 at 50%% and 75%%)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: compare-STUDY)")
@@ -701,6 +701,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from budgetopt.compare import compare, demo_summary
 
     methods = [m.strip() for item in args.methods for m in item.split(",") if m.strip()]
+    methods = [] if methods == ["none"] else methods  # only the rank-fidelity pool
     pool = args.pool if args.pool is not None else (8 if args.quick else 16)
     results = _comparing(
         compare, args.script, seeds=args.seeds, compute=args.compute, pool=pool, truth_seeds=args.truth_seeds,
