@@ -1364,8 +1364,9 @@ def demo_summary(results: dict, out: str | Path) -> str:
         "the configurations that train by their full-budget score (1 = perfectly), in the mode the method uses.",
         "",
         f"report:    {Path(out) / FILES['report']}",
-        f"dashboard: budgetopt dashboard sqlite:///{Path(out) / FILES['studies']}",
     ]
+    if "studies" in results.get("files", {}):
+        lines.append(f"dashboard: budgetopt dashboard sqlite:///{Path(out) / FILES['studies']}")
     return "\n".join(lines)
 
 

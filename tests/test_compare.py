@@ -331,6 +331,19 @@ def test_compare_cli_prints_the_short_table(tmp_path, capsys):
     assert json.loads((tmp_path / "results.json").read_text())["settings"]["methods"] == ["random", "tpe"]
 
 
+def test_compare_cli_with_methods_none_measures_only_rank_fidelity(tmp_path, capsys):
+    status, out, err = run_main(
+        capsys, "compare", "digits", "--quick", "--pool", "3", "--truth-seeds", "1", "--methods", "none",
+        "--out", str(tmp_path), "--quiet",
+    )
+    assert status == 0, err
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["summary"] is None and results["searches"] == {}
+    assert "--methods none" in results["command"]
+    assert "## Rank fidelity" in (tmp_path / "report.md").read_text()
+    assert not (tmp_path / "studies.db").exists() and "dashboard:" not in out
+
+
 @pytest.mark.parametrize(
     "argv, fragments",
     [
