@@ -10,7 +10,6 @@ import optuna
 import pytest
 
 from budgetopt import compare as compare_module
-from budgetopt.cli import main
 from budgetopt.compare import (
     FILES,
     METHODS,
@@ -24,6 +23,7 @@ from budgetopt.compare import (
     render_report,
 )
 from budgetopt.study_script import load_study_script
+from test_cli import one_line_error, run_main
 
 RUNGS = (3, 9, 27, 81)  # digits' quick ladder
 COMPUTE = 3 * 81
@@ -37,19 +37,6 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "digits"
     results = compare("digits", quick=True, seeds=2, pool=6, compute=COMPUTE, out=out, progress=False)
     return results, out
-
-
-def run_main(capsys, *argv):
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def one_line_error(err: str, *fragments: str) -> None:
-    assert err.count("\n") == 1 and err.startswith("budgetopt: error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
 
 
 # -- end to end ----------------------------------------------------------------------------
