@@ -57,7 +57,10 @@ compute for every method) published for optuna-dashboard::
 Work is split into units (one search, or one pool configuration in one mode) that run in
 this process (``jobs=1``) or in ``jobs`` spawned worker processes, each with ``threads``
 torch threads. With ``resume=True`` units finished by an interrupted run with the same
-settings (kept in ``out/.units``) are not run again.
+settings (kept in ``out/.units``) are not run again. Every derived number is computed by
+:func:`derive` from the raw runs that ``results.json`` keeps (trial records, rung and
+truth values), so :func:`refresh` brings an earlier run's outputs up to a changed analysis
+without training again.
 """
 
 from __future__ import annotations
@@ -1038,7 +1041,7 @@ def plot_accuracy_vs_compute(results: dict, path: Path) -> bool:
         ax.axhline(summary["baseline_test_mean"], color="gray", linestyle=":", linewidth=1, label="sha's final mean")
     n = len(results["settings"]["seeds"])
     ax.set(
-        title=f"{results['study']}: incumbent's test {results['score']} against compute (mean of {n} seeds; dots: each seed's pick)",
+        title=f"{results['study']}: test {results['score']} of the incumbent against compute\n(mean of {n} seeds; dots: each seed's final pick)",
         xlabel="compute (iterations executed, re-done ones included)",
         ylabel=f"test {results['score']} of the configuration picked so far",
     )
