@@ -659,6 +659,7 @@ def _run_launch(args: argparse.Namespace) -> int:
 
 def _add_compare(commands: argparse._SubParsersAction) -> None:
     from budgetopt.compare import METHODS
+    from budgetopt.run import COOLDOWN
     from budgetopt.schedules import PROFILES
 
     parser = _command(
@@ -683,11 +684,14 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, default=2, metavar="N", help="searches per method, seeds 0..N-1 (default: %(default)s)")
     parser.add_argument("--compute", type=int, metavar="ITERATIONS", help="iterations each search may spend (default: 6 full budgets)")
     parser.add_argument("--pool", type=int, metavar="P", help="configurations of the rank-fidelity pool, 0 for none (default: 16, 8 with --quick)")
+    parser.add_argument("--pool-seed", type=int, default=0, metavar="S", help="seed of the random draw of the pool (default: %(default)s)")
     parser.add_argument("--truth-seeds", type=int, default=2, metavar="N", help="seeds each configuration's full-budget truth is averaged over (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", default=[",".join(METHODS)], metavar="M",
                         help=f"methods to run, comma- or space-separated, from {','.join(METHODS)}; none: only the pool (default: all)")
     parser.add_argument("--baseline-profile", default="step", choices=tuple(PROFILES), metavar="PROFILE",
                         help="full-length schedule of the sha/hyperband baseline and of continue mode (default: %(default)s, x0.1 at 50%% and 75%%)")
+    parser.add_argument("--cooldown", type=float, default=COOLDOWN, metavar="F",
+                        help="branch mode's cooldown, a fraction of each rung in (0, 1] (default: %(default)s)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: compare-STUDY)")
     parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K or mps (default: %(default)s)")
     parser.add_argument("--data-dir", metavar="DIR", help="where the study script finds its data")
@@ -706,8 +710,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     results = _comparing(
         compare, args.script, seeds=args.seeds, compute=args.compute, pool=pool, truth_seeds=args.truth_seeds,
         methods=methods, out=args.out, quick=args.quick, device=_check_device(args.device), data_dir=args.data_dir,
-        baseline_profile=args.baseline_profile, jobs=args.jobs, threads=args.threads, resume=args.resume,
-        progress=not args.quiet,
+        baseline_profile=args.baseline_profile, cooldown=args.cooldown, pool_seed=args.pool_seed, jobs=args.jobs, threads=args.threads,
+        resume=args.resume, progress=not args.quiet,
     )
     print(demo_summary(results, Path(args.out or f"compare-{results['study']}")))
     return 0

@@ -90,10 +90,10 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from budgetopt._validation import check_choice, check_iterations
+from budgetopt._validation import check_choice, check_fraction, check_iterations
 from budgetopt.ladder import Ladder
 from budgetopt.pruners import BudgetPruner
-from budgetopt.run import ATTR_COMPUTE, ATTR_ENDED, ATTR_RUNG_VALUES, MODES
+from budgetopt.run import ATTR_COMPUTE, ATTR_ENDED, ATTR_RUNG_VALUES, COOLDOWN, MODES
 from budgetopt.samplers import BudgetSampler
 from budgetopt.schedules import PROFILES
 from budgetopt.study_script import ATTR_TEST_VALUE, StudyScript, load_study_script, make_objective, train_config
@@ -104,7 +104,7 @@ METHOD_WORDS = {
     "sha": "Optuna SuccessiveHalvingPruner + TPE, full-length {profile} schedule (continue)",
     "hyperband": "Optuna HyperbandPruner + TPE, full-length {profile} schedule (continue)",
     "restart": "budgetopt BudgetPruner + BudgetSampler, restart mode (linear decay to each rung)",
-    "branch": "budgetopt BudgetPruner + BudgetSampler, branch mode (constant trunk + linear cooldowns)",
+    "branch": "budgetopt BudgetPruner + BudgetSampler, branch mode (constant trunk + linear cooldowns over {cooldown:g} of each rung)",
     "random": "random search, no pruning, every trial at the full budget (linear decay)",
     "tpe": "TPE, no pruning, every trial at the full budget (linear decay)",
 }
@@ -137,6 +137,7 @@ class _Setting:
     reduction_factor: int
     baseline_profile: str
     threads: int
+    cooldown: float = COOLDOWN
 
     @property
     def ladder(self) -> Ladder:
@@ -161,6 +162,11 @@ def _init_worker(threads: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+def _branch_options(mode: str, setting: _Setting) -> dict:
+    """BudgetedRun options of ``mode``: branch mode's cooldown."""
+    return {"cooldown": setting.cooldown} if mode == "branch" else {}
+
+
 def _run_unit(setting: _Setting, unit: tuple) -> dict:
     """One unit of work: ``("search", method, seed, compute)`` or
     ``("pool", index, mode, seed, params, budgets)``."""
@@ -169,7 +175,9 @@ def _run_unit(setting: _Setting, unit: tuple) -> dict:
         return _search(script, data, setting, *unit[1:])
     _, index, mode, seed, params, budgets = unit
     profile = setting.baseline_profile if mode == "continue" else "linear"
-    result = train_config(script, params, budgets, mode, seed, setting.device, data=data, test=False, profile=profile)
+    result = train_config(
+        script, params, budgets, mode, seed, setting.device, data=data, test=False, profile=profile, **_branch_options(mode, setting)
+    )
     return {
         "kind": "pool",
         "index": index,
@@ -218,20 +226,21 @@ def search_study(method: str, seed: int, ladder: Ladder, direction: str, study_n
     return optuna.create_study(direction=direction, sampler=sampler, pruner=pruner, study_name=study_name or f"{method}-seed{seed}")
 
 
-def method_objective(script: StudyScript, data: Any, method: str, seed: int, ladder: Ladder, baseline_profile: str, device: str):
+def method_objective(script: StudyScript, data: Any, method: str, seed: int, setting: _Setting):
     """The objective of ``method``'s trials (see the module doc), test score recorded."""
-    common = dict(device=device, seed=TRIAL_SEED_STRIDE * (seed + 1), data=data, record_test=True)
+    ladder = setting.ladder
+    common = dict(device=setting.device, seed=TRIAL_SEED_STRIDE * (seed + 1), data=data, record_test=True)
     if method in ("sha", "hyperband"):
-        return make_objective(script, mode="continue", budgets=ladder.rungs, profile=baseline_profile, **common)
+        return make_objective(script, mode="continue", budgets=ladder.rungs, profile=setting.baseline_profile, **common)
     if method in ("restart", "branch"):
-        return make_objective(script, mode=method, **common)
+        return make_objective(script, mode=method, **_branch_options(method, setting), **common)
     return make_objective(script, mode="restart", budgets=[ladder.max_budget], **common)
 
 
 def _search(script: StudyScript, data: Any, setting: _Setting, method: str, seed: int, compute: int) -> dict:
     ladder = setting.ladder
     study = search_study(method, seed, ladder, script.direction)
-    objective = method_objective(script, data, method, seed, ladder, setting.baseline_profile, setting.device)
+    objective = method_objective(script, data, method, seed, setting)
     stop = _StopAtCompute(compute)
     start = time.perf_counter()
     study.optimize(objective, callbacks=[stop], gc_after_trial=False)
@@ -326,6 +335,7 @@ def compare(
     device: str = "cpu",
     data_dir: str | Path | None = None,
     baseline_profile: str = "step",
+    cooldown: float = COOLDOWN,
     pool_seed: int = 0,
     jobs: int = 1,
     threads: int = 1,
@@ -352,6 +362,9 @@ def compare(
         baseline_profile: the full-length schedule of ``sha``/``hyperband`` and of the
             pool's ``continue`` runs (:data:`budgetopt.schedules.PROFILES`; default
             ``step``, budget-unaware x0.1 at 50% and 75%).
+        cooldown: branch mode's cooldown fraction of each rung (default 0.2), for the
+            ``branch`` searches and the pool's branch runs. A one-configuration pass
+            through the ladder costs ``B_max + cooldown * (sum of the other rungs)``.
         pool_seed: seed of the random sampler that draws the pool.
         jobs: worker processes (1: this process).
         threads: torch threads per job.
@@ -379,6 +392,8 @@ def compare(
         raise ValueError(f"pool must be 0 (no rank fidelity) or at least 3 configurations for a rank correlation, got {pool}")
     truth_seeds = check_iterations(truth_seeds, "truth_seeds")
     check_choice(baseline_profile, "baseline_profile", tuple(PROFILES))
+    cooldown = check_fraction(cooldown, "cooldown")
+    pool_seed = check_iterations(pool_seed, "pool_seed", minimum=0)
     jobs = check_iterations(jobs, "jobs")
     threads = check_iterations(threads, "threads")
     chance = script_chance(script)
@@ -389,7 +404,7 @@ def compare(
     out = Path(out if out is not None else f"compare-{script.name}").expanduser()
     _check_writable(out)
     command = command or canonical_command(
-        script, quick, seed_list, compute, pool, truth_seeds, methods, out, device, data_dir, baseline_profile, jobs, threads
+        script, quick, seed_list, compute, pool, truth_seeds, methods, out, device, data_dir, baseline_profile, jobs, threads, cooldown, pool_seed
     )
 
     setting = _Setting(
@@ -402,6 +417,7 @@ def compare(
         reduction_factor=ladder.reduction_factor,
         baseline_profile=baseline_profile,
         threads=threads,
+        cooldown=cooldown,
     )
     previous_threads = torch.get_num_threads()
     previous_verbosity = optuna.logging.get_verbosity()
@@ -481,7 +497,9 @@ def _check_writable(out: Path) -> None:
         raise ValueError(f"output directory {out} cannot be written: {reason}") from None
 
 
-def canonical_command(script, quick, seeds, compute, pool, truth_seeds, methods, out, device, data_dir, baseline_profile, jobs, threads) -> str:
+def canonical_command(
+    script, quick, seeds, compute, pool, truth_seeds, methods, out, device, data_dir, baseline_profile, jobs, threads, cooldown=COOLDOWN, pool_seed=0
+) -> str:
     """The ``budgetopt compare`` command line with these settings (``--seeds N`` runs
     seeds 0..N-1; other seed lists exist only in the library call)."""
     argv = ["budgetopt", "compare", script.name if script.module.__name__.startswith("budgetopt.studies.") else str(script.path)]
@@ -493,6 +511,8 @@ def canonical_command(script, quick, seeds, compute, pool, truth_seeds, methods,
     argv += [] if data_dir is None else ["--data-dir", str(data_dir)]
     argv += [] if jobs == 1 else ["--jobs", str(jobs)]
     argv += [] if threads == 1 else ["--threads", str(threads)]
+    argv += [] if cooldown == COOLDOWN else ["--cooldown", f"{cooldown:g}"]
+    argv += [] if pool_seed == 0 else ["--pool-seed", str(pool_seed)]
     return shlex.join(argv)
 
 
@@ -793,7 +813,7 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def lr_traces(params: dict, rungs: Sequence[int], baseline_profile: str) -> dict:
+def lr_traces(params: dict, rungs: Sequence[int], baseline_profile: str, cooldown: float = COOLDOWN) -> dict:
     """The learning rate each mode executes over the ladder for ``params`` (its ``lr``
     is the peak; without one, the multiplier), against compute."""
     from budgetopt.dashboard import mode_schedules
@@ -802,7 +822,7 @@ def lr_traces(params: dict, rungs: Sequence[int], baseline_profile: str) -> dict
     traces = {}
     for mode in MODES:
         profile = baseline_profile if mode == "continue" else "linear"
-        x, y, reports = mode_schedules(list(rungs), profile)[mode]
+        x, y, reports = mode_schedules(list(rungs), profile, cooldown=cooldown)[mode]
         traces[mode] = {
             "profile": profile,
             "compute": x,
@@ -850,12 +870,13 @@ def _assemble(script, data, ladder, setting, finished, methods, seeds, compute, 
             "truth_seeds": truth_seeds,
             "methods": methods,
             "baseline_profile": setting.baseline_profile,
+            "cooldown": setting.cooldown,
             "quick": setting.quick,
             "device": setting.device,
             "chance": chance,
             "pool_seed": pool_seed,
         },
-        "methods": {m: METHOD_WORDS[m].format(profile=setting.baseline_profile) for m in methods},
+        "methods": {m: METHOD_WORDS[m].format(profile=setting.baseline_profile, cooldown=setting.cooldown) for m in methods},
         "searches": {m: {"runs": runs} for m, runs in searches.items()},
         "rank_fidelity": {"configs": configs} if configs else None,
     }
@@ -881,7 +902,7 @@ def derive(results: dict) -> dict:
         fidelity.update(rank_fidelity(configs, rungs, results["ladder"]["reduction_factor"], direction, s["chance"]))
         fidelity["pool_seed"] = s["pool_seed"]
         fidelity["configs"] = configs
-        fidelity["lr_traces"] = lr_traces(configs[fidelity["best"]]["params"], rungs, s["baseline_profile"])
+        fidelity["lr_traces"] = lr_traces(configs[fidelity["best"]]["params"], rungs, s["baseline_profile"], s.get("cooldown", COOLDOWN))
     results["targets"] = targets(results)
     return results
 
@@ -1142,7 +1163,8 @@ def render_report(results: dict) -> str:
         "",
         f"Data: {results['data']}. Ladder {'/'.join(map(str, rungs))} iterations (eta {results['ladder']['reduction_factor']}); "
         f"each search may spend **{s['compute']:,} iterations** ({s['compute'] / rungs[-1]:.3g} full budgets); "
-        f"{len(s['seeds'])} seed(s) per method; baseline schedule `{s['baseline_profile']}` over the full budget. "
+        f"{len(s['seeds'])} seed(s) per method; baseline schedule `{s['baseline_profile']}` over the full budget; "
+        f"branch cooldown {s.get('cooldown', COOLDOWN):g} of each rung. "
         f"Started {results.get('started', '—')}, wall time {_duration(results.get('wall_seconds'))} "
         f"({results.get('machine', {}).get('jobs', 1)} job(s) x {results.get('machine', {}).get('torch_threads', 1)} thread(s) on {results.get('machine', {}).get('device', 'cpu')}).",
         "",
@@ -1356,15 +1378,17 @@ def demo_summary(results: dict, out: str | Path) -> str:
     command that opens the dashboard."""
     s = results["settings"]
     rungs = results["ladder"]["rungs"]
+    searched = f"{len(s['seeds'])} searches per method, each spending about {s['compute']:,} iterations; " if s["methods"] else ""
+    pooled = f"; rank fidelity over {s['pool']} configurations" if s["pool"] else ""
     lines = [
-        f"{results['study']} ({results['data']}): {len(s['seeds'])} searches per method, each spending about "
-        f"{s['compute']:,} iterations; ladder {'/'.join(map(str, rungs))}; rank fidelity over {s['pool']} configurations.",
+        f"{results['study']} ({results['data']}): {searched}ladder {'/'.join(map(str, rungs))}{pooled}.",
         "",
         demo_table(results),
         "",
-        f"test {results['score']}: of the configuration each search picked (mean ± 95% interval over seeds). "
-        f"compute: iterations trained. Spearman @ {rungs[0]} it.: how well the scores after {rungs[0]} iterations rank "
-        "the configurations that train by their full-budget score (1 = perfectly), in the mode the method uses.",
+        (f"test {results['score']}: of the configuration each search picked (mean ± 95% interval over seeds). "
+         "compute: iterations trained. " if s["methods"] else "")
+        + f"Spearman @ {rungs[0]} it.: how well the scores after {rungs[0]} iterations rank the configurations that "
+        "train by their full-budget score (1 = perfectly), in the mode the method uses.",
         "",
         f"report:    {Path(out) / FILES['report']}",
     ]
@@ -1383,6 +1407,10 @@ def demo_table(results: dict) -> str:
         for mode, m in fidelity["modes"].items():
             rho[mode] = m["rungs"][lowest]["spearman_trains"]
     mode_of = {"sha": "continue", "hyperband": "continue", "restart": "restart", "branch": "branch"}
+    if not summary:  # only the pool: its modes
+        rows = [("mode", f"Spearman @ {lowest} it.")] + [(mode, _f(r, 2)) for mode, r in rho.items()]
+        widths = [max(len(r[i]) for r in rows) for i in range(2)]
+        return "\n".join(f"{r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}" for r in rows)
     rows = [("method", f"test {results['score']}", "compute", f"Spearman @ {lowest} it.")]
     for method, m in summary.items():
         ci = f" ± {m['test_ci95']:.3f}" if m["test_ci95"] is not None else ""

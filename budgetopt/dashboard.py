@@ -64,6 +64,7 @@ from budgetopt.run import (
     ATTR_PLAN,
     ATTR_PROFILE,
     ATTR_RUNG_VALUES,
+    COOLDOWN,
     MODES,
     BudgetedRun,
 )
@@ -419,7 +420,7 @@ def mode_schedules(
     profile: str = "linear",
     *,
     warmup: int = 0,
-    cooldown: float = 0.2,
+    cooldown: float = COOLDOWN,
     points: int = _SCHEDULE_POINTS,
     **profile_params: object,
 ) -> dict[str, tuple[list[float], list[float], list[tuple[float, float, int]]]]:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import optuna
 
 MODES = ("restart", "branch", "continue")
+# Branch mode's cooldown: this fraction of each budget decays to zero (WSD's usual 20%).
+COOLDOWN = 0.2
 
 # User-attr keys: optuna-dashboard shows user attrs, not system attrs.
 ATTR_MODE = "budgetopt.mode"
@@ -159,7 +161,7 @@ class BudgetedRun:
         mode: str = "restart",
         profile: str = "linear",
         warmup: int = 0,
-        cooldown: float = 0.2,
+        cooldown: float = COOLDOWN,
         snapshot_device: torch.device | str | None = None,
         grad_norm_every: int | None = None,
         loss_check_every: int = 25,

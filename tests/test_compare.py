@@ -321,12 +321,18 @@ def test_compare_cli_prints_the_short_table(tmp_path, capsys):
 def test_compare_cli_with_methods_none_measures_only_rank_fidelity(tmp_path, capsys):
     status, out, err = run_main(
         capsys, "compare", "digits", "--quick", "--pool", "3", "--truth-seeds", "1", "--methods", "none",
-        "--out", str(tmp_path), "--quiet",
+        "--cooldown", "0.5", "--pool-seed", "3", "--out", str(tmp_path), "--quiet",
     )
     assert status == 0, err
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["summary"] is None and results["searches"] == {}
-    assert "--methods none" in results["command"]
+    assert "--methods none" in results["command"] and "--cooldown 0.5" in results["command"]
+    # Branch runs cool down over half of each rung: the last rung plus the others' cooldowns.
+    assert results["settings"]["cooldown"] == 0.5 and "--pool-seed 3" in results["command"]
+    assert [c["params"] for c in results["rank_fidelity"]["configs"]] == compare_module.sample_pool(load_study_script("digits"), 3, 3)
+    branch = results["rank_fidelity"]["modes"]["branch"]["compute_per_config"]
+    assert branch == RUNGS[-1] + sum(max(1, round(0.5 * b)) for b in RUNGS[:-1])
+    assert "mode" in out and "restart" in out
     assert "## Rank fidelity" in (tmp_path / "report.md").read_text()
     assert not (tmp_path / "studies.db").exists() and "dashboard:" not in out
 
@@ -341,6 +347,8 @@ def test_compare_cli_with_methods_none_measures_only_rank_fidelity(tmp_path, cap
         (["digits", "--pool", "2"], ["pool must be 0", "at least 3"]),
         (["fashion_mnist", "--data-dir", "/no/such/dir"], ["data directory /no/such/dir does not exist"]),
         (["digits", "--device", "tpu"], ["--device must be cpu, cuda"]),
+        (["digits", "--cooldown", "0"], ["cooldown must be in (0, 1]", "0.0"]),
+        (["digits", "--pool-seed", "-1"], ["pool_seed must be an integer >= 0", "-1"]),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, fragments):
