@@ -6,14 +6,17 @@ import json
 import math
 import textwrap
 
+import numpy as np
 import optuna
 import pytest
+from scipy import stats
 
 from budgetopt import compare as compare_module
 from budgetopt.compare import (
     FILES,
     METHODS,
     anytime_curve,
+    bootstrap_spearman,
     compute_to_reach,
     compare,
     demo_plan,
@@ -21,6 +24,7 @@ from budgetopt.compare import (
     mean_curve,
     rank_fidelity,
     render_report,
+    targets,
 )
 from budgetopt.study_script import load_study_script
 from test_cli import one_line_error, run_main
@@ -233,6 +237,39 @@ def test_without_a_chance_level_diverged_runs_rank_last_and_do_not_train():
     assert f["modes"]["restart"]["rungs"]["3"]["regret_pick"] is None  # picked a configuration that diverged once
 
 
+def test_bootstrap_intervals_are_the_percentiles_of_scipys_spearman_on_the_same_resamples():
+    rng = np.random.default_rng(7)
+    truth = list(rng.normal(size=12).round(1))  # ties on purpose
+    scores = {"restart": list(truth + rng.normal(scale=0.3, size=12)), "continue": list(rng.normal(size=12).round(1))}
+    scores["continue"][3] = -math.inf  # a run that diverged: ties below the rest
+    subset = [i for i in range(12) if i != 5]
+    boot = bootstrap_spearman(scores, truth, subset, seed=3)
+    idx = np.random.default_rng(3).integers(0, len(subset), size=(compare_module.BOOTSTRAP_RESAMPLES, len(subset)))
+
+    def slow(values):
+        floor = compare_module._finite_floor
+        xs, ys = np.array(floor([values[i] for i in subset])), np.array(floor([truth[i] for i in subset]))
+        return np.array([stats.spearmanr(xs[row], ys[row]).statistic for row in idx])
+
+    restart, cont = slow(scores["restart"]), slow(scores["continue"])
+    ok = np.isfinite(restart - cont)
+    assert boot["spearman"]["restart"] == pytest.approx(np.percentile(restart[np.isfinite(restart)], [2.5, 97.5]))
+    assert boot["difference"]["restart-continue"] == pytest.approx(np.percentile((restart - cont)[ok], [2.5, 97.5]))
+    assert boot["configs"] == 11 and "branch-restart" not in boot["difference"]
+
+
+def test_a_perfect_ranking_has_a_point_interval_and_the_targets_carry_the_intervals():
+    truth = [[0.9, 0.9], [0.8, 0.8], [0.7, 0.7], [0.6, 0.6], [0.5, 0.5]]
+    perfect, reversed_ = [0.5, 0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4, 0.5]
+    scores = {"restart": [perfect, perfect], "branch": [perfect, perfect], "continue": [reversed_, perfect]}
+    f = rank_fidelity(pool(scores, truth), (1, 3), 2, "maximize", chance=0.1)
+    assert f["bootstrap"]["spearman"]["restart"] == [1.0, 1.0]
+    assert f["bootstrap"]["difference"] == {"restart-continue": [2.0, 2.0], "branch-restart": [0.0, 0.0]}
+    rows = targets({"rank_fidelity": f, "ladder": {"rungs": [1, 3]}, "direction": "maximize", "score": "accuracy"})
+    assert [r.get("interval") for r in rows] == [[1.0, 1.0], [2.0, 2.0], [0.0, 0.0], None]  # the last: branch compute
+    assert rows[1]["value"] == pytest.approx(2.0) and rows[1]["met"]
+
+
 # -- resume, processes, demo ----------------------------------------------------------------
 
 
@@ -278,6 +315,30 @@ def test_demo_runs_its_code_path_on_a_tiny_setting(tmp_path, monkeypatch, capsys
     assert "sha " in out and "restart " in out
     assert f"dashboard: budgetopt dashboard sqlite:///{tmp_path / 'demo' / 'studies.db'}" in out
     assert (tmp_path / "demo" / "report.md").is_file()
+
+
+def test_a_demo_that_fails_at_its_report_resumes_without_training_again(tmp_path, monkeypatch, capsys):
+    tiny = dict(quick=True, seeds=1, pool=3, truth_seeds=1, compute=27, jobs=1, methods=["sha"])
+    monkeypatch.setitem(compare_module.DEMO_SETTINGS, "digits", tiny)
+    out = str(tmp_path / "demo")
+    assemble = compare_module._assemble
+
+    def broken(*args):
+        raise ImportError("cannot import name 'X'")
+
+    monkeypatch.setattr(compare_module, "_assemble", broken)
+    status, _, err = run_main(capsys, "demo", "--digits", "--out", out, "--quiet")
+    assert status == 1
+    one_line_error(err, "no report written", "ImportError", "--resume reuses them")
+
+    def no_training(*args):
+        raise AssertionError("a unit ran again")
+
+    monkeypatch.setattr(compare_module, "_assemble", assemble)
+    monkeypatch.setattr(compare_module, "_run_unit", no_training)
+    status, stdout, err = run_main(capsys, "demo", "--digits", "--out", out, "--quiet", "--resume")
+    assert status == 0, err
+    assert "sha " in stdout and (tmp_path / "demo" / "report.md").is_file()
 
 
 def test_demo_falls_back_to_digits_without_fashion_mnist(monkeypatch, tmp_path):
