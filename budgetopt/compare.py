@@ -14,7 +14,8 @@ so a search overshoots by less than one trial, and the actual compute is reporte
 ``hyperband``  Optuna's ``HyperbandPruner(min_budget, max_budget, eta)`` + TPE, the same trials.
 ``restart``    budgetopt: :class:`~budgetopt.BudgetSampler` + :class:`~budgetopt.BudgetPruner`,
                each rung retrained from the initial weights with linear decay to its budget.
-``branch``     the same with a constant-rate trunk and a linear cooldown branched off at each rung.
+``branch``     the same with a constant-rate trunk and a linear cooldown branched off at each rung
+               (over ``cooldown`` of the rung, default 0.2).
 ``random``     ``RandomSampler``, no pruning: every trial trains the full budget (linear decay).
 ``tpe``        ``TPESampler``, no pruning, every trial at the full budget.
 =============  ===================================================================================
@@ -35,7 +36,10 @@ configuration's *truth* is its full-budget score with linear decay, averaged ove
 and rung: the Spearman correlation between rung scores and truth over the whole pool and
 over the configurations that *train* (see below); the selection regret, truth of the pool's
 best minus truth of the best configuration among the rung's top ``1/eta`` and of its top
-pick; and how many configurations diverged.
+pick; and how many configurations diverged. A pool of a few dozen configurations gives a
+Spearman correlation with a wide spread, so the lowest rung's figures (and the paired
+differences restart - continue and branch - restart) also get a 95% percentile-bootstrap
+interval over the configurations that train (:func:`bootstrap_spearman`).
 
 A run that diverged (NaN/inf loss or parameters) scores the script's ``chance`` at every
 rung it did not reach, or ranks below every other run when the script has no ``chance``.
