@@ -1211,8 +1211,9 @@ def render_report(results: dict) -> str:
         "```",
         "",
         f"Data: {results['data']}. Ladder {'/'.join(map(str, rungs))} iterations (eta {results['ladder']['reduction_factor']}); "
-        f"each search may spend **{s['compute']:,} iterations** ({s['compute'] / rungs[-1]:.3g} full budgets); "
-        f"{len(s['seeds'])} seed(s) per method; baseline schedule `{s['baseline_profile']}` over the full budget; "
+        + (f"each search may spend **{s['compute']:,} iterations** ({s['compute'] / rungs[-1]:.3g} full budgets); "
+           f"{len(s['seeds'])} seed(s) per method; " if s["methods"] else "no searches (the rank-fidelity pool only); ")
+        + f"baseline schedule `{s['baseline_profile']}` over the full budget; "
         f"branch cooldown {s.get('cooldown', COOLDOWN):g} of each rung. "
         f"Started {results.get('started', '—')}, wall time {_duration(results.get('wall_seconds'))} "
         f"({results.get('machine', {}).get('jobs', 1)} job(s) x {results.get('machine', {}).get('torch_threads', 1)} thread(s) on {results.get('machine', {}).get('device', 'cpu')}).",

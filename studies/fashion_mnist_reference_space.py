@@ -6,7 +6,11 @@ fixed at 0.9 and no label smoothing. The built-in ``fashion_mnist`` study also s
 momentum (0.5..0.95) and label smoothing (0..0.2). This script is that study with the
 reference space, so the two can be compared: same model, data, ladder and evaluation.
 
-    budgetopt compare studies/fashion_mnist_reference_space.py --methods none --pool 24 --truth-seeds 1
+    budgetopt compare studies/fashion_mnist_reference_space.py --methods none --pool 24 --truth-seeds 1 --jobs 2
+    budgetopt compare studies/fashion_mnist_reference_space.py --methods none --pool 24 --truth-seeds 2 \
+        --pool-seed 1 --cooldown 0.1 --jobs 2
+
+Their reports: ``studies/results/compare_fashion_mnist_reference_space{,_pool1}/report.md``.
 """
 
 from __future__ import annotations
