@@ -153,6 +153,18 @@ def test_lr_traces_follow_each_mode(run):
     assert restart["compute"][-1] == sum(RUNGS)
 
 
+def test_test_score_differences_with_sha_get_a_paired_interval_over_seeds(run):
+    results, _ = run
+    methods = results["summary"]["methods"]
+    for row in results["targets"]:
+        method = row["target"].split(":")[0]
+        if "at least sha's (difference)" in row["target"]:
+            diffs = [a - b for a, b in zip(methods[method]["test_values"], methods["sha"]["test_values"])]
+            mean, half = interval95(diffs)
+            assert row["value"] == pytest.approx(mean)
+            assert row["interval"] == pytest.approx([mean - half, mean + half])
+
+
 # -- the numbers ---------------------------------------------------------------------------
 
 
