@@ -411,7 +411,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options ``worker`` and ``launch`` share (``launch`` hands them to each worker)."""
-    from budgetopt.run import MODES
+    from budgetopt.run import COOLDOWN, MODES
 
     options.add_argument("script", help="a built-in study script (digits, fashion_mnist, cifar10) or a .py file")
     options.add_argument("--storage", required=True, help="sqlite:///FILE.db, postgresql://USER:PASSWORD@HOST/DB, or FILE.log")
@@ -421,6 +421,8 @@ def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentPa
     budget.add_argument("--n-trials", type=int, metavar="N", help="trials of the whole study, all workers together (default: no limit)")
     budget.add_argument("--compute", type=int, metavar="ITERATIONS", help="iterations of the whole study, all workers together (default: no limit)")
     options.add_argument("--mode", choices=MODES, default="restart", help="how a trial goes from rung to rung (default: %(default)s)")
+    options.add_argument("--cooldown", type=float, default=COOLDOWN, metavar="F",
+                         help="with --mode branch: the cooldown, a fraction of each rung in (0, 1] (default: %(default)s)")
     options.add_argument("--brackets", default="1", metavar="B", help="1 for successive halving, N brackets, or 'hyperband' (default: %(default)s)")
     options.add_argument("--seed", type=int, default=0, metavar="S", help="trial n trains with seed SEED + n (default: %(default)s)")
     options.add_argument("--quick", action="store_true", help="the study script's quick ladder and data")
@@ -482,7 +484,7 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     snapshot store, storage with the heartbeat, study -- in that order, so that nothing
     is written to the storage when an input is bad (ValueError or CommandError)."""
     from budgetopt import workers
-    from budgetopt._validation import check_iterations
+    from budgetopt._validation import check_fraction, check_iterations
     from budgetopt.pruners import BudgetPruner
     from budgetopt.study_script import load_study_script
 
@@ -497,6 +499,7 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     heartbeat = check_iterations(args.heartbeat, "--heartbeat (seconds)")
     grace = 2 * heartbeat if args.grace_period is None else check_iterations(args.grace_period, "--grace-period (seconds)")
     brackets = int(args.brackets) if args.brackets.isdigit() else args.brackets
+    check_fraction(args.cooldown, "--cooldown")
     script = load_study_script(args.script)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise CommandError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
@@ -523,7 +526,7 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     try:
         study = workers.join_study(
             storage, args.study, direction=script.direction, pruner=pruner,
-            setup={"script": script.name, "mode": args.mode}, create=args.create,
+            setup=_worker_study_setup(script.name, args.mode, args.cooldown), create=args.create,
         )
     except Exception:
         if new_directory:
@@ -532,6 +535,12 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
         raise
     return {"script": script, "data": data, "budget": budget, "store": store, "snapshots": snapshots,
             "retry": retry, "heartbeat": heartbeat, "study": study}
+
+
+def _worker_study_setup(script: str, mode: str, cooldown: float) -> dict:
+    """What every worker of a study must share: the script and mode, and in branch mode
+    the cooldown."""
+    return {"script": script, "mode": mode} | ({"cooldown": cooldown} if mode == "branch" else {})
 
 
 def _open_shared_storage(url: str, rdb_options: dict) -> optuna.storages.BaseStorage:
@@ -585,6 +594,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     objective = make_objective(
         script, mode=args.mode, device=device, seed=args.seed, data=setup["data"],
         snapshot_store=setup["store"], progress_seconds=setup["heartbeat"],
+        **({"cooldown": args.cooldown} if args.mode == "branch" else {}),
     )
     identity = workers.worker_identity(device)
     label = os.environ.get(workers.LAUNCH_LABEL)
@@ -746,14 +756,14 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         """
         budgetopt demo
         budgetopt demo --out my-demo --data-dir ~/data     # Fashion-MNIST's IDX files in ~/data
-        budgetopt demo --digits                             # scikit-learn's digits: seconds
+        budgetopt demo --digits                             # scikit-learn's digits: about a minute
         """,
         description=(
             "The short version of 'budgetopt compare': Fashion-MNIST when it is on this machine or can be "
             "downloaded (else scikit-learn's digits), a small ladder (9/27/81/243 iterations; digits 10/30/90/270), "
             f"{fashion['seeds']} seeds per method ({', '.join(fashion['methods'])}) and a pool of {fashion['pool']} "
             f"configurations ({DEMO_SETTINGS['digits']['pool']} on digits), on two worker processes. About 6 minutes on two CPU "
-            "cores with Fashion-MNIST, 2 with digits. Ends with a table of each method's "
+            "cores with Fashion-MNIST, 1 with digits. Ends with a table of each method's "
             "test accuracy, compute and rank fidelity, and the command that opens the dashboard."
         ),
     )

@@ -13,8 +13,8 @@ import pytest
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 
-from budgetopt.cli import main
-from budgetopt.run import ATTR_COMPUTE, ATTR_ENDED, ATTR_RESUMED, ATTR_SNAPSHOT
+from budgetopt.cli import _worker_argv, build_parser, main
+from budgetopt.run import ATTR_COMPUTE, ATTR_ENDED, ATTR_PROFILE, ATTR_RESUMED, ATTR_SNAPSHOT
 from budgetopt.study_script import ATTR_SEED
 from budgetopt.workers import (
     ATTR_WORKER,
@@ -61,6 +61,15 @@ def test_compute_budget_is_the_studys_and_no_trial_starts_past_it(tmp_path):
     assert spent - trials[-1].user_attrs[ATTR_COMPUTE] < 100  # the last trial started below the budget
     assert worker(tmp_path, "--compute", "100") == 0
     assert len(load(f"sqlite:///{tmp_path}/study.db", "s").trials) == len(trials)
+
+
+def test_branch_workers_train_with_their_cooldown_and_launch_forwards_it(tmp_path):
+    assert worker(tmp_path, "--n-trials", "2", "--mode", "branch", "--cooldown", "0.5") == 0
+    study = load(f"sqlite:///{tmp_path}/study.db", "s")
+    assert study.user_attrs["budgetopt.setup"] == {"script": "synthetic_study", "mode": "branch", "cooldown": 0.5}
+    assert all("cooldown over 0.5 of each budget" in t.user_attrs[ATTR_PROFILE] for t in study.trials)
+    args = build_parser().parse_args(["launch", SCRIPT, "--storage", "x.log", "--study", "s", "--workers", "2", "--mode", "branch", "--cooldown", "0.5"])
+    assert _worker_argv(args)[-4:] == ["--mode", "branch", "--cooldown", "0.5"]
 
 
 def test_an_error_in_a_step_fails_that_trial_and_the_worker_goes_on(tmp_path, monkeypatch, capsys):

@@ -43,6 +43,7 @@ def reference(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reference")
     url = f"sqlite:///{tmp}/studies.db"
     assert main(["worker", SCRIPT, "--storage", url, "--study", "digits-search", "--n-trials", "3", *HEARTBEAT, "-q"]) == 0
+    assert main(["worker", SCRIPT, "--storage", url, "--study", "branch-search", "--n-trials", "1", "--mode", "branch", *HEARTBEAT, "-q"]) == 0
     optuna.create_study(storage=url, study_name="min-study", direction="minimize")
     (tmp / "file.txt").write_text("a regular file")
     (tmp / "broken_import.py").write_text("direction = 'maximize'\nladder = (3, 27, 3)\n1 / 0\n")
@@ -63,6 +64,10 @@ COMMAND_LINE = [
     ("study-direction", "worker {script} --storage {url} --study min-study", r"study 'min-study' is to minimize, but the study script's direction is 'maximize'"),
     ("study-ladder", "worker {script} --storage {url} --study digits-search --brackets hyperband", r"was made with ladder rungs \[3, 9, 27\] \(eta 3, 1 bracket\)"),
     ("study-mode", "worker {script} --storage {url} --study digits-search --mode branch", r"is run with script 'synthetic_study', mode 'restart'"),
+    ("study-cooldown", "worker {script} --storage {url} --study branch-search --mode branch --cooldown 0.1",
+     r"is run with script 'synthetic_study', mode 'branch', cooldown 0.2"),
+    ("cooldown-zero", "worker {script} --storage {url} --study s --mode branch --cooldown 0", r"--cooldown must be in \(0, 1\], got 0.0"),
+    ("cooldown-text", "worker {script} --storage {url} --study s --cooldown half", r"argument --cooldown: invalid float value: 'half'"),
     ("n-trials-zero", "worker {script} --storage {url} --study s --n-trials 0", r"--n-trials must be an integer >= 1, got 0"),
     ("n-trials-negative", "worker {script} --storage {url} --study s --n-trials -5", r"--n-trials must be an integer >= 1, got -5"),
     ("n-trials-text", "worker {script} --storage {url} --study s --n-trials ten", r"argument --n-trials: invalid int value: 'ten'"),
