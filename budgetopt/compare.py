@@ -509,8 +509,8 @@ def canonical_command(
     seeds 0..N-1; other seed lists exist only in the library call)."""
     argv = ["budgetopt", "compare", script.name if script.module.__name__.startswith("budgetopt.studies.") else str(script.path)]
     argv += ["--quick"] if quick else []
-    argv += ["--seeds", str(len(seeds))]
-    argv += ["--compute", str(compute), "--pool", str(pool), "--truth-seeds", str(truth_seeds)]
+    argv += ["--seeds", str(len(seeds)), "--compute", str(compute)] if methods else []  # searches only
+    argv += ["--pool", str(pool), "--truth-seeds", str(truth_seeds)]
     argv += ["--methods", ",".join(methods) or "none", "--baseline-profile", baseline_profile, "--out", str(out)]
     argv += [] if device == "cpu" else ["--device", str(device)]
     argv += [] if data_dir is None else ["--data-dir", str(data_dir)]

@@ -400,6 +400,7 @@ def test_compare_cli_with_methods_none_measures_only_rank_fidelity(tmp_path, cap
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["summary"] is None and results["searches"] == {}
     assert "--methods none" in results["command"] and "--cooldown 0.5" in results["command"]
+    assert "--seeds" not in results["command"] and "--compute" not in results["command"]  # no searches
     # Branch runs cool down over half of each rung: the last rung plus the others' cooldowns.
     assert results["settings"]["cooldown"] == 0.5 and "--pool-seed 3" in results["command"]
     assert [c["params"] for c in results["rank_fidelity"]["configs"]] == compare_module.sample_pool(load_study_script("digits"), 3, 3)
