@@ -593,8 +593,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     script, study = setup["script"], setup["study"]
     objective = make_objective(
         script, mode=args.mode, device=device, seed=args.seed, data=setup["data"],
-        snapshot_store=setup["store"], progress_seconds=setup["heartbeat"],
-        **({"cooldown": args.cooldown} if args.mode == "branch" else {}),
+        snapshot_store=setup["store"], progress_seconds=setup["heartbeat"], cooldown=args.cooldown,
     )
     identity = workers.worker_identity(device)
     label = os.environ.get(workers.LAUNCH_LABEL)

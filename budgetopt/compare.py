@@ -167,11 +167,6 @@ def _init_worker(threads: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _branch_options(mode: str, setting: _Setting) -> dict:
-    """BudgetedRun options of ``mode``: branch mode's cooldown."""
-    return {"cooldown": setting.cooldown} if mode == "branch" else {}
-
-
 def _run_unit(setting: _Setting, unit: tuple) -> dict:
     """One unit of work: ``("search", method, seed, compute)`` or
     ``("pool", index, mode, seed, params, budgets)``."""
@@ -181,7 +176,7 @@ def _run_unit(setting: _Setting, unit: tuple) -> dict:
     _, index, mode, seed, params, budgets = unit
     profile = setting.baseline_profile if mode == "continue" else "linear"
     result = train_config(
-        script, params, budgets, mode, seed, setting.device, data=data, test=False, profile=profile, **_branch_options(mode, setting)
+        script, params, budgets, mode, seed, setting.device, data=data, test=False, profile=profile, cooldown=setting.cooldown
     )
     return {
         "kind": "pool",
@@ -234,11 +229,12 @@ def search_study(method: str, seed: int, ladder: Ladder, direction: str, study_n
 def method_objective(script: StudyScript, data: Any, method: str, seed: int, setting: _Setting):
     """The objective of ``method``'s trials (see the module doc), test score recorded."""
     ladder = setting.ladder
-    common = dict(device=setting.device, seed=TRIAL_SEED_STRIDE * (seed + 1), data=data, record_test=True)
+    # cooldown: branch mode's; BudgetedRun ignores it in the other modes.
+    common = dict(device=setting.device, seed=TRIAL_SEED_STRIDE * (seed + 1), data=data, record_test=True, cooldown=setting.cooldown)
     if method in ("sha", "hyperband"):
         return make_objective(script, mode="continue", budgets=ladder.rungs, profile=setting.baseline_profile, **common)
     if method in ("restart", "branch"):
-        return make_objective(script, mode=method, **_branch_options(method, setting), **common)
+        return make_objective(script, mode=method, **common)
     return make_objective(script, mode="restart", budgets=[ladder.max_budget], **common)
 
 
@@ -762,6 +758,7 @@ def rank_fidelity(configs: list[dict], rungs: Sequence[int], reduction_factor: i
     stable = [i for i in everyone if every_seed[i]]
     keep = max(1, len(configs) // reduction_factor)
     modes = {}
+    at_lowest = {}  # mode -> signed scores at the lowest rung, for the bootstrap
     for mode in MODES:
         runs = [c["modes"].get(mode) for c in configs]
         if any(r is None for r in runs):
@@ -769,6 +766,7 @@ def rank_fidelity(configs: list[dict], rungs: Sequence[int], reduction_factor: i
         per_rung = {}
         for budget in rungs:
             scores = [signed(r["rung_values"].get(str(budget))) for r in runs]
+            at_lowest.setdefault(mode, scores)
             order = sorted(everyone, key=lambda i: (-scores[i], i))
             kept = max(truth[i] for i in order[:keep])
             reached = [sign * s for i, s in enumerate(scores) if trains[i] and math.isfinite(s)]
@@ -790,10 +788,8 @@ def rank_fidelity(configs: list[dict], rungs: Sequence[int], reduction_factor: i
             "ended_at_chance": sum(r["diverged"] is None and not trained(signed(r["rung_values"].get(last))) for r in runs),
             "compute_per_config": statistics.fmean(computes) if computes else None,
         }
-    lowest = str(rungs[0])
-    scores_at_lowest = {mode: [signed(c["modes"][mode]["rung_values"].get(lowest)) for c in configs] for mode in modes}
     return {
-        "bootstrap": bootstrap_spearman(scores_at_lowest, truth, training) | {"rung": rungs[0]},
+        "bootstrap": bootstrap_spearman(at_lowest, truth, training) | {"rung": rungs[0]},
         "truth": [_finite_or_none(sign * t) for t in truth],
         "trains": trains,
         "n_trains": len(training),
@@ -823,9 +819,8 @@ def bootstrap_spearman(scores: dict[str, list[float]], truth: list[float], subse
     truth are signed (larger is better); -inf ties below the rest."""
     from scipy import stats
 
-    empty = {"configs": len(subset), "resamples": 0, "spearman": {}, "difference": {}}
     if len(subset) < 3:
-        return empty
+        return {"configs": len(subset), "resamples": 0, "spearman": {}, "difference": {}}
     ys = np.array(_finite_floor([truth[i] for i in subset]))
     idx = np.random.default_rng(seed).integers(0, len(subset), size=(BOOTSTRAP_RESAMPLES, len(subset)))
 
@@ -986,10 +981,9 @@ def targets(results: dict) -> list[dict]:
         delta = s["test_mean"] - base["test_mean"]
         # Searches with the same seed share the sampler's seed: a paired t-interval over seeds.
         paired = [a - b for a, b in zip(s["test_values"], base["test_values"]) if a is not None and b is not None]
-        _, half = interval95(paired)
+        mean, half = interval95(paired)
         rows.append({"target": f"{method}: test {results['score']} at equal compute at least sha's (difference)",
-                     "value": delta, "met": sign * delta >= 0,
-                     "interval": None if half is None else [statistics.fmean(paired) - half, statistics.fmean(paired) + half]})
+                     "value": delta, "met": sign * delta >= 0, "interval": None if half is None else [mean - half, mean + half]})
         fraction = s["reach_fraction_of_baseline_compute"]
         rows.append({"target": f"{method}: reaches sha's final mean test {results['score']} with <= half of sha's compute (fraction)",
                      "value": fraction, "met": fraction is not None and fraction <= 0.5})
@@ -1308,8 +1302,13 @@ def _fidelity_section(results: dict, fidelity: dict) -> list[str]:
     s = results["settings"]
     rungs = results["ladder"]["rungs"]
     n = len(fidelity["configs"])
-    header = "| mode | " + " | ".join(str(b) for b in rungs) + " |"
-    rule = "|---|" + "---:|" * len(rungs)
+
+    def table(cell: Callable[[dict], str]) -> list[str]:
+        """A mode x rung table; ``cell`` formats one mode's numbers at one rung."""
+        head = ["| mode | " + " | ".join(str(b) for b in rungs) + " |", "|---|" + "---:|" * len(rungs)]
+        return head + [f"| {mode} | " + " | ".join(cell(m["rungs"][str(b)]) for b in rungs) + " |"
+                       for mode, m in fidelity["modes"].items()]
+
     chance = fidelity["chance"]
     trains_rule = (
         f"truth better than {_f(fidelity['threshold'])} (chance {chance:g} plus a tenth of the way to the best truth)"
@@ -1327,14 +1326,12 @@ def _fidelity_section(results: dict, fidelity: dict) -> list[str]:
         "",
         f"### Spearman of rung scores vs truth, configurations that train ({fidelity['n_trains']})",
         "",
-        header,
-        rule,
+        *table(lambda r: _f(r["spearman_trains"], 3)),
+        "",
+        f"### Spearman of rung scores vs truth, whole pool ({n})",
+        "",
+        *table(lambda r: _f(r["spearman_all"], 3)),
     ]
-    for mode, m in fidelity["modes"].items():
-        lines.append(f"| {mode} | " + " | ".join(_f(m["rungs"][str(b)]["spearman_trains"], 3) for b in rungs) + " |")
-    lines += ["", f"### Spearman of rung scores vs truth, whole pool ({n})", "", header, rule]
-    for mode, m in fidelity["modes"].items():
-        lines.append(f"| {mode} | " + " | ".join(_f(m["rungs"][str(b)]["spearman_all"], 3) for b in rungs) + " |")
     if split:
         configs = fidelity["configs"]
         described = "; ".join(
@@ -1349,25 +1346,19 @@ def _fidelity_section(results: dict, fidelity: dict) -> list[str]:
             f"average have a truth run that ended at chance (edge of stability: one seed trains, another collapses), so "
             f"their truth is the mean of a good and a chance score. {described}.",
             "",
-            header,
-            rule,
+            *table(lambda r: _f(r["spearman_every_seed_trains"], 3)),
         ]
-        for mode, m in fidelity["modes"].items():
-            lines.append(f"| {mode} | " + " | ".join(_f(m["rungs"][str(b)]["spearman_every_seed_trains"], 3) for b in rungs) + " |")
     lines += [
         "",
         f"### Selection regret: truth of the pool's best ({_f(fidelity['truth'][fidelity['best']])}) minus truth of the best "
         f"configuration a rung keeps (its top {fidelity['kept_per_rung']}) / of its top pick",
         "",
-        header,
-        rule,
+        *table(lambda r: f"{_f(r['regret_kept'])} / {_f(r['regret_pick'])}"),
+        "",
+        "### Mean rung score of the configurations that train",
+        "",
+        *table(lambda r: _f(r["mean_score_trains"])),
     ]
-    for mode, m in fidelity["modes"].items():
-        cells = [f"{_f(m['rungs'][str(b)]['regret_kept'])} / {_f(m['rungs'][str(b)]['regret_pick'])}" for b in rungs]
-        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
-    lines += ["", f"### Mean rung score of the configurations that train", "", header, rule]
-    for mode, m in fidelity["modes"].items():
-        lines.append(f"| {mode} | " + " | ".join(_f(m["rungs"][str(b)]["mean_score_trains"]) for b in rungs) + " |")
     lines += ["", "| mode | diverged (NaN/inf) | ended at chance at the full budget | compute per configuration (whole ladder) |",
               "|---|---:|---:|---:|"]
     for mode, m in fidelity["modes"].items():
@@ -1442,15 +1433,19 @@ def demo_summary(results: dict, out: str | Path) -> str:
     rungs = results["ladder"]["rungs"]
     searched = f"{len(s['seeds'])} searches per method, each spending about {s['compute']:,} iterations; " if s["methods"] else ""
     pooled = f"; rank fidelity over {s['pool']} configurations" if s["pool"] else ""
+    legend = []  # what each column of the table means
+    if s["methods"]:
+        legend.append(f"test {results['score']}: of the configuration each search picked (mean ± 95% interval over seeds). "
+                      "compute: iterations trained.")
+    if s["pool"]:
+        legend.append(f"Spearman @ {rungs[0]} it.: how well the scores after {rungs[0]} iterations rank the configurations "
+                      "that train by their full-budget score (1 = perfectly), in the mode the method uses.")
     lines = [
         f"{results['study']} ({results['data']}): {searched}ladder {'/'.join(map(str, rungs))}{pooled}.",
         "",
         demo_table(results),
         "",
-        ((f"test {results['score']}: of the configuration each search picked (mean ± 95% interval over seeds). "
-         "compute: iterations trained. " if s["methods"] else "")
-        + (f"Spearman @ {rungs[0]} it.: how well the scores after {rungs[0]} iterations rank the configurations that "
-           "train by their full-budget score (1 = perfectly), in the mode the method uses." if s["pool"] else "")).rstrip(),
+        " ".join(legend),
         "",
         f"report:    {Path(out) / FILES['report']}",
     ]
@@ -1469,16 +1464,15 @@ def demo_table(results: dict) -> str:
         for mode, m in fidelity["modes"].items():
             rho[mode] = m["rungs"][lowest]["spearman_trains"]
     mode_of = {"sha": "continue", "hyperband": "continue", "restart": "restart", "branch": "branch"}
-    if not summary:  # only the pool: its modes
+    if summary:
+        rows = [("method", f"test {results['score']}", "compute", f"Spearman @ {lowest} it.")]
+        for method, m in summary.items():
+            ci = f" ± {m['test_ci95']:.3f}" if m["test_ci95"] is not None else ""
+            mode = mode_of.get(method)
+            rows.append((method, f"{_f(m['test_mean'], 3)}{ci}", _int(m["compute_mean"]), _f(rho.get(mode), 2) if mode else "—"))
+        if not rho:  # no pool: no Spearman column
+            rows = [r[:3] for r in rows]
+    else:  # only the pool: its modes
         rows = [("mode", f"Spearman @ {lowest} it.")] + [(mode, _f(r, 2)) for mode, r in rho.items()]
-        widths = [max(len(r[i]) for r in rows) for i in range(2)]
-        return "\n".join(f"{r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}" for r in rows)
-    rows = [("method", f"test {results['score']}", "compute", f"Spearman @ {lowest} it.")]
-    for method, m in summary.items():
-        ci = f" ± {m['test_ci95']:.3f}" if m["test_ci95"] is not None else ""
-        mode = mode_of.get(method)
-        rows.append((method, f"{_f(m['test_mean'], 3)}{ci}", _int(m["compute_mean"]), _f(rho.get(mode), 2) if mode else "—"))
-    if not rho:  # no pool: no Spearman column
-        rows = [r[:3] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
