@@ -788,8 +788,14 @@ def _run_demo(args: argparse.Namespace) -> int:
 # -- main -----------------------------------------------------------------------------------
 
 # One builder per command: it adds a subparser and sets its handler (see the module docstring).
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    from budgetopt.bench.cli import add_bench
+
+    add_bench(commands, _command)
+
+
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_dashboard, _add_schedules, _add_report, _add_worker, _add_launch, _add_compare, _add_demo
+    _add_dashboard, _add_schedules, _add_report, _add_worker, _add_launch, _add_compare, _add_demo, _add_bench
 )
 
 

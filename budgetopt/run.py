@@ -15,14 +15,12 @@ import torch
 
 from budgetopt._validation import check_choice, check_fraction, check_iterations
 from budgetopt.ladder import Ladder
+from budgetopt.modes import COOLDOWN, MODES, cooldown_iterations
 from budgetopt.schedules import BudgetScheduler, _check_optimizer, check_warmup, get_profile
 
 if TYPE_CHECKING:
     import optuna
 
-MODES = ("restart", "branch", "continue")
-# Branch mode's cooldown: this fraction of each budget decays to zero (WSD's usual 20%).
-COOLDOWN = 0.2
 
 # User-attr keys: optuna-dashboard shows user attrs, not system attrs.
 ATTR_MODE = "budgetopt.mode"
@@ -148,6 +146,11 @@ class BudgetedRun:
             last iteration of every budget (None: never). Each record costs a device sync.
         loss_check_every: how often a loss tensor given to :meth:`record_loss` is checked
             for NaN/inf (each check is a device sync; float losses are checked at once).
+        horizon_exponent: ``beta >= 0``, restart mode only: budget ``B`` trains at the peak
+            rate times ``(B_max / B) ** beta`` (``B_max`` the last budget, whose rate is
+            unchanged). The optimal peak rate falls with the horizon roughly as
+            ``B ** -beta`` (beta about 0.3-0.5 in recent work); 0 (default) keeps one
+            peak rate for every budget, as the paper does.
         **profile_params: the profile's parameters (e.g. ``power`` for ``poly``).
     """
 
@@ -167,9 +170,15 @@ class BudgetedRun:
         loss_check_every: int = 25,
         snapshot_store: "optuna.artifacts._protocol.ArtifactStore | None" = None,
         progress_seconds: float = 30.0,
+        horizon_exponent: float = 0.0,
         **profile_params: object,
     ) -> None:
         self.mode = check_choice(mode, "mode", MODES)
+        if isinstance(horizon_exponent, bool) or not isinstance(horizon_exponent, numbers.Real) or not horizon_exponent >= 0:
+            raise ValueError(f"horizon_exponent must be a number >= 0, got {horizon_exponent!r}")
+        if horizon_exponent and mode != "restart":
+            raise ValueError(f"horizon_exponent needs mode='restart' (one peak rate per budget), got mode={mode!r}")
+        self.horizon_exponent = float(horizon_exponent)
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         _check_optimizer(optimizer)
@@ -216,6 +225,7 @@ class BudgetedRun:
         self._progress_at = time.monotonic()
         for group in optimizer.param_groups:
             group["initial_lr"] = group["lr"]
+        self._peak_lrs = [group["lr"] for group in optimizer.param_groups]
         self._initial = self._state() if mode == "restart" and len(self.budgets) > 1 else None
         if self.trial is not None:
             retry = ATTR_PLAN in self.trial.user_attrs  # copied from an attempt that got this far
@@ -270,7 +280,7 @@ class BudgetedRun:
 
     def _trunk_end(self, index: int) -> int:
         budget = self.budgets[index]
-        return budget - max(1, round(self.cooldown * budget))
+        return budget - cooldown_iterations(budget, self.cooldown)
 
     def _phases(self, segment: Segment) -> Iterator[tuple[BudgetScheduler, int, int] | str]:
         """The (scheduler, first t, stop t) runs of a segment; the string marks a trunk snapshot.
@@ -282,6 +292,10 @@ class BudgetedRun:
         if self.mode == "restart":
             if k > 0 and self._initial is not None:
                 self._restore(self._initial)
+            if self.horizon_exponent:
+                scale = (self.budgets[-1] / budget) ** self.horizon_exponent
+                for group, peak in zip(self.optimizer.param_groups, self._peak_lrs):
+                    group["initial_lr"] = peak * scale
             yield self._scheduler(budget, self.profile, self.warmup, self.profile_params), 0, budget
         elif self.mode == "continue":
             start = self.budgets[k - 1] if k > 0 else 0
@@ -490,6 +504,8 @@ class BudgetedRun:
             label = f"constant trunk + {label} cooldown over {self.cooldown:g} of each budget"
         if self.warmup:
             label += f", warmup {self.warmup}"
+        if self.horizon_exponent:
+            label += f", peak rate x (B_max/B)^{self.horizon_exponent:g}"
         return label
 
     def _set_attrs(self, attrs: dict) -> None:

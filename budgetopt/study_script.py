@@ -11,6 +11,9 @@ A *study script* is a module (a built-in one, ``"fashion_mnist"``, ``"cifar10"``
                                            :class:`~budgetopt.Ladder`).
 ``quick_ladder`` *(optional)*              a smaller ladder for demos and tests (default:
                                            ``ladder``).
+``ladders`` *(optional)*                   named ladders, ``{"short": (15, 405, 3), "long":
+                                           (30, 2430, 3)}``: horizons a user picks by name
+                                           (``budgetopt bench build --ladder long``).
 ``chance`` *(optional)*                    the score of a model that learned nothing (e.g.
                                            ``0.1``, the accuracy of a guess among 10
                                            classes): ``budgetopt compare`` counts a
@@ -93,6 +96,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import itertools
 import pkgutil
 import sys
 import time
@@ -150,6 +154,26 @@ class StudyScript:
 
     def ladder_for(self, quick: bool = False) -> Ladder:
         return self.quick_ladder if quick else self.ladder
+
+    def named_ladder(self, spec: str | None) -> tuple[str, Ladder]:
+        """``(name, ladder)`` for ``spec``: None or ``"default"`` (the script's ``ladder``),
+        ``"quick"``, a name of the script's ``ladders``, or ``"MIN,MAX,ETA"``."""
+        named = {"default": self.ladder, "quick": self.quick_ladder}
+        for name, value in (getattr(self.module, "ladders", None) or {}).items():
+            named[name] = _ladder(self.path, f"ladders[{name!r}]", value)
+        spec = "default" if spec is None else str(spec)
+        if spec in named:
+            return spec, named[spec]
+        parts = spec.split(",")
+        if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
+            try:
+                ladder = Ladder(*(int(p) for p in parts))
+            except (TypeError, ValueError) as error:
+                raise StudyScriptError(f"ladder {spec!r} is not a ladder: {error}") from None
+            return spec.replace(" ", ""), ladder
+        raise StudyScriptError(
+            f"unknown ladder {spec!r} for study {self.name}: allowed are {', '.join(named)} or MIN,MAX,ETA in iterations"
+        )
 
     def load_data(self, data_dir: str | Path | None = None, quick: bool = False, **options: Any) -> Any:
         """The script's ``load_data(data_dir, quick, **options)``, once per distinct arguments."""
@@ -366,6 +390,7 @@ class TrainResult:
     compute: int
     diverged: str | None
     seconds: float
+    rung_compute: dict[int, int] = field(default_factory=dict)
 
     @property
     def value(self) -> float | None:
@@ -409,6 +434,7 @@ def train_config(
         compute=run.compute,
         diverged=run.diverged,
         seconds=time.perf_counter() - start,
+        rung_compute=dict(zip(run.segment_compute, itertools.accumulate(run.segment_compute.values()))),
     )
 
 

@@ -1,0 +1,300 @@
+"""``budgetopt bench build``: train a pool of configurations into a benchmark table.
+
+Every configuration of the pool (:func:`~budgetopt.bench.table.sample_pool`), every
+seed and every unit kind (:class:`~budgetopt.bench.table.Kind`) is one *unit*, trained
+by :func:`~budgetopt.study_script.train_config` exactly as a live trial of that mode
+trains. Units run in ``jobs`` worker processes (one torch thread each); only this
+process writes the table, one ``write`` + ``fsync`` per unit, so a crash or a SIGKILL
+loses at most the units in flight. ``resume`` repairs a cut-off last line, checks that
+the directory holds the same build (study script, ladder, pool seed, seeds, kinds,
+cooldown; the pool may grow) and runs the units that are missing. Units are ordered
+configuration by configuration, so a partial table holds complete configurations.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import multiprocessing
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+
+from budgetopt.bench.table import (
+    DEFAULT_KINDS,
+    META_FILE,
+    TABLE_FILE,
+    TABLE_FORMAT,
+    TABLE_VERSION,
+    TableError,
+    file_sha256,
+    header,
+    parse_kind,
+    read_table,
+    sample_pool,
+    unit_rows,
+    write_json_atomic,
+)
+from budgetopt.modes import COOLDOWN
+from budgetopt.study_script import StudyScript, load_study_script, train_config
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """What a worker process needs to train units: the script, its data, the ladder."""
+
+    script: str
+    data_dir: str | None
+    quick: bool
+    rungs: tuple[int, ...]
+    cooldown: float
+    device: str
+
+
+@dataclass(frozen=True)
+class Unit:
+    config: int
+    seed: int
+    kind: str
+
+
+_LOADED: dict[tuple, tuple[StudyScript, Any]] = {}
+
+
+def _prepared(spec: BuildSpec) -> tuple[StudyScript, Any]:
+    key = (spec.script, spec.data_dir, spec.quick)
+    if key not in _LOADED:
+        script = load_study_script(spec.script)
+        _LOADED[key] = script, script.load_data(data_dir=spec.data_dir, quick=spec.quick)
+    return _LOADED[key]
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def train_unit(spec: BuildSpec, unit: Unit, params: dict) -> str:
+    """Train one unit; its rows of ``table.csv``."""
+    script, data = _prepared(spec)
+    kind = parse_kind(unit.kind)
+    result = train_config(
+        script, params, spec.rungs, kind.mode, unit.seed, spec.device, data=data, test=True, **kind.run_options(spec.cooldown)
+    )
+    return unit_rows(unit.config, unit.seed, unit.kind, spec.rungs, params, result)
+
+
+def _versions() -> dict:
+    from budgetopt import __version__
+
+    return {"budgetopt": __version__, "torch": torch.__version__, "optuna": optuna.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+def _repair(table_path: Path) -> None:
+    """Drop a cut-off last line (a write that a crash interrupted)."""
+    with table_path.open("rb+") as f:
+        data = f.read()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):
+            f.truncate(end)
+
+
+def _drop_partial_units(table_path: Path, rungs: int) -> None:
+    """Rewrite the table without units that have fewer rows than rungs (a unit is one
+    write, so only a crash inside that write leaves one, at the end)."""
+    lines = table_path.read_text().splitlines(keepends=True)
+    counts: dict[tuple[str, str, str], int] = {}
+    for line in lines[1:]:
+        key = tuple(line.split(",", 3)[:3])
+        counts[key] = counts.get(key, 0) + 1
+    partial = {k for k, n in counts.items() if n != rungs}
+    if partial:
+        kept = [lines[0], *(line for line in lines[1:] if tuple(line.split(",", 3)[:3]) not in partial)]
+        tmp = table_path.with_name(f".{table_path.name}.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, table_path)
+
+
+def build_table(
+    script: str | Path,
+    out: str | Path,
+    *,
+    configs: int,
+    seeds: int | Sequence[int] = 2,
+    kinds: Sequence[str] = DEFAULT_KINDS,
+    ladder: str | None = None,
+    pool_seed: int = 0,
+    cooldown: float = COOLDOWN,
+    jobs: int = 1,
+    threads: int = 1,
+    device: str = "cpu",
+    data_dir: str | None = None,
+    quick: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+    say=lambda message: None,
+) -> Path:
+    """Build (or, with ``resume``, complete or grow) the table of ``configs`` x ``seeds``
+    x ``kinds`` in ``out``; returns ``out``. See the module docstring."""
+    if isinstance(configs, bool) or not isinstance(configs, int) or configs < 1:
+        raise ValueError(f"--configs must be an integer >= 1, got {configs!r}")
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if isinstance(seeds, int) and seeds < 1 or not seed_list:
+        raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    kinds = list(dict.fromkeys(kinds))
+    for kind in kinds:
+        parse_kind(kind)
+    if "restart" not in kinds:
+        raise ValueError(f"--kinds must include restart (its last rung is every configuration's truth), got {','.join(kinds)}")
+    loaded = load_study_script(script)
+    ladder_name, the_ladder = loaded.named_ladder(ladder)
+    pool, space = sample_pool(loaded, configs, pool_seed)
+    out = Path(out)
+    meta = {
+        "format": TABLE_FORMAT,
+        "version": TABLE_VERSION,
+        "study": loaded.name,
+        "script": str(script),
+        "script_sha256": file_sha256(loaded.path),
+        "direction": loaded.direction,
+        "chance": getattr(loaded.module, "chance", None),
+        "ladder": {"name": ladder_name, "rungs": list(the_ladder.rungs), "reduction_factor": the_ladder.reduction_factor},
+        "quick": quick,
+        "space": {name: optuna.distributions.distribution_to_json(d) for name, d in sorted(space.items())},
+        "pool_seed": pool_seed,
+        "pool": pool,
+        "seeds": seed_list,
+        "kinds": kinds,
+        "cooldown": cooldown,
+    }
+    table_path, meta_path = out / TABLE_FILE, out / META_FILE
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a directory")
+    if resume and meta_path.is_file():
+        old = read_table(out)
+        for key in ("study", "script_sha256", "direction", "ladder", "quick", "space", "pool_seed", "seeds", "kinds", "cooldown"):
+            if old.meta.get(key) != meta[key]:
+                raise TableError(
+                    f"--resume: {out} holds a different build ({key} {old.meta.get(key)!r}, this command {meta[key]!r}); "
+                    "use another --out, or the first build's options"
+                )
+        if old.meta["pool"] != pool[: len(old.meta["pool"])]:
+            raise TableError(f"--resume: the pool in {out} is not this command's (another budgetopt or study script version)")
+        _repair(table_path)
+        _drop_partial_units(table_path, len(the_ladder.rungs))
+        done = read_table(out.resolve()).done  # checked row by row
+        finished = {Unit(int(c), seed_list[s], kinds[k]) for c, s, k in np.argwhere(done)}
+        meta["started"] = old.meta.get("started")
+    else:
+        if resume:
+            say(f"--resume: no table in {out} yet; building it")
+        elif table_path.exists() or meta_path.exists():
+            raise TableError(f"--out {out} already holds a table: pass --resume to complete or grow it, or choose another --out")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / f".write-test-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as error:
+            raise PermissionError(f"--out {out} is not writable ({error.strerror or error})") from None
+        table_path.write_text(header(space))
+        finished = set()
+        meta["started"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    meta.update(
+        versions=_versions(),
+        command=command or f"budgetopt bench build {shlex.quote(str(script))} --configs {configs} --out {shlex.quote(str(out))}",
+        machine={"platform": platform.platform(), "cpu_count": os.cpu_count(), "jobs": jobs, "torch_threads": threads, "device": device},
+    )
+    units = [Unit(c, s, k) for c in range(configs) for s in seed_list for k in kinds]
+    pending = [u for u in units if u not in finished]
+    spec = BuildSpec(str(script), data_dir, quick, tuple(the_ladder.rungs), cooldown, device)
+    _write_meta(meta, out, finished | set(), units)
+    if pending:
+        say(f"{len(finished)} of {len(units)} units in {out} already; training {len(pending)} on {jobs} process(es)")
+        loaded.load_data(data_dir=data_dir, quick=quick)  # a data error here, before any worker starts
+        _run(spec, pending, pool, out, meta, finished, units, jobs, threads, progress)
+    return out
+
+
+def _write_meta(meta: dict, out: Path, finished: set[Unit], units: list[Unit]) -> None:
+    configs = len(meta["pool"])
+    per_config = len(meta["seeds"]) * len(meta["kinds"])
+    counts = np.zeros(configs, dtype=int)
+    for u in finished:
+        counts[u.config] += 1
+    meta["units_complete"] = len(finished)
+    meta["configs_complete"] = int((counts == per_config).sum())
+    meta["complete"] = len(finished) == len(units)
+    meta["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    if meta.get("complete"):
+        meta.setdefault("finished", meta["updated"])
+    write_json_atomic(out / META_FILE, meta)
+
+
+def measured_cost(out: Path) -> dict:
+    """Mean wall seconds per unit of each kind, and per configuration and seed for all
+    kinds together, over the units in the table at ``out`` (as this machine ran them)."""
+    table = read_table(out)
+    cost = {}
+    for k, kind in enumerate(table.kinds):
+        seconds = table.seconds[:, :, k][table.done[:, :, k]]
+        if seconds.size:
+            cost[kind] = round(float(seconds.mean()), 3)
+    complete = table.done.all(axis=2)
+    if complete.any():
+        cost["all_kinds"] = round(float(table.seconds.sum(axis=2)[complete].mean()), 3)
+    return cost
+
+
+def _run(spec, pending, pool, out, meta, finished, units, jobs, threads, progress) -> None:
+    from tqdm.auto import tqdm
+
+    table_path = out / TABLE_FILE
+    bar = tqdm(total=len(units), initial=len(finished), unit="unit", desc="bench build", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True, smoothing=0.05)
+    executor = concurrent.futures.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+    )
+    last_meta = time.monotonic()
+    running: dict[concurrent.futures.Future, Unit] = {}
+    queue = list(pending)
+    try:
+        with table_path.open("a") as table:
+            while queue or running:
+                while queue and len(running) < 2 * jobs:
+                    unit = queue.pop(0)
+                    running[executor.submit(train_unit, spec, unit, pool[unit.config])] = unit
+                done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    unit = running.pop(future)
+                    rows = future.result()
+                    table.write(rows)
+                    table.flush()
+                    os.fsync(table.fileno())
+                    finished.add(unit)
+                    bar.update(1)
+                if time.monotonic() - last_meta > 30 or not (queue or running):
+                    meta["cost_seconds"] = measured_cost(out)
+                    _write_meta(meta, out, finished, units)
+                    last_meta = time.monotonic()
+    except BaseException:
+        for future in running:
+            future.cancel()
+        meta["cost_seconds"] = measured_cost(out)
+        _write_meta(meta, out, finished, units)
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        bar.close()

@@ -1,0 +1,149 @@
+"""``budgetopt bench build`` and ``budgetopt bench simulate``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_bench(commands: argparse._SubParsersAction, command) -> None:
+    """Add ``budgetopt bench`` (``command`` builds a subparser with the common options)."""
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark tables: train a pool once in every mode, then replay searches against it",
+        description="Benchmark tables (every configuration x seed x mode x rung) and an equal-compute search simulator.",
+    )
+    group = bench.add_subparsers(title="bench commands", metavar="COMMAND", required=True, parser_class=type(bench))
+    _add_build(group, command)
+    _add_simulate(group, command)
+
+
+def _add_build(group, command) -> None:
+    from budgetopt.bench.table import DEFAULT_KINDS
+    from budgetopt.modes import COOLDOWN
+
+    parser = command(
+        group,
+        "build",
+        "train a pool of configurations at every rung, seed and mode into a table",
+        """
+        budgetopt bench build digits --configs 8 --seeds 2 --out digits-table            # a minute
+        budgetopt bench build fashion_mlp --configs 300 --seeds 2 --jobs 2 --out table-a
+        budgetopt bench build fashion_mlp --ladder long --configs 200 --jobs 2 --out table-b --resume
+        """,
+        description=(
+            "Draw --configs configurations from the study script's search space (Optuna's scrambled Sobol QMCSampler, "
+            "--pool-seed), train each with every seed and unit kind on the ladder, and write table.csv (one row per "
+            "configuration, seed, kind and rung) and meta.json to --out. Units run in --jobs processes; an interrupted "
+            "build keeps every finished unit and --resume completes it (or grows its pool)."
+        ),
+    )
+    parser.add_argument("script", help="a built-in study (fashion_mlp, fashion_mlp_fixed_lr, digits, ...) or a .py study script")
+    parser.add_argument("--configs", type=int, required=True, metavar="N", help="configurations in the pool")
+    parser.add_argument("--seeds", type=int, default=2, metavar="S", help="training seeds 0..S-1 per configuration (default: %(default)s)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the table's directory")
+    parser.add_argument("--ladder", metavar="NAME", help="a ladder of the script (default, quick, or its named ones such as short/long) or MIN,MAX,ETA")
+    parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS), metavar="K,K",
+                        help="unit kinds: restart, branch, continue_<profile>, restart_beta<b> (default: %(default)s)")
+    parser.add_argument("--pool-seed", type=int, default=0, metavar="S", help="seed of the pool's draw (default: %(default)s)")
+    parser.add_argument("--cooldown", type=float, default=COOLDOWN, metavar="F", help="branch mode's cooldown fraction (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per process (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K (default: %(default)s)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where the study script finds its data")
+    parser.add_argument("--quick", action="store_true", help="the script's quick data setting")
+    parser.add_argument("--resume", action="store_true", help="complete (or grow) the table already in --out")
+    parser.set_defaults(handler=_run_build)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from budgetopt.bench.build import build_table, measured_cost
+
+    command = "budgetopt bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
+    out = build_table(
+        args.script, args.out, configs=args.configs, seeds=args.seeds, kinds=[k for k in args.kinds.split(",") if k],
+        ladder=args.ladder, pool_seed=args.pool_seed, cooldown=args.cooldown, jobs=args.jobs, threads=args.threads,
+        device=args.device, data_dir=args.data_dir, quick=args.quick, resume=args.resume, progress=not args.quiet,
+        command=command, say=lambda m: None if args.quiet else print(m, file=sys.stderr),
+    )
+    cost = measured_cost(Path(out))
+    print(f"table: {out}")
+    print("measured seconds per unit: " + ", ".join(f"{k} {v:g}" for k, v in cost.items()))
+    return 0
+
+
+def _add_simulate(group, command) -> None:
+    from budgetopt.bench.simulate import BASELINE, BUILTIN, DEFAULT_METHODS
+
+    parser = command(
+        group,
+        "simulate",
+        "replay searches against a table at exactly equal compute",
+        """
+        budgetopt bench simulate table-a --compute 10,30,100 --repeats 200 --jobs 2 --out sim-a
+        budgetopt bench simulate table-a --methods sha_cosine,restart,restart@random,restart_beta0.3 --baseline sha_cosine
+        budgetopt bench simulate table-a --methods sha_step,my_rules:ModelPruner@restart --out sim-mine
+        """,
+        description=(
+            "Replay --repeats paired searches per method and compute cap against a table made by 'budgetopt bench build': "
+            "real Optuna studies (samplers and pruners) whose training is a table lookup. Writes report.md, results.json "
+            "and PNG plots to --out: selection regret and deployable score with 95%% intervals, paired differences against "
+            "--baseline, anytime curves, a bootstrap over the pool, and rank fidelity of every unit kind."
+        ),
+    )
+    parser.add_argument("table", help="a table directory made by 'budgetopt bench build'")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), metavar="M,M",
+                        help=f"methods: {', '.join(BUILTIN)}; a table kind (restart_beta0.3); module:Class[@kind] for your own "
+                             "optuna pruner; add @random for a random sampler (default: %(default)s)")
+    parser.add_argument("--compute", default="30", metavar="FB[,FB]", help="compute cap(s) per search, in full budgets (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=200, metavar="K", help="paired repeats per method and cap (default: %(default)s)")
+    parser.add_argument("--baseline", default=BASELINE, metavar="M", help="method the paired differences are taken against (default: %(default)s)")
+    parser.add_argument("--pool-bootstrap", type=int, default=20, metavar="B", help="resampled pools for the pool bootstrap, 0 for none (default: %(default)s)")
+    parser.add_argument("--bootstrap-repeats", type=int, default=20, metavar="K", help="paired repeats per resampled pool (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: %(default)s)")
+    parser.add_argument("--target-compute-ratio", type=float, metavar="R",
+                        help="report met/not met: a method reaches the baseline's final mean regret within R x the cap")
+    parser.add_argument("--target-spearman", type=float, metavar="S",
+                        help="report met/not met: lowest-rung Spearman over configurations that train >= S")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default: TABLE/simulation)")
+    parser.set_defaults(handler=_run_simulate)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from budgetopt.bench.replay import simulate
+
+    command = "budgetopt bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
+    thresholds = {}
+    if args.target_compute_ratio is not None:
+        thresholds["compute_ratio"] = args.target_compute_ratio
+    if args.target_spearman is not None:
+        thresholds["spearman"] = args.target_spearman
+    out = Path(args.out) if args.out else Path(args.table) / "simulation"
+    results = simulate(
+        args.table, out, methods=[m for m in args.methods.split(",") if m], compute=args.compute, repeats=args.repeats,
+        baseline=args.baseline, jobs=args.jobs, pool_bootstrap=args.pool_bootstrap, bootstrap_repeats=args.bootstrap_repeats,
+        thresholds=thresholds, command=command, progress=not args.quiet,
+        warn=lambda m: print(f"budgetopt: warning: {m}", file=sys.stderr),
+    )
+    print(summary_text(results, out))
+    return 0
+
+
+def summary_text(results: dict, out: Path) -> str:
+    """A short table of the largest cap: regret and deployable score against the baseline."""
+    caps = results["searches"]["caps"]
+    cap = caps[max(caps, key=int)]
+    baseline = results["settings"]["baseline"]
+    lines = [f"{results['settings']['repeats']} paired searches per method of {cap['full_budgets']:g} full budgets on "
+             f"{results['table']['configs_complete']} configurations ({results['seconds']:.0f} s); baseline {baseline}",
+             f"{'method':<18} {'regret':>8} {'minus baseline (95%)':>26} {'deployable':>10} {'minus baseline (95%)':>26}"]
+    for method, e in cap["methods"].items():
+        d = e.get("regret_minus_baseline")
+        p = e.get("deployable_minus_baseline")
+        def ci(x):
+            return "" if x is None or x["low"] is None else f"{x['mean']:+.4f} ({x['low']:+.4f}, {x['high']:+.4f})"
+        lines.append(f"{method:<18} {e['regret_summary']['mean']:>8.4f} {ci(d):>26} {e['deployable_summary']['mean']:>10.4f} {ci(p):>26}")
+    lines.append(f"report: {out / 'report.md'}")
+    return "\n".join(lines)

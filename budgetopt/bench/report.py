@@ -1,0 +1,222 @@
+"""``report.md`` and PNG plots, rendered from ``results.json`` alone (so a report can be
+rendered again after a change of wording, without simulating again)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FILES = {
+    "report": "report.md",
+    "results": "results.json",
+    "anytime": "anytime.png",
+    "fidelity": "rank_fidelity.png",
+    "regret": "regret_distribution.png",
+}
+
+
+def _f(x, digits: int = 4) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _signed(x, digits: int = 4) -> str:
+    return "—" if x is None else f"{x:+.{digits}f}"
+
+
+def _ci(entry: dict, digits: int = 4, sign: bool = False) -> str:
+    fmt = _signed if sign else _f
+    if entry.get("low") is None:
+        return fmt(entry.get("mean"), digits)
+    return f"{fmt(entry['mean'], digits)} ({fmt(entry['low'], digits)} to {fmt(entry['high'], digits)})"
+
+
+def _verdict(entry: dict, lower_is_better: bool = True) -> str:
+    low, high = entry.get("low"), entry.get("high")
+    if low is None:
+        return "not measurable"
+    if lower_is_better:
+        return "lower (significant)" if high < 0 else "higher (significant)" if low > 0 else "not distinguishable"
+    return "higher (significant)" if low > 0 else "lower (significant)" if high < 0 else "not distinguishable"
+
+
+def render(results: dict) -> str:
+    t = results["table"]
+    s = results["settings"]
+    lines = [
+        f"# Simulated searches on `{t['study']}`, ladder {t['ladder_name']} ({'/'.join(map(str, t['rungs']))})",
+        "",
+        "```",
+        results["command"],
+        "```",
+        "",
+        f"Table `{t['directory']}` (built with `{t['command']}`): {t['configs_complete']} complete configurations"
+        + (f" of {t['configs']} drawn (**partial table**)" if t["partial"] else "")
+        + f", seeds {', '.join(map(str, t['seeds']))}, unit kinds {', '.join(t['kinds'])}, branch cooldown {t['cooldown']:g}.",
+        "",
+        f"Each search is a real Optuna study (sampler and pruner of its method) whose training is a lookup in the table; "
+        f"{s['repeats']} paired repeats per method (repeat k: sampler seed k, the same training seeds); no search spends more "
+        "than its cap (a rung that does not fit is not started). **Selection regret**: the pool's best truth minus the "
+        "truth of the pick, truth = full-budget linear-decay test score averaged over the seeds (one final schedule for "
+        "every method). **Deployable**: test score of the pick trained in the method's own final schedule (mean over "
+        f"seeds). Baseline for paired differences: `{s['baseline']}`. Intervals: 95% Student-t over repeats.",
+        "",
+    ]
+    searches = results["searches"]
+    for cap_key, cap in searches["caps"].items():
+        lines += [
+            f"## Searches of {cap['full_budgets']:g} full budgets ({cap['iterations']:,} iterations)",
+            "",
+            "| method | selection regret | minus baseline (paired) | repeats lower / higher | deployable test score | minus baseline (paired) | average rank | compute mean / max | trials (full budget) | compute to reach baseline's final regret |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for method, e in cap["methods"].items():
+            reach = e.get("compute_to_reach_baseline")
+            reach_text = "never" if reach is None else f"{reach['full_budgets']:g} FB ({reach['fraction_of_baseline']:.2f}x)"
+            lines.append(
+                f"| `{method}` | {_ci(e['regret_summary'])} | {_ci(e['regret_minus_baseline'], sign=True) if 'regret_minus_baseline' in e else ''} | "
+                f"{str(e.get('regret_lower_than_baseline_in', '')) + ' / ' + str(e.get('regret_higher_than_baseline_in', '')) if 'regret_minus_baseline' in e else ''} | "
+                f"{_ci(e['deployable_summary'])} | {_ci(e['deployable_minus_baseline'], sign=True) if 'deployable_minus_baseline' in e else ''} | "
+                f"{_f(e.get('average_rank'), 2)} | {e['compute_summary']['mean']:,.0f} / {e['compute_summary']['max']:,} | "
+                f"{e['trials_summary']['mean']:.1f} ({e['trials_summary']['full_budget']:.1f}) | {reach_text} |"
+            )
+        lines += ["", "Reading, against the baseline at this compute:", ""]
+        for method, e in cap["methods"].items():
+            if "regret_minus_baseline" not in e:
+                continue
+            lines.append(
+                f"- `{method}`: selection regret {_verdict(e['regret_minus_baseline'])} "
+                f"({_ci(e['regret_minus_baseline'], sign=True)}); deployable score {_verdict(e['deployable_minus_baseline'], lower_is_better=False)} "
+                f"({_ci(e['deployable_minus_baseline'], sign=True)})."
+            )
+        lines.append("")
+    boot = searches.get("pool_bootstrap")
+    if boot:
+        lines += [
+            f"## How much the answer owes to the pool drawn ({boot['pools']} resampled pools x {boot['repeats']} repeats, largest cap)",
+            "",
+            "| method | mean regret, 95% over pools | minus baseline, 95% over pools |",
+            "|---|---:|---:|",
+        ]
+        for method, e in boot["methods"].items():
+            diff = "" if "regret_minus_baseline_low" not in e else f"{_signed(e['regret_minus_baseline_mean'])} ({_signed(e['regret_minus_baseline_low'])} to {_signed(e['regret_minus_baseline_high'])})"
+            lines.append(f"| `{method}` | {_f(e['mean_regret_low'])} to {_f(e['mean_regret_high'])} | {diff} |")
+        lines.append("")
+    fid = results.get("fidelity")
+    if fid:
+        lines += [
+            "## Rank fidelity",
+            "",
+            "Spearman's rho between each kind's validation value at a rung and the truth, across seeds (the rung run of "
+            "one seed against the truth of the others), with 95% bootstrap intervals over configurations and seeds.",
+            "",
+        ]
+        for subset, label in (("all", "all configurations"), ("train", "configurations that train")):
+            entry = fid["subsets"].get(subset, {})
+            if "rho" not in entry:
+                lines += [f"Too few {label} ({entry.get('configs', 0)}) for a correlation.", ""]
+                continue
+            lines += [f"### Over {label} ({entry['configs']})", "", "| kind | " + " | ".join(str(r) for r in fid["rungs"]) + " |",
+                      "|---|" + "---:|" * len(fid["rungs"])]
+            for kind, per_rung in entry["rho"].items():
+                lines.append(f"| `{kind}` | " + " | ".join(f"{_f(p['rho'], 3)} ({_f(p['low'], 2)} to {_f(p['high'], 2)})" for p in per_rung) + " |")
+            lines += ["", "| difference | " + " | ".join(str(r) for r in fid["rungs"]) + " |", "|---|" + "---:|" * len(fid["rungs"])]
+            for pair, per_rung in entry["differences"].items():
+                lines.append(f"| {pair} | " + " | ".join(f"{_signed(p['difference'], 3)} ({_signed(p['low'], 2)} to {_signed(p['high'], 2)})" for p in per_rung) + " |")
+            lines.append("")
+        eos = fid.get("edge_of_stability", [])
+        lines += [f"Edge of stability (truth seeds disagree about training at all): {len(eos)} configuration(s)"
+                  + (f": {', '.join(map(str, eos[:20]))}{' ...' if len(eos) > 20 else ''}." if eos else "."), ""]
+    thresholds = results.get("thresholds")
+    if thresholds:
+        lines += ["## Thresholds given on the command line", "", "| threshold | method | measured | met |", "|---|---|---:|---|"]
+        for row in thresholds:
+            lines.append(f"| {row['threshold']} | `{row['method']}` | {row['measured']} | {'yes' if row['met'] else 'no'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_anytime(results: dict, path: Path) -> None:
+    plt = _pyplot()
+    caps = results["searches"]["caps"]
+    cap = caps[max(caps, key=int)]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for method, e in cap["methods"].items():
+        x = e["curve"]["compute_full_budgets"]
+        for ax, key in zip(axes, ("regret", "deployable")):
+            points = e["curve"][key]
+            mean = [p["mean"] for p in points]
+            low = [p["low"] if p["low"] is not None else p["mean"] for p in points]
+            high = [p["high"] if p["high"] is not None else p["mean"] for p in points]
+            xs = [a for a, m in zip(x, mean) if m is not None]
+            line = ax.plot(xs, [m for m in mean if m is not None], label=method)[0]
+            ax.fill_between(xs, [lo for lo, m in zip(low, mean) if m is not None], [hi for hi, m in zip(high, mean) if m is not None],
+                            color=line.get_color(), alpha=0.15)
+    axes[0].set(xlabel="compute (full budgets)", ylabel="selection regret (lower is better)", title="selection regret vs compute")
+    axes[1].set(xlabel="compute (full budgets)", ylabel="deployable test score", title="deployable score vs compute")
+    axes[0].set_yscale("symlog", linthresh=1e-3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+def plot_fidelity(results: dict, path: Path) -> None:
+    plt = _pyplot()
+    fid = results["fidelity"]
+    subsets = [s for s in ("all", "train") if "rho" in fid["subsets"].get(s, {})]
+    fig, axes = plt.subplots(1, max(1, len(subsets)), figsize=(6 * max(1, len(subsets)), 4.5), squeeze=False)
+    for ax, subset in zip(axes[0], subsets):
+        entry = fid["subsets"][subset]
+        for kind, per_rung in entry["rho"].items():
+            rho = [p["rho"] for p in per_rung]
+            err = [[r - (p["low"] if p["low"] is not None else r) for r, p in zip(rho, per_rung)],
+                   [(p["high"] if p["high"] is not None else r) - r for r, p in zip(rho, per_rung)]]
+            ax.errorbar(fid["rungs"], rho, yerr=err, marker="o", capsize=3, label=kind)
+        ax.set_xscale("log")
+        ax.set(xlabel="rung budget (iterations)", ylabel="Spearman rho with truth (across seeds)",
+               title=f"rank fidelity, {'all configurations' if subset == 'all' else 'configurations that train'} ({entry['configs']})")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+def plot_regret(results: dict, path: Path) -> None:
+    plt = _pyplot()
+    caps = results["searches"]["caps"]
+    cap = caps[max(caps, key=int)]
+    names = list(cap["methods"])
+    data = [[x for x in cap["methods"][m]["regret"] if x is not None] for m in names]
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 3, 4.5))
+    ax.boxplot(data, showmeans=True)
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+    ax.set(ylabel="selection regret", title=f"selection regret per repeat, {cap['full_budgets']:g} full budgets")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+def write_outputs(results: dict, out: Path) -> None:
+    """results.json, report.md and the plots, each written atomically."""
+    import json
+    import os
+
+    def atomic(path: Path, write) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        write(tmp)
+        os.replace(tmp, path)
+
+    atomic(out / FILES["anytime"], lambda p: plot_anytime(results, p))
+    if results.get("fidelity"):
+        atomic(out / FILES["fidelity"], lambda p: plot_fidelity(results, p))
+    atomic(out / FILES["regret"], lambda p: plot_regret(results, p))
+    atomic(out / FILES["results"], lambda p: p.write_text(json.dumps(results, indent=1) + "\n"))
+    atomic(out / FILES["report"], lambda p: p.write_text(render(results) + "\n"))

@@ -1,0 +1,156 @@
+"""From simulated searches to ``results.json``: every number a report shows.
+
+Per compute cap and method, over the paired repeats:
+
+- *selection regret*: the pool's best truth minus the truth of the pick (truth: the
+  full-budget linear test score, mean over the table's seeds; the same final schedule
+  for every method, so this measures selection alone);
+- *deployable score*: the test score of the pick trained in the method's own final
+  schedule (its deploy kind's full-budget unit, mean over seeds): what a user gets;
+- mean and 95% interval of each, paired differences against the baseline (the same
+  repeat seeds), average rank, compute actually spent (never above the cap), trials;
+- anytime curves of regret and deployable score against compute (in full budgets),
+  and the compute at which the mean regret curve first reaches the baseline's final
+  mean regret;
+- a bootstrap over the pool (resampled pools, the same methods and paired repeats on
+  each): the interval of the mean paired difference against the baseline that comes
+  from which configurations were drawn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from budgetopt.bench.simulate import GRID_POINTS, SearchResult, resolve_method
+from budgetopt.bench.stats import average_ranks, interval95, percentile95, seed_scores, signed
+
+
+def _pick_at(result: SearchResult, grid: np.ndarray) -> list[int | None]:
+    picks, i, current = [], 0, None
+    for g in grid:
+        while i < len(result.events) and result.events[i][0] <= g:
+            current = result.events[i][1]
+            i += 1
+        picks.append(current)
+    return picks
+
+
+class Scorer:
+    """Truth, regret and deployable score of pool configurations for one table."""
+
+    def __init__(self, table) -> None:
+        self.table = table
+        self.maximize = table.maximize
+        self.truth = seed_scores(table, "restart").mean(axis=1)
+        self._deploy: dict[str, np.ndarray] = {}
+
+    def regret(self, config: int | None, configs: np.ndarray) -> float:
+        if config is None:
+            return float("nan")
+        t = signed(self.truth, self.maximize)
+        return float(np.max(t[configs]) - t[config])
+
+    def deployable(self, config: int | None, kind: str) -> float:
+        if config is None:
+            return float("nan")
+        if kind not in self._deploy:
+            self._deploy[kind] = seed_scores(self.table, kind).mean(axis=1)
+        return float(self._deploy[kind][config])
+
+
+def _r(x: float | None, digits: int = 5) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), digits)
+
+
+def _interval(values) -> dict:
+    mean, low, high = interval95(values)
+    return {"mean": _r(mean), "low": _r(low), "high": _r(high)}
+
+
+def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, baseline: str) -> dict:
+    """The ``"searches"`` and ``"pool_bootstrap"`` parts of results.json."""
+    scorer = Scorer(table)
+    max_budget = table.rungs[-1]
+    caps = sorted({cap for _, cap in searches})
+    methods = list(dict.fromkeys(m for m, _ in searches))
+    out: dict = {"caps": {}, "methods": {m: resolve_method(m).words for m in methods}}
+    for cap in caps:
+        grid = np.linspace(0, cap, GRID_POINTS)
+        per_method = {}
+        regrets: dict[str, list[float]] = {}
+        for method in methods:
+            runs = searches[(method, cap)]
+            deploy_kind = resolve_method(method).deploy_kind
+            regret = [scorer.regret(r.pick, configs) for r in runs]
+            deployable = [scorer.deployable(r.pick, deploy_kind) for r in runs]
+            regrets[method] = regret
+            curve_r, curve_d = [], []
+            picks = [_pick_at(r, grid) for r in runs]
+            for g in range(len(grid)):
+                rg = [scorer.regret(p[g], configs) for p in picks if p[g] is not None]
+                dg = [scorer.deployable(p[g], deploy_kind) for p in picks if p[g] is not None]
+                curve_r.append({**_interval(rg), "n": len(rg)})
+                curve_d.append({**_interval(dg), "n": len(dg)})
+            per_method[method] = {
+                "regret": [_r(x) for x in regret],
+                "deployable": [_r(x) for x in deployable],
+                "picks": [r.pick for r in runs],
+                "compute": [r.compute for r in runs],
+                "trials": [r.trials for r in runs],
+                "full_budget_trials": [r.full_budget_trials for r in runs],
+                "regret_summary": _interval(regret),
+                "deployable_summary": _interval(deployable),
+                "compute_summary": {"mean": _r(np.mean([r.compute for r in runs]), 1), "max": int(max(r.compute for r in runs))},
+                "trials_summary": {"mean": _r(np.mean([r.trials for r in runs]), 2), "full_budget": _r(np.mean([r.full_budget_trials for r in runs]), 2)},
+                "curve": {"compute_full_budgets": [_r(g / max_budget, 4) for g in grid], "regret": curve_r, "deployable": curve_d},
+            }
+        ranks = average_ranks(regrets)
+        if baseline in per_method:
+            base = per_method[baseline]
+            target = base["regret_summary"]["mean"]
+            for method, entry in per_method.items():
+                entry["average_rank"] = _r(ranks[method], 3)
+                if method == baseline:
+                    continue
+                d_regret = [a - b for a, b in zip(regrets[method], regrets[baseline])]
+                sign = 1.0 if scorer.maximize else -1.0  # positive: the method's pick scores better
+                d_deploy = [sign * (a - b) if a is not None and b is not None else None for a, b in zip(entry["deployable"], base["deployable"])]
+                entry["regret_minus_baseline"] = _interval(d_regret)
+                entry["deployable_minus_baseline"] = _interval(d_deploy)
+                entry["regret_lower_than_baseline_in"] = int(sum(d < 0 for d in d_regret))
+                entry["regret_higher_than_baseline_in"] = int(sum(d > 0 for d in d_regret))
+            for method, entry in per_method.items():
+                reach = None
+                if target is not None:
+                    for point, g in zip(entry["curve"]["regret"], grid):
+                        if point["mean"] is not None and point["n"] == len(entry["regret"]) and point["mean"] <= target:
+                            reach = g
+                            break
+                entry["compute_to_reach_baseline"] = None if reach is None else {
+                    "iterations": int(reach), "full_budgets": _r(reach / max_budget, 3), "fraction_of_baseline": _r(reach / cap, 3)
+                }
+        else:
+            for method, entry in per_method.items():
+                entry["average_rank"] = _r(ranks[method], 3)
+        out["caps"][str(cap)] = {"iterations": cap, "full_budgets": _r(cap / max_budget, 3), "methods": per_method}
+    if bootstrap["pools"]:
+        boot: dict = {"pools": len(bootstrap["pools"]), "repeats": None, "methods": {}}
+        for method in methods:
+            diffs, means = [], []
+            for pool, runs_by_method in zip(bootstrap["pools"], bootstrap["searches"]):
+                pool = np.asarray(pool)
+                runs = runs_by_method[method]
+                boot["repeats"] = len(runs)
+                regret = [scorer.regret(r.pick, pool) for r in runs]
+                means.append(float(np.mean(regret)))
+                if baseline in runs_by_method and method != baseline:
+                    base = [scorer.regret(r.pick, pool) for r in runs_by_method[baseline]]
+                    diffs.append(float(np.mean(np.subtract(regret, base))))
+            low, high = percentile95(means)
+            entry = {"mean_regret_low": _r(low), "mean_regret_high": _r(high)}
+            if diffs:
+                low, high = percentile95(diffs)
+                entry.update(regret_minus_baseline_low=_r(low), regret_minus_baseline_high=_r(high), regret_minus_baseline_mean=_r(np.mean(diffs)))
+            boot["methods"][method] = entry
+        out["pool_bootstrap"] = boot
+    return out

@@ -1,0 +1,379 @@
+"""``budgetopt bench simulate``: replay searches against a benchmark table at equal compute.
+
+A simulated search is a real Optuna study (in memory) with a real sampler and a real
+pruner; only the training is replaced by a table lookup:
+
+1. ``study.ask(space)`` draws a configuration from the table's search space; the
+   trial trains the *nearest configuration of the pool* in the normalised space
+   (Optuna's own transform: log-scaled where the distribution is log, categoricals
+   one-hot, every coordinate in [0, 1]). The table is thereby a piecewise-constant
+   surrogate: a random sampler draws pool configurations in proportion to the volume
+   of their cells (about uniformly for a quasi-random pool), a model-based sampler
+   can only reach what the pool holds, and two suggestions in one cell train the same
+   configuration. Every method sees the same pool, so the comparison stays fair; what
+   it cannot measure is a sampler's precision finer than the pool's spacing.
+2. The trial's seed is drawn from the table's seeds, trial ``n`` of repeat ``k``
+   drawing the same seed in every method (paired repeats).
+3. The trial's plan (its rung budgets: the ladder for Optuna's pruners, the bracket's
+   rungs for :class:`~budgetopt.BudgetPruner`, the full budget alone for searches
+   without pruning) is walked rung by rung: ``trial.report(value, budget)`` with the
+   value the table holds for that configuration, seed and unit kind, then
+   ``trial.should_prune()``. A unit that diverged at a rung ends the trial as pruned
+   there, as a live :class:`~budgetopt.BudgetedRun` does.
+4. Compute is charged per rung before the rung runs, with the mode's formula
+   (:func:`budgetopt.modes.compute`, restart's re-done iterations included; a
+   diverged rung charges only the iterations its unit executed). **A search never
+   starts a rung it cannot finish within the cap**: it stops at the first that does
+   not fit, so every search's compute is at most the cap.
+
+The search's *pick* is, in every method alike, the trial with the best validation
+value at the largest budget any of its trials reported. Metrics (see
+:mod:`budgetopt.bench.stats`): selection regret against the pool's best truth
+(the full-budget linear test score, mean over the table's seeds: one final schedule for
+every method), deployable score (the test score of the pick trained in the method's own
+final schedule, mean over seeds), anytime curves of both.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib
+import math
+import multiprocessing
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import json_to_distribution
+from optuna.trial import TrialState
+
+from budgetopt.bench.table import Table, parse_kind
+from budgetopt.modes import compute as mode_compute
+from budgetopt.pruners import BudgetPruner
+from budgetopt.samplers import BudgetSampler
+
+GRID_POINTS = 61  # anytime curves: compute from 0 to the cap in 60 steps
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named combination of sampler, pruner and unit kind.
+
+    ``pruner``: ``"sha"`` / ``"hyperband"`` (Optuna's ``SuccessiveHalvingPruner`` /
+    ``HyperbandPruner`` on the table's ladder), ``"budget"`` / ``"budget_hyperband"``
+    (:class:`~budgetopt.BudgetPruner`, one bracket / all brackets), ``"none"`` (every
+    trial at the full budget), or ``"module:Class"`` (any ``optuna.pruners.BasePruner``,
+    built as ``Class(min_budget=..., max_budget=..., reduction_factor=...)``; one with a
+    ``plan(study, trial)`` method, as ``BudgetPruner``, gives each trial its budgets).
+    ``sampler``: ``"tpe"``, ``"random"`` or ``"budget"`` (:class:`~budgetopt.BudgetSampler`
+    over TPE). ``kind``: the table's unit kind whose values the trials see;
+    ``deploy_kind``: whose full-budget test score the user gets for the pick.
+    """
+
+    name: str
+    kind: str
+    pruner: str
+    sampler: str
+    deploy_kind: str
+    words: str = ""
+
+
+BUILTIN = {
+    "sha_step": Method("sha_step", "continue_step", "sha", "tpe", "continue_step",
+                       "Optuna SuccessiveHalvingPruner + TPE, full-length step schedule read at the rungs"),
+    "sha_cosine": Method("sha_cosine", "continue_cosine", "sha", "tpe", "continue_cosine",
+                         "Optuna SuccessiveHalvingPruner + TPE, full-length cosine schedule read at the rungs"),
+    "hyperband_step": Method("hyperband_step", "continue_step", "hyperband", "tpe", "continue_step",
+                             "Optuna HyperbandPruner + TPE, full-length step schedule"),
+    "hyperband_cosine": Method("hyperband_cosine", "continue_cosine", "hyperband", "tpe", "continue_cosine",
+                               "Optuna HyperbandPruner + TPE, full-length cosine schedule"),
+    "restart": Method("restart", "restart", "budget", "budget", "restart",
+                      "budgetopt BudgetPruner + BudgetSampler, restart (linear decay to each rung)"),
+    "branch": Method("branch", "branch", "budget", "budget", "branch",
+                     "budgetopt BudgetPruner + BudgetSampler, branch (constant trunk, linear cooldown per rung)"),
+    "restart_hb": Method("restart_hb", "restart", "budget_hyperband", "budget", "restart",
+                         "budgetopt BudgetPruner (Hyperband brackets) + BudgetSampler, restart"),
+    "branch_hb": Method("branch_hb", "branch", "budget_hyperband", "budget", "branch",
+                        "budgetopt BudgetPruner (Hyperband brackets) + BudgetSampler, branch"),
+    "random": Method("random", "restart", "none", "random", "restart", "random search, every trial at the full budget (linear decay)"),
+    "tpe": Method("tpe", "restart", "none", "tpe", "restart", "TPE, every trial at the full budget (linear decay)"),
+}
+DEFAULT_METHODS = ("sha_step", "sha_cosine", "hyperband_step", "restart", "branch", "tpe")
+BASELINE = "sha_step"
+
+
+def resolve_method(name: str, table: Table | None = None) -> Method:
+    """The method called ``name``: a built-in (:data:`BUILTIN`), a table kind run with
+    ``BudgetPruner`` (``restart_beta0.3``), ``module:Class[@kind]`` (a user's pruner), each
+    with an optional ``@random`` suffix (random sampler instead of the model-based one)."""
+    base, _, suffix = name.partition("@")
+    random_sampler = suffix == "random"
+    kind_override = suffix if suffix and not random_sampler else None
+    if base in BUILTIN and kind_override is None:
+        method = BUILTIN[base]
+    elif ":" in base:
+        module_name, _, class_name = base.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"method {name!r}: cannot import {base} ({error})") from None
+        if not (isinstance(cls, type) and issubclass(cls, optuna.pruners.BasePruner)):
+            raise ValueError(f"method {name!r}: {base} is not an optuna.pruners.BasePruner subclass")
+        kind = kind_override or "restart"
+        mode = parse_kind(kind).mode
+        method = Method(base, kind, base, "budget" if mode != "continue" else "tpe", kind, f"{base} on {kind} values")
+    else:
+        try:
+            kind = parse_kind(base)
+        except ValueError:
+            raise ValueError(
+                f"unknown method {name!r}: allowed are {', '.join(BUILTIN)}, a table kind (e.g. restart_beta0.3), "
+                "or module:Class[@kind] for your own pruner; add @random for a random sampler"
+            ) from None
+        pruner = "sha" if kind.mode == "continue" else "budget"
+        sampler = "tpe" if kind.mode == "continue" else "budget"
+        method = Method(base, kind.name, pruner, sampler, kind.name, f"{pruner} on {kind.name} values")
+    if random_sampler:
+        method = Method(name, method.kind, method.pruner, "random", method.deploy_kind, method.words + ", random sampler")
+    if table is not None:
+        for kind in (method.kind, method.deploy_kind):
+            table.kind_index(kind)  # a TableError naming the kinds the table has
+    return method
+
+
+# -- one search ------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchResult:
+    method: str
+    repeat: int
+    cap: int
+    compute: int
+    trials: int
+    full_budget_trials: int
+    pick: int | None  # pool index
+    events: list = field(default_factory=list)  # (compute, pick) after each report
+
+
+class _Lookup:
+    """Nearest pool configuration of a suggestion, in Optuna's normalised space."""
+
+    def __init__(self, table: Table, configs: np.ndarray) -> None:
+        from optuna._transform import _SearchSpaceTransform
+        from scipy.spatial import cKDTree
+
+        self.space = {name: json_to_distribution(d) for name, d in table.meta["space"].items()}
+        self.transform = _SearchSpaceTransform(self.space, transform_0_1=True)
+        self.configs = configs
+        points = np.array([self.transform.transform({k: table.pool[c][k] for k in self.space}) for c in configs])
+        self.tree = cKDTree(points)
+
+    def nearest(self, params: dict) -> int:
+        _, i = self.tree.query(self.transform.transform(params))
+        return int(self.configs[i])
+
+
+def _sampler(method: Method, seed: int) -> optuna.samplers.BaseSampler:
+    if method.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if method.sampler == "budget":
+        return BudgetSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner(method: Method, rungs: tuple[int, ...], eta: int) -> optuna.pruners.BasePruner:
+    if method.pruner == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=rungs[0], reduction_factor=eta, min_early_stopping_rate=0)
+    if method.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=rungs[0], max_resource=rungs[-1], reduction_factor=eta)
+    if method.pruner in ("budget", "budget_hyperband"):
+        return BudgetPruner(rungs[0], rungs[-1], eta, brackets="hyperband" if method.pruner == "budget_hyperband" else 1)
+    if method.pruner == "none":
+        return optuna.pruners.NopPruner()
+    module_name, _, class_name = method.pruner.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(min_budget=rungs[0], max_budget=rungs[-1], reduction_factor=eta)
+
+
+def _better(a: float, b: float, maximize: bool) -> bool:
+    return a > b if maximize else a < b
+
+
+def run_search(table: Table, method: Method, repeat: int, cap: int, lookup: _Lookup) -> SearchResult:
+    """One search of ``method`` with sampler seed ``repeat`` and compute cap ``cap``
+    (iterations) against ``table`` (see the module docstring)."""
+    rungs, eta = table.rungs, table.meta["ladder"]["reduction_factor"]
+    k_index = table.kind_index(method.kind)
+    mode = parse_kind(method.kind).mode
+    cooldown = table.meta.get("cooldown", 0.2)
+    study = optuna.create_study(
+        direction=table.meta["direction"], sampler=_sampler(method, repeat), pruner=_pruner(method, rungs, eta)
+    )
+    pruner = study.pruner
+    maximize = table.maximize
+    spent = 0
+    result = SearchResult(method.name, repeat, cap, 0, 0, 0, None)
+    best: tuple[int, float, int] | None = None  # (budget, value, config) of the pick so far
+    n_seeds = len(table.seeds)
+    while True:
+        trial = study.ask(lookup.space)
+        config = lookup.nearest(trial.params)
+        seed = int(np.random.default_rng([repeat, trial.number]).integers(n_seeds))
+        if method.pruner == "none":
+            plan: tuple[int, ...] = (rungs[-1],)
+        elif hasattr(pruner, "plan"):
+            plan = tuple(pruner.plan(study, trial))
+        else:
+            plan = rungs
+        stopped = False
+        state, last_value = TrialState.COMPLETE, None
+        for k, budget in enumerate(plan):
+            r = rungs.index(budget)
+            cost = mode_compute(mode, plan, k, cooldown) - (mode_compute(mode, plan, k - 1, cooldown) if k else 0)
+            value = table.value[config, seed, k_index, r]
+            diverged = not math.isfinite(value)
+            if diverged:
+                # Charge only what the unit executed before it stopped.
+                executed = table.compute[config, seed, k_index, r]
+                full = mode_compute(mode, rungs, r, cooldown)
+                if math.isfinite(executed):
+                    cost = max(1, cost - int(full - executed))
+            if spent + cost > cap:
+                stopped = True
+                break
+            spent += cost
+            if diverged:
+                state = TrialState.PRUNED
+                break
+            trial.report(float(value), budget)
+            last_value = float(value)
+            if best is None or budget > best[0] or (budget == best[0] and _better(value, best[1], maximize)):
+                best = (budget, float(value), config)
+                result.pick = config
+            result.events.append((spent, result.pick))
+            if budget != plan[-1] and trial.should_prune():
+                state = TrialState.PRUNED
+                break
+        result.trials += 1
+        if stopped:
+            study.tell(trial, state=TrialState.PRUNED)
+            break
+        if state == TrialState.COMPLETE and last_value is not None:
+            result.full_budget_trials += plan[-1] == rungs[-1]
+            study.tell(trial, last_value)
+        else:
+            study.tell(trial, state=TrialState.PRUNED)
+    result.compute = spent
+    return result
+
+
+# -- many searches ---------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(table_dir: str, configs: list[int]) -> None:
+    from budgetopt.bench.table import read_table
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.simplefilter("ignore")
+    table = read_table(table_dir)
+    _WORKER["table"] = table
+    _WORKER["lookups"] = {}
+    _WORKER["default"] = tuple(configs)
+
+
+def _search_task(method_name: str, repeat: int, cap: int, configs: tuple[int, ...] | None) -> SearchResult:
+    table = _WORKER["table"]
+    configs = configs or _WORKER["default"]
+    lookup = _WORKER["lookups"].get(configs)
+    if lookup is None:
+        lookup = _WORKER["lookups"][configs] = _Lookup(table, np.array(configs))
+    return run_search(table, resolve_method(method_name), repeat, cap, lookup)
+
+
+def run_searches(
+    table: Table, methods: list[str], caps: list[int], repeats: int, *, configs: np.ndarray, jobs: int = 1,
+    pool_bootstrap: int = 0, bootstrap_repeats: int = 20, progress: bool = True,
+) -> tuple[dict, dict]:
+    """Every (method, cap, repeat) search, and the pool-bootstrap searches: ``pool_bootstrap``
+    resampled pools x ``bootstrap_repeats`` repeats x methods at the largest cap.
+    Returns ``(searches, bootstrap)``: ``searches[(method, cap)]`` a list of
+    :class:`SearchResult` by repeat, ``bootstrap[b][method]`` the same for pool ``b``."""
+    from tqdm.auto import tqdm
+
+    tasks = [(m, r, cap, None) for cap in caps for m in methods for r in range(repeats)]
+    owners: list[int | None] = [None] * len(tasks)  # the resampled pool a task belongs to
+    pools = []
+    rng = np.random.default_rng(12345)
+    for b in range(pool_bootstrap):
+        resampled = tuple(sorted(set(rng.choice(configs, size=len(configs), replace=True).tolist())))
+        pools.append(resampled)
+        tasks += [(m, 10_000 + r, max(caps), resampled) for m in methods for r in range(bootstrap_repeats)]
+        owners += [b] * (len(methods) * bootstrap_repeats)
+    results: list[SearchResult | None] = [None] * len(tasks)
+    bar = tqdm(total=len(tasks), unit="search", desc="bench simulate", disable=not progress, dynamic_ncols=True, smoothing=0.05)
+    args = (str(table.directory), configs.tolist())
+    if jobs == 1:
+        _init_worker(*args)
+        _WORKER["table"] = table
+        for i, task in enumerate(tasks):
+            results[i] = _search_task(*task)
+            bar.update(1)
+    else:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=args
+        ) as executor:
+            chunk = max(1, len(tasks) // (jobs * 8))
+            for i, result in enumerate(executor.map(_search_task_star, tasks, chunksize=chunk)):
+                results[i] = result
+                bar.update(1)
+    bar.close()
+    searches: dict[tuple[str, int], list[SearchResult]] = {}
+    bootstrap: list[dict[str, list[SearchResult]]] = [dict() for _ in pools]
+    for task, owner, result in zip(tasks, owners, results):
+        method, _, cap, _ = task
+        if owner is None:
+            searches.setdefault((method, cap), []).append(result)
+        else:
+            bootstrap[owner].setdefault(method, []).append(result)
+    return searches, {"pools": [list(p) for p in pools], "searches": bootstrap}
+
+
+def _search_task_star(task: tuple) -> SearchResult:
+    return _search_task(*task)
+
+
+def check_methods(names: list[str], table: Table) -> list[str]:
+    if not names:
+        raise ValueError(f"--methods is empty: name at least one of {', '.join(BUILTIN)}")
+    for name in names:
+        resolve_method(name, table)
+    return list(dict.fromkeys(names))
+
+
+def caps_from(spec: str | list, table: Table) -> list[int]:
+    """Compute caps in iterations from ``spec``: full budgets, comma-separated (``10,30,100``)."""
+    items = spec if isinstance(spec, list) else [s for s in re.split(r"[,\s]+", str(spec)) if s]
+    caps = []
+    max_budget, min_budget = table.rungs[-1], table.rungs[0]
+    for item in items:
+        try:
+            full_budgets = float(item)
+        except ValueError:
+            raise ValueError(f"--compute {item!r} is not a number of full budgets (e.g. 30 or 10,30,100)") from None
+        cap = int(round(full_budgets * max_budget))
+        if not cap >= min_budget:
+            raise ValueError(
+                f"--compute {item} is {cap} iterations, below one lowest rung ({min_budget} iterations = "
+                f"{min_budget / max_budget:.4g} full budgets): no search could run"
+            )
+        caps.append(cap)
+    if not caps:
+        raise ValueError("--compute needs at least one number of full budgets")
+    return sorted(set(caps))
+
