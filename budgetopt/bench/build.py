@@ -40,6 +40,7 @@ from budgetopt.bench.table import (
     file_sha256,
     header,
     parse_kind,
+    read_meta,
     read_table,
     sample_pool,
     unit_rows,
@@ -183,20 +184,20 @@ def build_table(
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file, not a directory")
     if resume and meta_path.is_file():
-        old = read_table(out)
+        old_meta = read_meta(out)
         for key in ("study", "script_sha256", "direction", "ladder", "quick", "space", "pool_seed", "seeds", "kinds", "cooldown"):
-            if old.meta.get(key) != meta[key]:
+            if old_meta.get(key) != meta[key]:
                 raise TableError(
-                    f"--resume: {out} holds a different build ({key} {old.meta.get(key)!r}, this command {meta[key]!r}); "
+                    f"--resume: {out} holds a different build ({key} {old_meta.get(key)!r}, this command {meta[key]!r}); "
                     "use another --out, or the first build's options"
                 )
-        if old.meta["pool"] != pool[: len(old.meta["pool"])]:
+        if old_meta["pool"] != pool[: len(old_meta["pool"])]:
             raise TableError(f"--resume: the pool in {out} is not this command's (another budgetopt or study script version)")
         _repair(table_path)
         _drop_partial_units(table_path, len(the_ladder.rungs))
         done = read_table(out.resolve()).done  # checked row by row
         finished = {Unit(int(c), seed_list[s], kinds[k]) for c, s, k in np.argwhere(done)}
-        meta["started"] = old.meta.get("started")
+        meta["started"] = old_meta.get("started")
     else:
         if resume:
             say(f"--resume: no table in {out} yet; building it")
@@ -258,15 +259,28 @@ def measured_cost(out: Path) -> dict:
     return cost
 
 
+class _InProcess(concurrent.futures.Executor):
+    """Runs each unit when it is submitted, in this process (``jobs=1``)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        future.set_result(fn(*args, **kwargs))  # an exception propagates at once
+        return future
+
+
 def _run(spec, pending, pool, out, meta, finished, units, jobs, threads, progress) -> None:
     from tqdm.auto import tqdm
 
     table_path = out / TABLE_FILE
     bar = tqdm(total=len(units), initial=len(finished), unit="unit", desc="bench build", file=sys.stderr,
                disable=not progress, dynamic_ncols=True, smoothing=0.05)
-    executor = concurrent.futures.ProcessPoolExecutor(
-        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
-    )
+    if jobs == 1:  # in this process: no start-up cost, a SIGKILL of this process stops the training
+        torch.set_num_threads(threads)
+        executor: concurrent.futures.Executor = _InProcess()
+    else:
+        executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+        )
     last_meta = time.monotonic()
     running: dict[concurrent.futures.Future, Unit] = {}
     queue = list(pending)

@@ -256,10 +256,8 @@ class Table:
         return truth
 
 
-def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
-    """The table in ``directory``; a :class:`TableError` (one line) when it is missing,
-    of another format or version, truncated or hand-edited. ``expect`` (optional):
-    meta fields that must match (``study``, ``ladder``, ...)."""
+def read_meta(directory: str | Path, *, expect: dict | None = None) -> dict:
+    """The checked ``meta.json`` of the table in ``directory`` (see :func:`read_table`)."""
     directory = Path(directory)
     meta_path, table_path = directory / META_FILE, directory / TABLE_FILE
     if not meta_path.is_file() or not table_path.is_file():
@@ -275,6 +273,16 @@ def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
     for key, wanted in (expect or {}).items():
         if meta.get(key) != wanted:
             raise TableError(f"{directory} was built for {key} {meta.get(key)!r}, not {wanted!r}")
+    return meta
+
+
+def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
+    """The table in ``directory``; a :class:`TableError` (one line) when it is missing,
+    of another format or version, truncated or hand-edited. ``expect`` (optional):
+    meta fields that must match (``study``, ``ladder``, ...)."""
+    directory = Path(directory)
+    meta = read_meta(directory, expect=expect)
+    table_path = directory / TABLE_FILE
     rungs, kinds, seeds = meta["ladder"]["rungs"], meta["kinds"], meta["seeds"]
     n = len(meta["pool"])
     shape = (n, len(seeds), len(kinds))

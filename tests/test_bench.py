@@ -1,0 +1,343 @@
+"""The bench engine on digits: a real table built in seconds, read back with the csv
+module, resumed after SIGKILL, and replayed with every method."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from budgetopt.bench.build import build_table
+from budgetopt.bench.replay import simulate
+from budgetopt.bench.simulate import BUILTIN, _Lookup, resolve_method, run_search
+from budgetopt.bench.table import COLUMNS, TableError, read_table
+from budgetopt.cli import main
+from budgetopt.modes import compute as mode_compute
+from budgetopt.pruners import BudgetPruner
+from test_cli import one_line_error, run_main
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ["restart", "branch", "continue_step", "continue_cosine", "restart_beta0.5"]
+CONFIGS, SEEDS = 5, 2
+
+
+@pytest.fixture(scope="module")
+def table_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "digits"
+    build_table("digits", out, configs=CONFIGS, seeds=SEEDS, kinds=KINDS, ladder="quick", jobs=2, progress=False)
+    return out
+
+
+def _rows(path: Path) -> list[dict]:
+    with (path / "table.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+
+def test_table_reads_back_with_the_csv_module_one_row_per_config_seed_kind_rung(table_dir):
+    meta = json.loads((table_dir / "meta.json").read_text())
+    rows = _rows(table_dir)
+    rungs = meta["ladder"]["rungs"]
+    assert rungs == [3, 9, 27, 81]
+    assert len(rows) == CONFIGS * SEEDS * len(KINDS) * len(rungs)
+    assert list(rows[0])[: len(COLUMNS)] == list(COLUMNS)
+    assert {(int(r["config"]), int(r["seed"]), r["kind"], int(r["budget"])) for r in rows} == {
+        (c, s, k, b) for c in range(CONFIGS) for s in range(SEEDS) for k in KINDS for b in rungs
+    }
+    assert meta["complete"] is True and meta["configs_complete"] == CONFIGS
+    assert meta["seeds"] == [0, 1] and meta["kinds"] == KINDS
+    assert set(meta["cost_seconds"]) == {*KINDS, "all_kinds"} and all(v > 0 for v in meta["cost_seconds"].values())
+    for key in ("budgetopt", "torch", "optuna", "python"):
+        assert meta["versions"][key]
+    # every parameter column holds the pool's configuration
+    for r in rows:
+        params = meta["pool"][int(r["config"])]
+        assert {k[len("param_"):]: v for k, v in r.items() if k.startswith("param_")} == {k: repr(v) if isinstance(v, float) else str(v) for k, v in params.items()}
+
+
+def test_table_compute_is_what_each_mode_executes(table_dir):
+    meta = json.loads((table_dir / "meta.json").read_text())
+    rungs = meta["ladder"]["rungs"]
+    for r in _rows(table_dir):
+        if r["diverged"]:
+            continue
+        mode = "continue" if r["kind"].startswith("continue") else "restart" if r["kind"].startswith("restart") else "branch"
+        k = rungs.index(int(r["budget"]))
+        assert int(r["compute"]) == mode_compute(mode, rungs, k, meta["cooldown"]), r
+
+
+def test_test_value_only_on_the_last_rung_and_truth_is_restart_mean_over_seeds(table_dir):
+    rows = _rows(table_dir)
+    assert all(r["test_value"] == "" for r in rows if r["budget"] != "81")
+    table = read_table(table_dir)
+    truth = table.truth()
+    for c in range(CONFIGS):
+        tests = [float(r["test_value"]) if r["test_value"] else 0.1 for r in rows if r["kind"] == "restart" and r["budget"] == "81" and int(r["config"]) == c]
+        assert truth[c] == pytest.approx(np.mean(tests))
+
+
+def test_restart_rung_equals_a_fresh_run_of_that_budget(table_dir):
+    from budgetopt.study_script import train_config
+
+    table = read_table(table_dir)
+    params = table.pool[1]
+    fresh = train_config("digits", params, [27], "restart", 1, test=False)
+    k = table.kind_index("restart")
+    assert fresh.rung_values[27] == table.value[1, 1, k, 2]
+
+
+def test_horizon_scaled_kind_differs_from_restart_below_the_full_budget_only(table_dir):
+    table = read_table(table_dir)
+    r, b = table.kind_index("restart"), table.kind_index("restart_beta0.5")
+    np.testing.assert_array_equal(table.value[:, :, r, -1], table.value[:, :, b, -1])
+    assert not np.array_equal(table.value[:, :, r, 0], table.value[:, :, b, 0])
+
+
+def test_pool_is_quasi_random_reproducible_and_a_prefix_of_a_larger_draw(table_dir):
+    from budgetopt.bench.table import sample_pool
+    from budgetopt.study_script import load_study_script
+
+    script = load_study_script("digits")
+    small, _ = sample_pool(script, 5, seed=0)
+    large, _ = sample_pool(script, 9, seed=0)
+    assert small == large[:5] == read_table(table_dir).pool
+    assert sample_pool(script, 5, seed=1)[0] != small
+
+
+def _build_command(out: Path) -> list[str]:
+    return [sys.executable, "-m", "budgetopt", "bench", "build", "digits", "--configs", "3", "--seeds", "2",
+            "--ladder", "quick", "--kinds", "restart,continue_step", "--out", str(out), "-q"]
+
+
+def test_build_killed_with_sigkill_and_resumed_equals_an_uninterrupted_build(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert main(_build_command(whole)[3:]) == 0
+    process = subprocess.Popen(_build_command(killed), cwd=ROOT)
+    deadline = time.monotonic() + 240
+    table = killed / "table.csv"
+    while time.monotonic() < deadline:  # wait until some, not all, units are written
+        if table.is_file() and table.read_text().count("\n") >= 1 + 2 * 4:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = table.read_text().count("\n") - 1
+    assert 0 < written < 12 * 4, written
+    # a SIGKILL inside a write leaves a cut line: simulate the worst case too
+    with table.open("a") as f:
+        f.write("2,0,restart,3,0.5")
+    subprocess.run([*_build_command(killed), "--resume"], check=True, cwd=ROOT, timeout=300)
+
+    def key(rows):
+        return sorted(tuple(v for k, v in r.items() if k != "seconds") for r in rows)
+
+    assert key(_rows(killed)) == key(_rows(whole))
+    assert json.loads((killed / "meta.json").read_text())["complete"] is True
+
+
+def test_resume_grows_the_pool_and_keeps_the_units(tmp_path):
+    out = tmp_path / "t"
+    common = dict(seeds=1, kinds=["restart"], ladder="quick", progress=False)
+    build_table("digits", out, configs=2, **common)
+    before = (out / "table.csv").read_text()
+    build_table("digits", out, configs=3, resume=True, **common)
+    after = (out / "table.csv").read_text()
+    assert after.startswith(before)
+    assert read_table(out).done.all() and len(read_table(out).pool) == 3
+
+
+# -- the simulator ------------------------------------------------------------------------------
+
+
+def _quiet():
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def test_every_method_regret_nonnegative_and_compute_never_above_the_cap(table_dir):
+    _quiet()
+    table = read_table(table_dir)
+    lookup = _Lookup(table, table.complete_configs)
+    truth = table.truth()
+    names = [*BUILTIN, "restart_beta0.5", "restart@random", "sha_cosine@random", "budgetopt.pruners:BudgetPruner@branch"]
+    for cap in (3, 81 * 4 + 7):
+        for name in names:
+            result = run_search(table, resolve_method(name, table), 0, cap, lookup)
+            assert result.compute <= cap, (name, cap, result.compute)
+            if result.pick is not None:
+                assert np.nanmax(truth) - truth[result.pick] >= 0
+            assert cap - result.compute < 81 * 4 or name in ("random", "tpe")  # it stops only when a rung does not fit
+
+
+def test_paired_repeats_identical_across_two_runs_and_seeds_paired_across_methods(table_dir):
+    _quiet()
+    table = read_table(table_dir)
+    lookup = _Lookup(table, table.complete_configs)
+    a = run_search(table, resolve_method("restart"), 3, 800, lookup)
+    b = run_search(table, resolve_method("restart"), 3, 800, lookup)
+    assert (a.events, a.pick, a.compute, a.trials) == (b.events, b.pick, b.compute, b.trials)
+    c = run_search(table, resolve_method("restart"), 4, 800, lookup)
+    assert (c.events, c.trials) != (a.events, a.trials)
+
+
+def test_budget_pruner_decides_as_optunas_successive_halving_on_the_same_values():
+    """The promotion rule of BudgetPruner (one bracket) is Optuna's SuccessiveHalvingPruner's,
+    so a simulated budget-aware search differs from the baseline only in its values."""
+    _quiet()
+    rungs = (3, 9, 27, 81)
+    rng = np.random.default_rng(0)
+    values = rng.random((120, len(rungs)))
+    decisions = {}
+    for name, pruner in (
+        ("optuna", optuna.pruners.SuccessiveHalvingPruner(min_resource=3, reduction_factor=3, min_early_stopping_rate=0)),
+        ("budgetopt", BudgetPruner(3, 81, 3)),
+    ):
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        made = []
+        for n in range(len(values)):
+            trial = study.ask()
+            for k, budget in enumerate(rungs):
+                trial.report(float(values[n, k]), budget)
+                if budget == rungs[-1]:
+                    study.tell(trial, float(values[n, k]))
+                    made.append(budget)
+                    break
+                if trial.should_prune():
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    made.append(budget)
+                    break
+        decisions[name] = made
+    assert decisions["optuna"] == decisions["budgetopt"]
+    assert len(set(decisions["optuna"])) == len(rungs)  # every rung pruned some trials
+
+
+def test_simulate_writes_report_results_and_plots_and_is_reproducible(table_dir, tmp_path):
+    kwargs = dict(methods=["sha_step", "restart", "branch", "random"], compute="2,6", repeats=6, pool_bootstrap=2,
+                  bootstrap_repeats=3, fidelity_resamples=50, progress=False)
+    first = simulate(table_dir, tmp_path / "a", **kwargs)
+    second = simulate(table_dir, tmp_path / "b", jobs=2, **kwargs)
+    assert first["searches"] == second["searches"]
+    for name in ("report.md", "results.json", "anytime.png", "rank_fidelity.png", "regret_distribution.png"):
+        assert (tmp_path / "a" / name).stat().st_size > 0
+    caps = first["searches"]["caps"]
+    assert [c["iterations"] for c in caps.values()] == [162, 486]
+    for cap in caps.values():
+        for method, e in cap["methods"].items():
+            assert len(e["regret"]) == 6 and all(r >= 0 for r in e["regret"])
+            assert e["compute_summary"]["max"] <= cap["iterations"]
+        assert "regret_minus_baseline" in cap["methods"]["restart"]
+    fid = first["fidelity"]["subsets"]["all"]
+    # restart's last rung against the other seed's truth: the seed-to-seed agreement of the truth itself
+    assert -1 <= fid["rho"]["restart"][-1]["rho"] <= 1
+    assert "restart - continue_step" in fid["differences"]
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert report.startswith("# Simulated searches on `digits`")
+    assert "## Rank fidelity" in report and "selection regret" in report
+
+
+def test_partial_table_simulates_with_a_one_line_warning(table_dir, tmp_path, capsys):
+    partial = tmp_path / "partial"
+    shutil.copytree(table_dir, partial)
+    lines = (partial / "table.csv").read_text().splitlines(keepends=True)
+    kept = [lines[0], *(line for line in lines[1:] if int(line.split(",")[0]) < 3)]
+    (partial / "table.csv").write_text("".join(kept))
+    status, out, err = run_main(capsys, "bench", "simulate", str(partial), "--repeats", "2", "--compute", "2", "--methods",
+                                "sha_step,restart", "--pool-bootstrap", "0", "--out", str(tmp_path / "s"), "-q")
+    assert status == 0, err
+    assert err == "budgetopt: warning: partial table: 3 of 5 configurations are complete; simulating on those\n"
+    assert "on 3 configurations" in out
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["--configs", "0"], ["--configs must be an integer >= 1, got 0"]),
+        (["--configs", "2", "--seeds", "0"], ["--seeds must be an integer >= 1, got 0"]),
+        (["--configs", "2", "--kinds", "restart,bogus"], ["unknown unit kind 'bogus'", "continue_<profile>"]),
+        (["--configs", "2", "--kinds", "branch"], ["--kinds must include restart"]),
+        (["--configs", "2", "--ladder", "huge"], ["unknown ladder 'huge'", "MIN,MAX,ETA"]),
+    ],
+)
+def test_build_bad_input_one_line_exit_2(capsys, tmp_path, argv, fragments):
+    status, _, err = run_main(capsys, "bench", "build", "digits", "--out", str(tmp_path / "t"), *argv, "-q")
+    assert status == 2
+    one_line_error(err, *fragments)
+    assert not (tmp_path / "t" / "table.csv").exists()
+
+
+def test_build_into_an_existing_table_needs_resume_and_resume_needs_the_same_build(capsys, table_dir, tmp_path):
+    status, _, err = run_main(capsys, "bench", "build", "digits", "--configs", str(CONFIGS), "--out", str(table_dir), "-q")
+    assert status == 2
+    one_line_error(err, "already holds a table", "--resume")
+    status, _, err = run_main(capsys, "bench", "build", "digits", "--configs", str(CONFIGS), "--ladder", "quick",
+                              "--kinds", ",".join(KINDS), "--seeds", "3", "--out", str(table_dir), "--resume", "-q")
+    assert status == 2
+    one_line_error(err, "holds a different build", "seeds")
+
+
+def test_build_unwritable_out(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    status, _, err = run_main(capsys, "bench", "build", "digits", "--configs", "2", "--out", str(blocker), "-q")
+    assert status == 2
+    one_line_error(err, str(blocker), "not a directory")
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["--repeats", "0"], ["--repeats must be an integer >= 1, got 0"]),
+        (["--compute", "0.001"], ["--compute 0.001", "below one lowest rung (3 iterations"]),
+        (["--methods", "sha_step,nonsense"], ["unknown method 'nonsense'", "sha_cosine"]),
+        (["--methods", "restart", "--baseline", "sha_step"], ["--baseline 'sha_step' is not one of the methods"]),
+        (["--methods", "sha_step,no_such_module:Pruner"], ["cannot import no_such_module:Pruner"]),
+        (["--methods", "sha_step,continue_exp"], ["no unit kind 'continue_exp'"]),
+    ],
+)
+def test_simulate_bad_input_one_line_exit_2(capsys, table_dir, tmp_path, argv, fragments):
+    status, _, err = run_main(capsys, "bench", "simulate", str(table_dir), "--out", str(tmp_path / "s"), *argv, "-q")
+    assert status == 2
+    one_line_error(err, *fragments)
+    assert not (tmp_path / "s" / "report.md").exists()
+
+
+def _damaged(table_dir: Path, tmp_path: Path, edit) -> Path:
+    copy = tmp_path / "damaged"
+    shutil.copytree(table_dir, copy)
+    edit(copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "edit, fragments",
+    [
+        (lambda d: (d / "table.csv").unlink(), ["holds no benchmark table"]),
+        (lambda d: (d / "table.csv").write_text((d / "table.csv").read_text()[:-30]), ["is not a row of this table", "truncated or hand-edited"]),
+        (lambda d: (d / "table.csv").write_text((d / "table.csv").read_text().replace(",restart,27,", ",restart,28,", 1)), ["is not a row of this table"]),
+        (lambda d: (d / "meta.json").write_text((d / "meta.json").read_text().replace('"version": 1', '"version": 99')), ["version 99", "reads version 1"]),
+        (lambda d: (d / "meta.json").write_text("{"), ["not valid JSON"]),
+        (lambda d: (d / "table.csv").write_text("\n".join((d / "table.csv").read_text().splitlines()[:-1]) + "\n"), ["lacks rungs"]),
+    ],
+)
+def test_simulate_on_a_missing_truncated_or_edited_table(capsys, table_dir, tmp_path, edit, fragments):
+    damaged = _damaged(table_dir, tmp_path, edit)
+    status, _, err = run_main(capsys, "bench", "simulate", str(damaged), "--out", str(tmp_path / "s"), "-q")
+    assert status == 2
+    one_line_error(err, *fragments)
+
+
+def test_read_table_checks_what_the_caller_expects(table_dir):
+    with pytest.raises(TableError, match="was built for study 'digits', not 'fashion_mlp'"):
+        read_table(table_dir, expect={"study": "fashion_mlp"})
