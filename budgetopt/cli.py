@@ -663,137 +663,30 @@ def _run_launch(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- budgetopt compare / budgetopt demo -----------------------------------------------------
+# -- budgetopt compare / demo / bench: budgetopt/bench/cli.py --------------------------------
 
 
 def _add_compare(commands: argparse._SubParsersAction) -> None:
-    from budgetopt.compare import METHODS
-    from budgetopt.run import COOLDOWN
-    from budgetopt.schedules import PROFILES
+    from budgetopt.bench.cli import add_compare
 
-    parser = _command(
-        commands,
-        "compare",
-        "budget-aware search vs successive halving at equal compute, and rank fidelity",
-        """
-        budgetopt compare digits --quick                                   # seconds
-        budgetopt compare fashion_mnist --pool 16 --compute 2916 --jobs 2 --out compare-fmnist
-        budgetopt compare my_study.py --methods sha,restart --compute 20000 --device cuda
-        """,
-        description=(
-            "Run, on one study script and at the same compute per search, Optuna's SuccessiveHalvingPruner and "
-            "HyperbandPruner on a full-length schedule (the baseline), budgetopt in restart and branch mode, and "
-            "random search and TPE at the full budget, for several seeds; and train a fixed pool of configurations "
-            "in every mode to measure how well each rung ranks them (Spearman against their full-budget score). "
-            "Writes report.md, results.json, PNG plots and studies.db (for optuna-dashboard) to --out."
-        ),
-    )
-    parser.add_argument("script", help="a built-in study (digits, fashion_mnist, cifar10) or a .py study script")
-    parser.add_argument("--quick", action="store_true", help="the script's quick ladder and data; pool 8 unless --pool is given")
-    parser.add_argument("--seeds", type=int, default=2, metavar="N", help="searches per method, seeds 0..N-1 (default: %(default)s)")
-    parser.add_argument("--compute", type=int, metavar="ITERATIONS", help="iterations each search may spend (default: 6 full budgets)")
-    parser.add_argument("--pool", type=int, metavar="P", help="configurations of the rank-fidelity pool, 0 for none (default: 16, 8 with --quick)")
-    parser.add_argument("--pool-seed", type=int, default=0, metavar="S", help="seed of the random draw of the pool (default: %(default)s)")
-    parser.add_argument("--truth-seeds", type=int, default=2, metavar="N", help="seeds each configuration's full-budget truth is averaged over (default: %(default)s)")
-    parser.add_argument("--methods", nargs="+", default=[",".join(METHODS)], metavar="M",
-                        help=f"methods to run, comma- or space-separated, from {','.join(METHODS)}; none: only the pool (default: all)")
-    parser.add_argument("--baseline-profile", default="step", choices=tuple(PROFILES), metavar="PROFILE",
-                        help="full-length schedule of the sha/hyperband baseline and of continue mode (default: %(default)s, x0.1 at 50%% and 75%%)")
-    parser.add_argument("--cooldown", type=float, default=COOLDOWN, metavar="F",
-                        help="branch mode's cooldown, a fraction of each rung in (0, 1] (default: %(default)s)")
-    parser.add_argument("--out", metavar="DIR", help="output directory (default: compare-STUDY)")
-    parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K or mps (default: %(default)s)")
-    parser.add_argument("--data-dir", metavar="DIR", help="where the study script finds its data")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per job (default: %(default)s)")
-    parser.add_argument("--resume", action="store_true", help="reuse the units an interrupted run with the same settings left in --out")
-    parser.set_defaults(handler=_run_compare)
-
-
-def _run_compare(args: argparse.Namespace) -> int:
-    from budgetopt.compare import compare, demo_summary
-
-    methods = [m.strip() for item in args.methods for m in item.split(",") if m.strip()]
-    methods = [] if methods == ["none"] else methods  # only the rank-fidelity pool
-    pool = args.pool if args.pool is not None else (8 if args.quick else 16)
-    results = _comparing(
-        compare, args.script, seeds=args.seeds, compute=args.compute, pool=pool, truth_seeds=args.truth_seeds,
-        methods=methods, out=args.out, quick=args.quick, device=_check_device(args.device), data_dir=args.data_dir,
-        baseline_profile=args.baseline_profile, cooldown=args.cooldown, pool_seed=args.pool_seed, jobs=args.jobs, threads=args.threads,
-        resume=args.resume, progress=not args.quiet,
-    )
-    print(demo_summary(results, Path(args.out or f"compare-{results['study']}")))
-    return 0
-
-
-def _comparing(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``function(*args, **kwargs)``; a failure of the training itself (a study script
-    that raises, a worker process that died) becomes a one-line error with status 1."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    try:
-        return function(*args, **kwargs)
-    except (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, KeyboardInterrupt):
-        raise
-    except BrokenProcessPool as error:
-        raise CommandError(f"a worker process died: {_one_line(error)}; {_KEPT}", status=1) from error
-    except Exception as error:
-        raise CommandError(f"the comparison failed, no report written: {type(error).__name__}: {_one_line(error)}; {_KEPT}", status=1) from error
-
-
-_KEPT = "the runs that finished are kept: the same command with --resume reuses them"
+    add_compare(commands, _command)
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
-    from budgetopt.compare import DEMO_SETTINGS
+    from budgetopt.bench.cli import add_demo
 
-    fashion = DEMO_SETTINGS["fashion_mnist"]
-    parser = _command(
-        commands,
-        "demo",
-        "compare budget-aware search with successive halving on Fashion-MNIST, in a few minutes",
-        """
-        budgetopt demo
-        budgetopt demo --out my-demo --data-dir ~/data     # Fashion-MNIST's IDX files in ~/data
-        budgetopt demo --digits                             # scikit-learn's digits: about a minute
-        """,
-        description=(
-            "The short version of 'budgetopt compare': Fashion-MNIST when it is on this machine or can be "
-            "downloaded (else scikit-learn's digits), a small ladder (9/27/81/243 iterations; digits 10/30/90/270), "
-            f"{fashion['seeds']} seeds per method ({', '.join(fashion['methods'])}) and a pool of {fashion['pool']} "
-            f"configurations ({DEMO_SETTINGS['digits']['pool']} on digits), on two worker processes. About 6 minutes on two CPU "
-            "cores with Fashion-MNIST, 1 with digits. Ends with a table of each method's "
-            "test accuracy, compute and rank fidelity, and the command that opens the dashboard."
-        ),
-    )
-    parser.add_argument("--out", default="budgetopt-demo", metavar="DIR", help="output directory (default: %(default)s)")
-    parser.add_argument("--data-dir", metavar="DIR", help="where Fashion-MNIST's IDX files are (default: torchvision's root, Debian's package, else download)")
-    parser.add_argument("--digits", action="store_true", help="use scikit-learn's digits even when Fashion-MNIST is available")
-    parser.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: 2)")
-    parser.add_argument("--resume", action="store_true", help="reuse the runs an interrupted demo left in --out")
-    parser.set_defaults(handler=_run_demo)
+    add_demo(commands, _command)
 
 
-def _run_demo(args: argparse.Namespace) -> int:
-    from budgetopt.compare import demo_summary, run_demo
-
-    _, results = _comparing(
-        run_demo, args.out, data_dir=args.data_dir, digits=args.digits, jobs=args.jobs, resume=args.resume,
-        progress=not args.quiet, say=lambda m: say(args, m),
-    )
-    print(demo_summary(results, args.out))
-    return 0
-
-
-# -- main -----------------------------------------------------------------------------------
-
-# One builder per command: it adds a subparser and sets its handler (see the module docstring).
 def _add_bench(commands: argparse._SubParsersAction) -> None:
     from budgetopt.bench.cli import add_bench
 
     add_bench(commands, _command)
 
 
+# -- main -----------------------------------------------------------------------------------
+
+# One builder per command: it adds a subparser and sets its handler (see the module docstring).
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_dashboard, _add_schedules, _add_report, _add_worker, _add_launch, _add_compare, _add_demo, _add_bench
 )
@@ -828,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version and usage errors
         return exit_.code if isinstance(exit_.code, int) else 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the exact command, for reports
     try:
         return args.handler(args) or 0
     except CommandError as error:

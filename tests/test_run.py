@@ -434,3 +434,50 @@ def test_reporting_a_tensor_records_its_value():
             train_step(run.model, run.optimizer, t)
         segment.report(torch.tensor(0.75))
     assert run.rung_values == {5: 0.75}
+
+
+# -- the mode's compute formula (budgetopt.modes), which the benchmark simulator charges ----------
+
+
+@pytest.mark.parametrize("mode", ["restart", "branch", "continue"])
+@pytest.mark.parametrize("budgets, cooldown", [([10, 30, 90], 0.2), ([3, 7, 20], 0.1), ([5, 17, 40, 41], 0.5)])
+def test_counted_compute_at_every_budget_equals_the_modes_formula(mode, budgets, cooldown):
+    from budgetopt.modes import compute
+
+    run = BudgetedRun(budgets, *make(), mode=mode, cooldown=cooldown)
+    counted = []
+    for segment in run.segments():
+        for t in segment:
+            train_step(run.model, run.optimizer, t)
+        segment.report(0.0)
+        counted.append(run.compute)
+    assert counted == [compute(mode, budgets, k, cooldown) for k in range(len(budgets))]
+
+
+# -- horizon-scaled peak rates (restart only) -------------------------------------------------
+
+
+def test_horizon_exponent_scales_each_budgets_peak_rate_and_leaves_the_last_unchanged():
+    budgets, beta = [10, 40, 160], 0.5
+    run = BudgetedRun(budgets, *make(), mode="restart", horizon_exponent=beta)
+    first_rates = {}
+    for segment in run.segments():
+        for t in segment:
+            if t == 0:
+                first_rates[segment.budget] = run.optimizer.param_groups[0]["lr"]
+            train_step(run.model, run.optimizer, t)
+        segment.report(0.0)
+    assert first_rates == pytest.approx({10: LR0 * 4.0, 40: LR0 * 2.0, 160: LR0})
+    # and the last budget's model is the plain linear run's
+    model, opt = make()
+    drive(BudgetedRun([160], model, opt, mode="restart", horizon_exponent=beta))
+    assert_same_weights(model, plain_loop(160))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(mode="branch", horizon_exponent=0.3), "horizon_exponent needs mode='restart'"),
+    (dict(mode="restart", horizon_exponent=-1), "horizon_exponent must be a number >= 0"),
+])
+def test_horizon_exponent_is_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BudgetedRun([10, 30], *make(), **kwargs)

@@ -170,10 +170,33 @@ def test_default_snapshot_location_is_beside_a_file_storage(storage, expected):
 
 
 def test_snapshot_store_is_checked_by_writing(tmp_path):
-    assert open_snapshot_store(str(tmp_path / "a" / "b")) is not None
+    location = tmp_path / "a" / "b"  # missing: created
+    store = open_snapshot_store(str(location))
+    assert isinstance(store, FileSystemArtifactStore)
+    assert location.is_dir() and list(location.iterdir()) == []  # the probe is removed
+    payload = os.urandom(4096)
+    store.write("snap", io.BytesIO(payload))
+    assert list(location.iterdir()) == [location / "snap"]  # written where it was asked
+    with store.open_reader("snap") as reader:
+        assert reader.read() == payload
+    # another worker opening the same place (file:// form) reads the same bytes
+    with open_snapshot_store(f"file://{location}").open_reader("snap") as reader:
+        assert reader.read() == payload
+
     (tmp_path / "file.txt").write_text("x")
-    with pytest.raises(ValueError, match="cannot be created"):
+    with pytest.raises(ValueError) as error:
         open_snapshot_store(str(tmp_path / "file.txt" / "snapshots"))
+    assert str(error.value) == f"snapshot directory {tmp_path}/file.txt/snapshots cannot be created: Not a directory"
+
+    readonly = tmp_path / "readonly"
+    readonly.mkdir(mode=0o500)
+    if os.access(readonly, os.W_OK):  # root ignores the mode: a directory nobody can write into
+        readonly = "/proc"
+    with pytest.raises(ValueError) as error:
+        open_snapshot_store(str(readonly))
+    message = str(error.value)
+    assert message.startswith(f"snapshot directory {readonly} is not writable: ") and "\n" not in message
+    assert message.split(": ", 1)[1] in ("Permission denied", "No such file or directory", "Read-only file system")
 
 
 @pytest.mark.usefixtures("no_process_left")

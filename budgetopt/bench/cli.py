@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -21,9 +20,6 @@ def add_bench(commands: argparse._SubParsersAction, command) -> None:
 
 
 def _add_build(group, command) -> None:
-    from budgetopt.bench.table import DEFAULT_KINDS
-    from budgetopt.modes import COOLDOWN
-
     parser = command(
         group,
         "build",
@@ -41,32 +37,19 @@ def _add_build(group, command) -> None:
         ),
     )
     parser.add_argument("script", help="a built-in study (fashion_mlp, fashion_mlp_fixed_lr, digits, ...) or a .py study script")
-    parser.add_argument("--configs", type=int, required=True, metavar="N", help="configurations in the pool")
-    parser.add_argument("--seeds", type=int, default=2, metavar="S", help="training seeds 0..S-1 per configuration (default: %(default)s)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the table's directory")
-    parser.add_argument("--ladder", metavar="NAME", help="a ladder of the script (default, quick, or its named ones such as short/long) or MIN,MAX,ETA")
-    parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS), metavar="K,K",
-                        help="unit kinds: restart, branch, continue_<profile>, restart_beta<b> (default: %(default)s)")
-    parser.add_argument("--pool-seed", type=int, default=0, metavar="S", help="seed of the pool's draw (default: %(default)s)")
-    parser.add_argument("--cooldown", type=float, default=COOLDOWN, metavar="F", help="branch mode's cooldown fraction (default: %(default)s)")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per process (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K (default: %(default)s)")
-    parser.add_argument("--data-dir", metavar="DIR", help="where the study script finds its data")
-    parser.add_argument("--quick", action="store_true", help="the script's quick data setting")
-    parser.add_argument("--resume", action="store_true", help="complete (or grow) the table already in --out")
+    _add_table_options(parser, configs_default=None)
     parser.set_defaults(handler=_run_build)
 
 
 def _run_build(args: argparse.Namespace) -> int:
     from budgetopt.bench.build import build_table, measured_cost
 
-    command = "budgetopt bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
     out = build_table(
         args.script, args.out, configs=args.configs, seeds=args.seeds, kinds=[k for k in args.kinds.split(",") if k],
         ladder=args.ladder, pool_seed=args.pool_seed, cooldown=args.cooldown, jobs=args.jobs, threads=args.threads,
         device=args.device, data_dir=args.data_dir, quick=args.quick, resume=args.resume, progress=not args.quiet,
-        command=command, say=lambda m: None if args.quiet else print(m, file=sys.stderr),
+        command=_command_line(args), say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
     )
     cost = measured_cost(Path(out))
     print(f"table: {out}")
@@ -75,8 +58,6 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _add_simulate(group, command) -> None:
-    from budgetopt.bench.simulate import BASELINE, BUILTIN, DEFAULT_METHODS
-
     parser = command(
         group,
         "simulate",
@@ -94,13 +75,7 @@ def _add_simulate(group, command) -> None:
         ),
     )
     parser.add_argument("table", help="a table directory made by 'budgetopt bench build'")
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), metavar="M,M",
-                        help=f"methods: {', '.join(BUILTIN)}; a table kind (restart_beta0.3); module:Class[@kind] for your own "
-                             "optuna pruner; add @random for a random sampler (default: %(default)s)")
-    parser.add_argument("--compute", default="30", metavar="FB[,FB]", help="compute cap(s) per search, in full budgets (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=200, metavar="K", help="paired repeats per method and cap (default: %(default)s)")
-    parser.add_argument("--baseline", default=BASELINE, metavar="M", help="method the paired differences are taken against (default: %(default)s)")
-    parser.add_argument("--pool-bootstrap", type=int, default=20, metavar="B", help="resampled pools for the pool bootstrap, 0 for none (default: %(default)s)")
+    _add_search_options(parser, compute_default="30")
     parser.add_argument("--bootstrap-repeats", type=int, default=20, metavar="K", help="paired repeats per resampled pool (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: %(default)s)")
     parser.add_argument("--target-compute-ratio", type=float, metavar="R",
@@ -114,7 +89,6 @@ def _add_simulate(group, command) -> None:
 def _run_simulate(args: argparse.Namespace) -> int:
     from budgetopt.bench.replay import simulate
 
-    command = "budgetopt bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
     thresholds = {}
     if args.target_compute_ratio is not None:
         thresholds["compute_ratio"] = args.target_compute_ratio
@@ -124,7 +98,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     results = simulate(
         args.table, out, methods=[m for m in args.methods.split(",") if m], compute=args.compute, repeats=args.repeats,
         baseline=args.baseline, jobs=args.jobs, pool_bootstrap=args.pool_bootstrap, bootstrap_repeats=args.bootstrap_repeats,
-        thresholds=thresholds, command=command, progress=not args.quiet,
+        thresholds=thresholds, command=_command_line(args), progress=not args.quiet,
         warn=lambda m: print(f"budgetopt: warning: {m}", file=sys.stderr),
     )
     print(summary_text(results, out))
@@ -147,3 +121,124 @@ def summary_text(results: dict, out: Path) -> str:
         lines.append(f"{method:<18} {e['regret_summary']['mean']:>8.4f} {ci(d):>26} {e['deployable_summary']['mean']:>10.4f} {ci(p):>26}")
     lines.append(f"report: {out / 'report.md'}")
     return "\n".join(lines)
+
+
+def _add_table_options(parser: argparse.ArgumentParser, configs_default: int | None) -> None:
+    """The options of a table build, shared by ``bench build`` and ``compare``."""
+    from budgetopt.bench.table import DEFAULT_KINDS
+    from budgetopt.modes import COOLDOWN
+
+    if configs_default is None:
+        parser.add_argument("--configs", type=int, required=True, metavar="N", help="configurations in the pool")
+    else:
+        parser.add_argument("--configs", type=int, default=configs_default, metavar="N", help="configurations in the pool (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=2, metavar="S", help="training seeds 0..S-1 per configuration (default: %(default)s)")
+    parser.add_argument("--ladder", metavar="NAME", help="a ladder of the script (default, quick, or its named ones such as short/long) or MIN,MAX,ETA")
+    parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS), metavar="K,K",
+                        help="unit kinds: restart, branch, continue_<profile>, restart_beta<b> (default: %(default)s)")
+    parser.add_argument("--pool-seed", type=int, default=0, metavar="S", help="seed of the pool's draw (default: %(default)s)")
+    parser.add_argument("--cooldown", type=float, default=COOLDOWN, metavar="F", help="branch mode's cooldown fraction (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per process (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K (default: %(default)s)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where the study script finds its data")
+    parser.add_argument("--quick", action="store_true", help="the script's quick data setting")
+    parser.add_argument("--resume", action="store_true", help="complete (or grow) the table already there")
+
+
+def _add_search_options(parser: argparse.ArgumentParser, compute_default: str) -> None:
+    """The options of a simulation, shared by ``bench simulate`` and ``compare``."""
+    from budgetopt.bench.simulate import BASELINE, BUILTIN, DEFAULT_METHODS
+
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), metavar="M,M",
+                        help=f"methods: {', '.join(BUILTIN)}; a table kind (restart_beta0.3); module:Class[@kind] for your own "
+                             "optuna pruner; add @random for a random sampler (default: %(default)s)")
+    parser.add_argument("--compute", default=compute_default, metavar="FB[,FB]", help="compute cap(s) per search, in full budgets (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=200, metavar="K", help="paired repeats per method and cap (default: %(default)s)")
+    parser.add_argument("--baseline", default=BASELINE, metavar="M", help="method the paired differences are taken against (default: %(default)s)")
+    parser.add_argument("--pool-bootstrap", type=int, default=20, metavar="B", help="resampled pools for the pool bootstrap, 0 for none (default: %(default)s)")
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    import shlex
+
+    return "budgetopt " + " ".join(shlex.quote(a) for a in args.argv)
+
+
+def add_compare(commands: argparse._SubParsersAction, command) -> None:
+    parser = command(
+        commands,
+        "compare",
+        "budget-aware search vs Optuna's successive halving on your study script: a small table, then simulated searches",
+        """
+        budgetopt compare digits --configs 16 --jobs 2                        # a few minutes
+        budgetopt compare my_study.py --configs 40 --compute 10,30 --jobs 2 --out compare-mine
+        budgetopt compare fashion_mlp --ladder long --configs 60 --jobs 2 --resume
+        """,
+        description=(
+            "Train a pool of --configs configurations of the study script in every mode, every seed and every rung "
+            "(OUT/table, as 'budgetopt bench build'), then replay --repeats paired searches per method at exactly equal "
+            "compute against it (as 'budgetopt bench simulate'): selection regret, deployable score, rank fidelity. "
+            "Writes OUT/report.md, OUT/results.json and PNG plots."
+        ),
+    )
+    parser.add_argument("script", help="a built-in study (fashion_mlp, digits, fashion_mnist, cifar10, ...) or a .py study script")
+    _add_table_options(parser, configs_default=24)
+    _add_search_options(parser, compute_default="10,30")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default: compare-STUDY)")
+    parser.set_defaults(handler=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from budgetopt.bench.compare import compare
+
+    out = Path(args.out or f"compare-{Path(args.script).stem}")
+    results = compare(
+        args.script, out, configs=args.configs, seeds=args.seeds, kinds=[k for k in args.kinds.split(",") if k], ladder=args.ladder,
+        pool_seed=args.pool_seed, cooldown=args.cooldown, methods=[m for m in args.methods.split(",") if m], compute=args.compute,
+        repeats=args.repeats, baseline=args.baseline, pool_bootstrap=args.pool_bootstrap, jobs=args.jobs, threads=args.threads,
+        device=args.device, data_dir=args.data_dir, quick=args.quick, resume=args.resume, command=_command_line(args),
+        progress=not args.quiet, say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
+    )
+    print(summary_text(results, out))
+    return 0
+
+
+def add_demo(commands: argparse._SubParsersAction, command) -> None:
+    from budgetopt.bench import demo
+
+    parser = command(
+        commands,
+        "demo",
+        "a live budget-aware study, then paired searches replayed on a committed table: a verdict in a few minutes",
+        """
+        budgetopt demo
+        budgetopt demo --out my-demo --data-dir ~/data     # Fashion-MNIST's IDX files in ~/data
+        budgetopt demo --digits                             # the live study on scikit-learn's digits
+        """,
+        description=(
+            f"Runs a budget-aware Optuna study live (BudgetPruner + BudgetSampler, restart mode, {demo.LIVE_COMPUTE} full "
+            "budgets of compute) on the cheap Fashion-MNIST MLP study (scikit-learn's digits when Fashion-MNIST is not "
+            "available) into OUT/studies.db, prints the best configuration for every budget, then replays "
+            f"{demo.DEMO_REPEATS} paired searches per method ({', '.join(demo.DEMO_METHODS)}) on the committed table "
+            "studies/tables/fashion_mlp-short at exactly equal compute and says which differences are significant."
+        ),
+    )
+    parser.add_argument("--out", default="budgetopt-demo", metavar="DIR", help="output directory (default: %(default)s)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where Fashion-MNIST's IDX files are (default: torchvision's root, Debian's package, else download)")
+    parser.add_argument("--digits", action="store_true", help="run the live study on scikit-learn's digits")
+    parser.add_argument("--table", metavar="DIR", help="the table to replay (default: the committed studies/tables/fashion_mlp-short)")
+    parser.add_argument("--jobs", type=int, default=2, metavar="N", help="worker processes of the replay (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=200, metavar="K", help="paired searches per method (default: %(default)s)")
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from budgetopt.bench.demo import run_demo
+
+    text = run_demo(
+        args.out, data_dir=args.data_dir, digits=args.digits, table=args.table, jobs=args.jobs, repeats=args.repeats,
+        progress=not args.quiet, say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
+    )
+    print(text)
+    return 0

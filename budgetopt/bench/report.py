@@ -78,6 +78,22 @@ def render(results: dict) -> str:
                 f"{_f(e.get('average_rank'), 2)} | {e['compute_summary']['mean']:,.0f} / {e['compute_summary']['max']:,} | "
                 f"{e['trials_summary']['mean']:.1f} ({e['trials_summary']['full_budget']:.1f}) | {reach_text} |"
             )
+        rungs = results["table"]["rungs"]
+        lines += [
+            "",
+            "Regret per budget (the frontier: for each budget, the best configuration the search saw reported at that budget, "
+            "scored against the best the pool can do for that budget, restart's validation score there, mean over seeds; "
+            "in brackets the repeats that reached the budget):",
+            "",
+            "| method | " + " | ".join(str(b) for b in rungs) + " |",
+            "|---|" + "---:|" * len(rungs),
+        ]
+        for method, e in cap["methods"].items():
+            cells = []
+            for b in rungs:
+                f = e["frontier_regret"][str(b)]
+                cells.append("—" if not f["reached"] else f"{_ci(f)} [{f['reached']}]")
+            lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
         lines += ["", "Reading, against the baseline at this compute:", ""]
         for method, e in cap["methods"].items():
             if "regret_minus_baseline" not in e:

@@ -9,6 +9,9 @@ Per compute cap and method, over the paired repeats:
   schedule (its deploy kind's full-budget unit, mean over seeds): what a user gets;
 - mean and 95% interval of each, paired differences against the baseline (the same
   repeat seeds), average rank, compute actually spent (never above the cap), trials;
+- *regret per budget* (the frontier): for every budget of the ladder, the best
+  configuration the search saw reported at that budget, scored against the best the
+  pool can do *for that budget* (restart's validation score there, mean over seeds);
 - anytime curves of regret and deployable score against compute (in full budgets),
   and the compute at which the mean regret curve first reaches the baseline's final
   mean regret;
@@ -22,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from budgetopt.bench.simulate import GRID_POINTS, SearchResult, resolve_method
-from budgetopt.bench.stats import average_ranks, interval95, percentile95, seed_scores, signed
+from budgetopt.bench.stats import average_ranks, interval95, percentile95, signed
 
 
 def _pick_at(result: SearchResult, grid: np.ndarray) -> list[int | None]:
@@ -41,8 +44,9 @@ class Scorer:
     def __init__(self, table) -> None:
         self.table = table
         self.maximize = table.maximize
-        self.truth = seed_scores(table, "restart").mean(axis=1)
+        self.truth = table.truth()
         self._deploy: dict[str, np.ndarray] = {}
+        self._truth_at: dict[int, np.ndarray] = {}
 
     def regret(self, config: int | None, configs: np.ndarray) -> float:
         if config is None:
@@ -50,11 +54,25 @@ class Scorer:
         t = signed(self.truth, self.maximize)
         return float(np.max(t[configs]) - t[config])
 
+    def regret_at(self, budget_index: int, config: int | None, configs: np.ndarray) -> float:
+        """Regret of ``config`` as the best configuration for the ladder's budget
+        ``budget_index``: truth there is restart's validation score at that budget (a
+        fresh linear-decay run of that length), mean over seeds."""
+        if config is None:
+            return float("nan")
+        if budget_index not in self._truth_at:
+            k = self.table.kind_index("restart")
+            values = self.table.value[:, :, k, budget_index]
+            values = np.where(np.isfinite(values), values, self.table.floor())
+            self._truth_at[budget_index] = signed(values.mean(axis=1), self.maximize)
+        t = self._truth_at[budget_index]
+        return float(np.max(t[configs]) - t[config])
+
     def deployable(self, config: int | None, kind: str) -> float:
         if config is None:
             return float("nan")
         if kind not in self._deploy:
-            self._deploy[kind] = seed_scores(self.table, kind).mean(axis=1)
+            self._deploy[kind] = self.table.full_budget_scores(kind).mean(axis=1)
         return float(self._deploy[kind][config])
 
 
@@ -102,6 +120,11 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                 "deployable_summary": _interval(deployable),
                 "compute_summary": {"mean": _r(np.mean([r.compute for r in runs]), 1), "max": int(max(r.compute for r in runs))},
                 "trials_summary": {"mean": _r(np.mean([r.trials for r in runs]), 2), "full_budget": _r(np.mean([r.full_budget_trials for r in runs]), 2)},
+                "frontier_regret": {
+                    str(b): {**_interval([scorer.regret_at(i, r.frontier[b], configs) for r in runs if b in r.frontier]),
+                             "reached": sum(b in r.frontier for r in runs)}
+                    for i, b in enumerate(table.rungs)
+                },
                 "curve": {"compute_full_budgets": [_r(g / max_budget, 4) for g in grid], "regret": curve_r, "deployable": curve_d},
             }
         ranks = average_ranks(regrets)

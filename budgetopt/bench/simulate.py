@@ -157,6 +157,7 @@ class SearchResult:
     full_budget_trials: int
     pick: int | None  # pool index
     events: list = field(default_factory=list)  # (compute, pick) after each report
+    frontier: dict = field(default_factory=dict)  # budget -> pool index of the best value reported at it
 
 
 class _Lookup:
@@ -218,6 +219,7 @@ def run_search(table: Table, method: Method, repeat: int, cap: int, lookup: _Loo
     spent = 0
     result = SearchResult(method.name, repeat, cap, 0, 0, 0, None)
     best: tuple[int, float, int] | None = None  # (budget, value, config) of the pick so far
+    best_at: dict[int, float] = {}  # budget -> best value reported at it
     n_seeds = len(table.seeds)
     while True:
         trial = study.ask(lookup.space)
@@ -254,6 +256,9 @@ def run_search(table: Table, method: Method, repeat: int, cap: int, lookup: _Loo
             if best is None or budget > best[0] or (budget == best[0] and _better(value, best[1], maximize)):
                 best = (budget, float(value), config)
                 result.pick = config
+            if budget not in best_at or _better(value, best_at[budget], maximize):
+                best_at[budget] = float(value)
+                result.frontier[budget] = config
             result.events.append((spent, result.pick))
             if budget != plan[-1] and trial.should_prune():
                 state = TrialState.PRUNED

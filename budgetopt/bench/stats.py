@@ -69,16 +69,9 @@ def trains_mask(truth: np.ndarray, chance: float | None, maximize: bool) -> np.n
     return np.isfinite(t) & (t > c + TRAIN_FRACTION * (best - c))
 
 
-def seed_scores(table, kind: str, split: str = "test") -> np.ndarray:
-    """``[config, seed]`` full-budget scores of ``kind`` (diverged: the table's floor)."""
-    k = table.kind_index(kind)
-    scores = table.test[:, :, k] if split == "test" else table.value[:, :, k, -1]
-    return np.where(table.done[:, :, k] & ~np.isfinite(scores), table.floor(), scores)
-
-
 def edge_of_stability(table, configs: np.ndarray) -> list[int]:
     """Configurations whose truth seeds disagree about training at all (one trains, one does not)."""
-    per_seed = seed_scores(table, "restart")[configs]
+    per_seed = table.full_budget_scores("restart")[configs]
     flat = per_seed.reshape(-1)
     mask = trains_mask(flat, table.meta.get("chance"), table.maximize).reshape(per_seed.shape)
     return [int(c) for c, m in zip(configs, mask) if m.any() and not m.all()]
@@ -89,7 +82,7 @@ def rank_fidelity(table, configs: np.ndarray, *, resamples: int = BOOTSTRAP_RESA
     docstring), over ``configs`` ("all") and over those that train ("train"), with 95%
     bootstrap intervals, and paired differences of every kind against ``continue_*`` kinds
     and of ``branch`` against ``restart``."""
-    truth_seeds = seed_scores(table, "restart")[configs]  # [n, S]
+    truth_seeds = table.full_budget_scores("restart")[configs]  # [n, S]
     n, n_seeds = truth_seeds.shape
     truth = truth_seeds.mean(axis=1)
     floor = table.floor()

@@ -244,16 +244,19 @@ class Table:
         finite = self.value[np.isfinite(self.value)]
         return float(finite.min() if self.maximize else finite.max()) if finite.size else 0.0
 
+    def full_budget_scores(self, kind: str, split: str = "test") -> np.ndarray:
+        """``[config, seed]`` scores of ``kind``'s model at the full budget on ``split``
+        (``"test"`` or ``"val"``), a diverged run counted at :meth:`floor`; NaN where the
+        unit is not in the table."""
+        k = self.kind_index(kind)
+        scores = self.test[:, :, k] if split == "test" else self.value[:, :, k, -1]
+        return np.where(self.done[:, :, k], np.where(np.isfinite(scores), scores, self.floor()), np.nan)
+
     def truth(self, split: str = "test") -> np.ndarray:
         """Each configuration's truth: its full-budget score with linear decay (the
-        ``restart`` kind's last rung), mean over the seeds, a diverged run counted at
-        :meth:`floor`; ``split`` ``"test"`` (default: never used by a search to choose)
-        or ``"val"``. NaN for configurations not complete in the table."""
-        k = self.kind_index("restart")
-        scores = self.test[:, :, k] if split == "test" else self.value[:, :, k, -1]
-        scores = np.where(self.done[:, :, k] & ~np.isfinite(scores), self.floor(), scores)
-        truth = np.where(self.done[:, :, k].all(axis=1), np.nanmean(np.where(self.done[:, :, k], scores, np.nan), axis=1), np.nan)
-        return truth
+        ``restart`` kind's last rung), mean over the seeds, on ``split`` (default
+        ``"test"``: never seen by a search). NaN where a seed is missing."""
+        return self.full_budget_scores("restart", split).mean(axis=1)
 
 
 def read_meta(directory: str | Path, *, expect: dict | None = None) -> dict:

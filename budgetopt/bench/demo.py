@@ -1,0 +1,184 @@
+"""``budgetopt demo``: the README's first command, a few minutes on two CPU cores.
+
+1. A real budget-aware study, live: Optuna with :class:`~budgetopt.BudgetPruner` and
+   :class:`~budgetopt.BudgetSampler` on the cheap Fashion-MNIST MLP study
+   (``fashion_mlp``, ladder 15/45/135/405; scikit-learn's digits when Fashion-MNIST is
+   neither on the machine nor downloadable), restart mode, until it has spent
+   :data:`LIVE_COMPUTE` full budgets, stored in ``OUT/studies.db`` for optuna-dashboard.
+   It prints the study's *frontier*: for every budget of the ladder, the best
+   configuration found and its budget-converged score.
+2. Paired searches replayed on the committed benchmark table of the same task
+   (``studies/tables/fashion_mlp-short``), at exactly equal compute: Optuna's successive
+   halving on a step and on a cosine schedule, budgetopt's restart and branch, TPE at the
+   full budget; it says in words which differences are significant and which are not.
+3. The command that opens the dashboard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from budgetopt.bench.replay import simulate
+from budgetopt.bench.table import read_meta
+
+LIVE_COMPUTE = 20  # full budgets of the live study
+DEMO_METHODS = ("sha_step", "sha_cosine", "restart", "branch", "tpe")
+DEMO_BASELINE = "sha_cosine"
+DEMO_COMPUTE = "30"
+DEMO_REPEATS = 200
+STUDY_NAME = "budget-aware-demo"
+
+
+def committed_table() -> Path:
+    """The benchmark table the demo replays: ``studies/tables/fashion_mlp-short`` of the
+    source tree budgetopt runs from."""
+    return Path(__file__).resolve().parents[2] / "studies" / "tables" / "fashion_mlp-short"
+
+
+def choose_study(data_dir: str | None, digits: bool) -> tuple[str, str]:
+    """(study, reason): fashion_mlp when Fashion-MNIST is found or downloadable, else digits."""
+    from budgetopt.data import find_fashion_mnist
+
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"--data-dir {data_dir} does not exist")
+    if digits:
+        return "digits", "live study on scikit-learn's digits, as asked"
+    try:
+        where = find_fashion_mnist(data_dir)
+    except FileNotFoundError as error:
+        return "digits", f"Fashion-MNIST is not available ({error}); the live study uses scikit-learn's digits"
+    return "fashion_mlp", f"live study on Fashion-MNIST from {where}"
+
+
+class _StopAtCompute:
+    """Optuna callback: stop the study once its trials have spent ``compute`` iterations."""
+
+    def __init__(self, compute: int) -> None:
+        self.compute = compute
+        self.spent = 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from budgetopt.run import ATTR_COMPUTE
+
+        self.spent += int(trial.user_attrs.get(ATTR_COMPUTE, 0))
+        if self.spent >= self.compute:
+            study.stop()
+
+
+def live_study(study: str, out: Path, data_dir: str | None, compute_full_budgets: int = LIVE_COMPUTE) -> tuple[optuna.Study, str]:
+    """Run the live budget-aware study; returns it and its storage URL."""
+    from budgetopt import BudgetPruner, BudgetSampler
+    from budgetopt.study_script import load_study_script, make_objective
+
+    script = load_study_script(study)
+    ladder = script.ladder
+    db = out / "studies.db"
+    db.unlink(missing_ok=True)  # the demo's own output: a fresh study every time
+    url = f"sqlite:///{db}"
+    optuna_study = optuna.create_study(
+        study_name=STUDY_NAME, storage=url, direction=script.direction,
+        sampler=BudgetSampler(seed=0), pruner=BudgetPruner(ladder.min_budget, ladder.max_budget, ladder.reduction_factor),
+    )
+    data = script.load_data(data_dir=data_dir)
+    objective = make_objective(script, mode="restart", data=data, record_test=True)
+    stop = _StopAtCompute(compute_full_budgets * ladder.max_budget)
+    optuna_study.optimize(objective, callbacks=[stop], gc_after_trial=False)
+    return optuna_study, url
+
+
+def frontier(study: optuna.Study) -> list[tuple[int, int, float, dict]]:
+    """For every budget some trial reached: (budget, best trial number, its budget-converged
+    value, its params). Truncated schedules cannot give this: their values at a budget
+    are mid-schedule, not the best that budget can do."""
+    from budgetopt.samplers import budget_observations
+
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    rows = []
+    for budget, pairs in sorted(budget_observations(study.get_trials(deepcopy=False)).items()):
+        trial, value = (max if maximize else min)(pairs, key=lambda p: p[1])
+        rows.append((budget, trial.number, value, trial.params))
+    return rows
+
+
+def verdict(results: dict) -> list[str]:
+    """Plain sentences: which paired differences against the baseline are significant."""
+    caps = results["searches"]["caps"]
+    baseline = results["settings"]["baseline"]
+    lines = []
+    for cap in caps.values():
+        for method, e in cap["methods"].items():
+            d = e.get("regret_minus_baseline")
+            p = e.get("deployable_minus_baseline")
+            if d is None or d["low"] is None:
+                continue
+            if d["high"] < 0:
+                selection = "picks significantly better configurations than"
+            elif d["low"] > 0:
+                selection = "picks significantly worse configurations than"
+            else:
+                selection = "cannot be told apart in the configurations it picks from"
+            if p["low"] > 0:
+                deploy = "and the model a user gets scores significantly higher"
+            elif p["high"] < 0:
+                deploy = "and the model a user gets scores significantly lower"
+            else:
+                deploy = "and the model a user gets is not significantly different"
+            lines.append(
+                f"- {method} {selection} {baseline} at {cap['full_budgets']:g} full budgets "
+                f"(regret {d['mean']:+.4f}, 95% {d['low']:+.4f} to {d['high']:+.4f}), {deploy} "
+                f"({p['mean']:+.4f}, {p['low']:+.4f} to {p['high']:+.4f})."
+            )
+    return lines
+
+
+def run_demo(
+    out: str | Path = "budgetopt-demo",
+    *,
+    data_dir: str | None = None,
+    digits: bool = False,
+    table: str | Path | None = None,
+    jobs: int = 2,
+    repeats: int = DEMO_REPEATS,
+    progress: bool = True,
+    say=lambda message: None,
+) -> str:
+    """Run the demo; returns the text it prints at the end."""
+    table_dir = Path(table) if table is not None else committed_table()
+    read_meta(table_dir, expect={"study": "fashion_mlp"})  # checked before any training
+    study, reason = choose_study(data_dir, digits)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say(reason)
+    say(f"1/2 live budget-aware study ({LIVE_COMPUTE} full budgets of compute) into {out / 'studies.db'}")
+    live, url = live_study(study, out, data_dir if study == "fashion_mlp" else None)
+    say(f"2/2 {repeats} paired searches per method replayed on {table_dir}")
+    results = simulate(
+        table_dir, out / "simulation", methods=list(DEMO_METHODS), compute=DEMO_COMPUTE, repeats=repeats, baseline=DEMO_BASELINE,
+        jobs=jobs, pool_bootstrap=0, fidelity_resamples=200, command=f"budgetopt demo --out {out}", progress=progress, warn=say,
+    )
+    trials = live.get_trials(deepcopy=False)
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    lines = [
+        f"Live study {STUDY_NAME!r} ({study}): {len(trials)} trials, {complete} reached the full budget. Best per budget "
+        "(budget-converged validation score: what each budget can do):",
+    ]
+    for budget, number, value, params in frontier(live):
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        lines.append(f"  {budget:>5} iterations: {value:.4f}  trial {number} ({shown})")
+    cap = next(iter(results["searches"]["caps"].values()))
+    lines += [
+        "",
+        f"Replayed on the committed table ({results['table']['configs_complete']} configurations x {len(results['table']['seeds'])} "
+        f"seeds, ladder {'/'.join(map(str, results['table']['rungs']))}): {repeats} paired searches per method, each spending "
+        f"at most {cap['iterations']:,} iterations ({cap['full_budgets']:g} full budgets).",
+        "Selection regret: the best configuration's test score minus the pick's, both trained with linear decay (lower is better).",
+        "",
+        f"{'method':<12} {'regret (mean, 95%)':>28} {'deployable test score':>24}",
+    ]
+    for method, e in cap["methods"].items():
+        r, d = e["regret_summary"], e["deployable_summary"]
+        lines.append(f"{method:<12} {r['mean']:>10.4f} ({r['low']:.4f} to {r['high']:.4f}) {d['mean']:>10.4f} ({d['low']:.4f} to {d['high']:.4f})")
+    lines += ["", *verdict(results), "", f"report:    {out / 'simulation' / 'report.md'}", f"dashboard: budgetopt dashboard {url}"]
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""``budgetopt compare`` (a small table, then simulated searches) and ``budgetopt demo``."""
+
+import json
+import sqlite3
+
+import optuna
+
+from budgetopt.bench.demo import STUDY_NAME, committed_table, frontier
+from budgetopt.bench.table import read_table
+from conftest import require
+from test_cli import one_line_error, run_main
+
+COMPARE = ["compare", "digits", "--configs", "4", "--ladder", "quick", "--repeats", "5", "--compute", "3",
+           "--methods", "sha_step,restart,branch", "--pool-bootstrap", "0", "-q"]
+
+
+def test_compare_builds_a_table_then_simulates_and_resume_reuses_every_unit(capsys, tmp_path):
+    out = tmp_path / "cmp"
+    status, stdout, err = run_main(capsys, *COMPARE, "--out", str(out))
+    assert status == 0, err
+    assert "5 paired searches per method of 3 full budgets on 4 configurations" in stdout
+    table = read_table(out / "table")
+    assert table.done.all() and len(table.pool) == 4
+    results = json.loads((out / "results.json").read_text())
+    assert results["command"].startswith("budgetopt compare digits --configs 4")
+    assert set(results["searches"]["caps"]["243"]["methods"]) == {"sha_step", "restart", "branch"}
+    before = (out / "table" / "table.csv").read_text()
+    status, again, err = run_main(capsys, *COMPARE, "--out", str(out), "--resume")
+    assert status == 0, err
+    assert (out / "table" / "table.csv").read_text() == before  # nothing trained twice
+    assert json.loads((out / "results.json").read_text())["searches"] == results["searches"]
+
+
+def test_compare_bad_input(capsys, tmp_path):
+    status, _, err = run_main(capsys, "compare", "nonexistent_study", "--out", str(tmp_path / "x"), "-q")
+    assert status == 2
+    one_line_error(err, "unknown study 'nonexistent_study'")
+    status, _, err = run_main(capsys, *COMPARE[:-1], "--compute", "0.0001", "--out", str(tmp_path / "y"), "-q")
+    assert status == 2
+    one_line_error(err, "below one lowest rung")
+
+
+def test_demo_runs_a_live_study_and_replays_the_committed_table(capsys, tmp_path):
+    require(committed_table().joinpath("meta.json").is_file(), f"the committed table {committed_table()} is missing")
+    out = tmp_path / "demo"
+    status, stdout, err = run_main(capsys, "demo", "--digits", "--repeats", "6", "--jobs", "1", "--out", str(out), "-q")
+    assert status == 0, err
+    assert f"Live study '{STUDY_NAME}' (digits)" in stdout
+    assert "Replayed on the committed table" in stdout
+    for method in ("sha_step", "sha_cosine", "restart", "branch", "tpe"):
+        assert f"\n{method} " in stdout
+    assert "at 30 full budgets (regret" in stdout  # a sentence per method against the baseline
+    assert f"dashboard: budgetopt dashboard sqlite:///{out / 'studies.db'}" in stdout
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{out / 'studies.db'}")
+    rows = frontier(study)
+    assert [b for b, *_ in rows] == sorted(b for b, *_ in rows) and rows
+    assert all(0 <= value <= 1 for _, _, value, _ in rows)
+    assert (out / "simulation" / "report.md").is_file()
+    with sqlite3.connect(out / "studies.db") as db:  # budgetopt's user attrs are there for the dashboard
+        keys = {k for (k,) in db.execute("select distinct key from trial_user_attributes")}
+    assert {"budgetopt.plan", "budgetopt.rung_values", "budgetopt.compute"} <= keys
+
+
+def test_demo_names_a_table_that_is_not_there(capsys, tmp_path):
+    status, _, err = run_main(capsys, "demo", "--table", str(tmp_path / "none"), "--out", str(tmp_path / "d"), "-q")
+    assert status == 2
+    one_line_error(err, "holds no benchmark table")
