@@ -82,7 +82,8 @@ def render(results: dict) -> str:
         lines += [
             "",
             "Regret per budget (the frontier: for each budget, the best configuration the search saw reported at that budget, "
-            "scored against the best the pool can do for that budget, restart's validation score there, mean over seeds; "
+            "scored against the best the pool can do for that budget: restart's validation score there, the pick's on the seeds "
+            "its search did not see; "
             "in brackets the repeats that reached the budget):",
             "",
             "| method | " + " | ".join(str(b) for b in rungs) + " |",
@@ -107,7 +108,8 @@ def render(results: dict) -> str:
     boot = searches.get("pool_bootstrap")
     if boot:
         lines += [
-            f"## How much the answer owes to the pool drawn ({boot['pools']} resampled pools x {boot['repeats']} repeats, largest cap)",
+            f"## How much the answer owes to the pool drawn ({boot['pools']} resampled pools x {boot['repeats']} repeats, "
+            f"searches of {boot['cap']:,} iterations)",
             "",
             "| method | mean regret, 95% over pools | minus baseline, 95% over pools |",
             "|---|---:|---:|",
@@ -193,8 +195,9 @@ def plot_fidelity(results: dict, path: Path) -> None:
         entry = fid["subsets"][subset]
         for kind, per_rung in entry["rho"].items():
             rho = [p["rho"] for p in per_rung]
-            err = [[r - (p["low"] if p["low"] is not None else r) for r, p in zip(rho, per_rung)],
-                   [(p["high"] if p["high"] is not None else r) - r for r, p in zip(rho, per_rung)]]
+            # the point estimate averages the seeds, a resample draws one: it may sit outside its interval
+            err = [[max(0.0, r - (p["low"] if p["low"] is not None else r)) for r, p in zip(rho, per_rung)],
+                   [max(0.0, (p["high"] if p["high"] is not None else r) - r) for r, p in zip(rho, per_rung)]]
             ax.errorbar(fid["rungs"], rho, yerr=err, marker="o", capsize=3, label=kind)
         ax.set_xscale("log")
         ax.set(xlabel="rung budget (iterations)", ylabel="Spearman rho with truth (across seeds)",

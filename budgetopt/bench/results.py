@@ -11,7 +11,8 @@ Per compute cap and method, over the paired repeats:
   repeat seeds), average rank, compute actually spent (never above the cap), trials;
 - *regret per budget* (the frontier): for every budget of the ladder, the best
   configuration the search saw reported at that budget, scored against the best the
-  pool can do *for that budget* (restart's validation score there, mean over seeds);
+  pool can do *for that budget* (restart's validation score there: see
+  :meth:`Scorer.regret_at`);
 - anytime curves of regret and deployable score against compute (in full budgets),
   and the compute at which the mean regret curve first reaches the baseline's final
   mean regret;
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from budgetopt.bench.simulate import GRID_POINTS, SearchResult, resolve_method
+from budgetopt.bench.simulate import GRID_POINTS, SearchResult, bootstrap_cap, resolve_method
 from budgetopt.bench.stats import average_ranks, interval95, percentile95, signed
 
 
@@ -46,7 +47,6 @@ class Scorer:
         self.maximize = table.maximize
         self.truth = table.truth()
         self._deploy: dict[str, np.ndarray] = {}
-        self._truth_at: dict[int, np.ndarray] = {}
 
     def regret(self, config: int | None, configs: np.ndarray) -> float:
         if config is None:
@@ -54,19 +54,21 @@ class Scorer:
         t = signed(self.truth, self.maximize)
         return float(np.max(t[configs]) - t[config])
 
-    def regret_at(self, budget_index: int, config: int | None, configs: np.ndarray) -> float:
-        """Regret of ``config`` as the best configuration for the ladder's budget
-        ``budget_index``: truth there is restart's validation score at that budget (a
-        fresh linear-decay run of that length), mean over seeds."""
-        if config is None:
+    def regret_at(self, budget_index: int, pick: tuple[int, int] | None, configs: np.ndarray) -> float:
+        """Regret of ``pick = (config, seed)`` as the best configuration for the ladder's
+        budget ``budget_index``. Truth there is restart's validation score at that budget
+        (a fresh linear-decay run of that length): the pool's best is the best mean over
+        all seeds; the pick is scored on the seeds *other* than the one its search saw
+        (all seeds when the table has one), so that a search that observed this very
+        quantity does not profit from the noise it selected on."""
+        if pick is None:
             return float("nan")
-        if budget_index not in self._truth_at:
-            k = self.table.kind_index("restart")
-            values = self.table.value[:, :, k, budget_index]
-            values = np.where(np.isfinite(values), values, self.table.floor())
-            self._truth_at[budget_index] = signed(values.mean(axis=1), self.maximize)
-        t = self._truth_at[budget_index]
-        return float(np.max(t[configs]) - t[config])
+        config, seed = pick
+        k = self.table.kind_index("restart")
+        values = self.table.value[:, :, k, budget_index]
+        values = signed(np.where(np.isfinite(values), values, self.table.floor()), self.maximize)
+        others = [i for i in range(values.shape[1]) if i != seed] or [seed]
+        return float(np.max(values[configs].mean(axis=1)) - values[config, others].mean())
 
     def deployable(self, config: int | None, kind: str) -> float:
         if config is None:
@@ -157,7 +159,7 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                 entry["average_rank"] = _r(ranks[method], 3)
         out["caps"][str(cap)] = {"iterations": cap, "full_budgets": _r(cap / max_budget, 3), "methods": per_method}
     if bootstrap["pools"]:
-        boot: dict = {"pools": len(bootstrap["pools"]), "repeats": None, "methods": {}}
+        boot: dict = {"pools": len(bootstrap["pools"]), "repeats": None, "cap": bootstrap_cap(caps), "methods": {}}
         for method in methods:
             diffs, means = [], []
             for pool, runs_by_method in zip(bootstrap["pools"], bootstrap["searches"]):

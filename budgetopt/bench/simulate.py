@@ -157,7 +157,7 @@ class SearchResult:
     full_budget_trials: int
     pick: int | None  # pool index
     events: list = field(default_factory=list)  # (compute, pick) after each report
-    frontier: dict = field(default_factory=dict)  # budget -> pool index of the best value reported at it
+    frontier: dict = field(default_factory=dict)  # budget -> (pool index, seed) of the best value reported at it
 
 
 class _Lookup:
@@ -258,7 +258,7 @@ def run_search(table: Table, method: Method, repeat: int, cap: int, lookup: _Loo
                 result.pick = config
             if budget not in best_at or _better(value, best_at[budget], maximize):
                 best_at[budget] = float(value)
-                result.frontier[budget] = config
+                result.frontier[budget] = (config, seed)
             result.events.append((spent, result.pick))
             if budget != plan[-1] and trial.should_prune():
                 state = TrialState.PRUNED
@@ -306,7 +306,7 @@ def run_searches(
     pool_bootstrap: int = 0, bootstrap_repeats: int = 20, progress: bool = True,
 ) -> tuple[dict, dict]:
     """Every (method, cap, repeat) search, and the pool-bootstrap searches: ``pool_bootstrap``
-    resampled pools x ``bootstrap_repeats`` repeats x methods at the largest cap.
+    resampled pools x ``bootstrap_repeats`` repeats x methods at :func:`bootstrap_cap`.
     Returns ``(searches, bootstrap)``: ``searches[(method, cap)]`` a list of
     :class:`SearchResult` by repeat, ``bootstrap[b][method]`` the same for pool ``b``."""
     from tqdm.auto import tqdm
@@ -318,7 +318,7 @@ def run_searches(
     for b in range(pool_bootstrap):
         resampled = tuple(sorted(set(rng.choice(configs, size=len(configs), replace=True).tolist())))
         pools.append(resampled)
-        tasks += [(m, 10_000 + r, max(caps), resampled) for m in methods for r in range(bootstrap_repeats)]
+        tasks += [(m, 10_000 + r, bootstrap_cap(caps), resampled) for m in methods for r in range(bootstrap_repeats)]
         owners += [b] * (len(methods) * bootstrap_repeats)
     results: list[SearchResult | None] = [None] * len(tasks)
     bar = tqdm(total=len(tasks), unit="search", desc="bench simulate", disable=not progress, dynamic_ncols=True, smoothing=0.05)
@@ -347,6 +347,12 @@ def run_searches(
         else:
             bootstrap[owner].setdefault(method, []).append(result)
     return searches, {"pools": [list(p) for p in pools], "searches": bootstrap}
+
+
+def bootstrap_cap(caps: list[int]) -> int:
+    """The cap the pool bootstrap runs at: the middle one of the sorted caps (30 of
+    10,30,100), where searches are long enough to differ and short enough to repeat."""
+    return sorted(caps)[len(caps) // 2]
 
 
 def _search_task_star(task: tuple) -> SearchResult:
