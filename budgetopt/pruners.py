@@ -146,16 +146,23 @@ class BudgetPruner(BasePruner):
         if value != value:  # NaN
             study._storage.set_trial_user_attr(trial._trial_id, ATTR_ENDED, f"pruned: NaN value at budget {step}")
             return True
-        with self._lock:
-            index = self._indexes.setdefault((id(study._storage), study._study_id), _RungIndex(self))
-            better, k = index.rank(study, trial, bracket, step, value)
-        promoted = better < max(1, k // self.ladder.reduction_factor)
+        better, k, promoted = self._promotion(study, trial, bracket, step, value)
         # The FrozenTrial handed to prune() may predate our last write to it: merge with
         # this process's own record of the trial's decisions.
         decisions = self._decisions.setdefault(trial._trial_id, dict(trial.user_attrs.get(ATTR_DECISIONS, {})))
         decisions[str(step)] = [better + 1, k, promoted]
         study._storage.set_trial_user_attr(trial._trial_id, ATTR_DECISIONS, decisions)
         return not promoted
+
+
+    def _promotion(self, study: optuna.Study, trial: FrozenTrial, bracket: int, budget: int, value: float) -> tuple[int, int, bool]:
+        """(values better than the trial's, values at the rung, promoted): the rule of the
+        class docstring. A subclass may rank by something else (see
+        :class:`budgetopt.promotion.ModelPromotionPruner`)."""
+        with self._lock:
+            index = self._indexes.setdefault((id(study._storage), study._study_id), _RungIndex(self))
+            better, k = index.rank(study, trial, bracket, budget, value)
+        return better, k, better < max(1, k // self.ladder.reduction_factor)
 
 
 def _interleave(weights: list[int]) -> list[int]:

@@ -98,6 +98,10 @@ BUILTIN = {
                          "budgetopt BudgetPruner (Hyperband brackets) + BudgetSampler, restart"),
     "branch_hb": Method("branch_hb", "branch", "budget_hyperband", "budget", "branch",
                         "budgetopt BudgetPruner (Hyperband brackets) + BudgetSampler, branch"),
+    "restart_model": Method("restart_model", "restart", "budgetopt.promotion:ModelPromotionPruner", "budget", "restart",
+                            "budgetopt ModelPromotionPruner (random-forest prediction at the full budget) + BudgetSampler, restart"),
+    "cosine_model": Method("cosine_model", "continue_cosine", "budgetopt.promotion:ModelPromotionPruner", "tpe", "continue_cosine",
+                           "the same model-based promotion + TPE on a full-length cosine schedule (the baseline given the same rule)"),
     "random": Method("random", "restart", "none", "random", "restart", "random search, every trial at the full budget (linear decay)"),
     "tpe": Method("tpe", "restart", "none", "tpe", "restart", "TPE, every trial at the full budget (linear decay)"),
 }
