@@ -10,7 +10,6 @@ from budgetopt.ladder import Bracket, Ladder
 from budgetopt.pruners import BudgetPruner
 from budgetopt.run import MODES, BudgetedRun, Segment
 from budgetopt.samplers import BudgetSampler
-from budgetopt.study_script import StudyScriptError, load_study_script, make_objective, train_config
 from budgetopt.schedules import (
     PROFILES,
     BudgetScheduler,
@@ -19,13 +18,14 @@ from budgetopt.schedules import (
     budget_from_fraction,
     get_profile,
 )
+from budgetopt.study_script import StudyScriptError, load_study_script, make_objective, train_config
 
 # Importing budgetopt makes a later `import torchvision` / `import timm` work on a
 # CPU-only torch (see budgetopt/_torchvision.py) without importing torchvision itself;
 # it changes nothing where torchvision's extension loads.
 repair_torchvision_ops()
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "MODES",

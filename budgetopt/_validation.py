@@ -3,6 +3,22 @@
 from __future__ import annotations
 
 import numbers
+from typing import TypeGuard
+
+
+def is_integer(value: object) -> TypeGuard[int]:
+    """An integer that is not a bool: ``int``, NumPy's integers (``numbers.Integral``).
+
+    A function rather than ``isinstance(value, numbers.Integral)`` at each call: type
+    checkers do not count ``int`` as ``numbers.Integral`` and would take every check for
+    one that always fails.
+    """
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral)
+
+
+def is_real(value: object) -> TypeGuard[float]:
+    """A real number that is not a bool: ``int``, ``float``, NumPy's (``numbers.Real``)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real)
 
 
 def check_iterations(value: object, name: str, *, minimum: int = 1) -> int:
@@ -11,7 +27,7 @@ def check_iterations(value: object, name: str, *, minimum: int = 1) -> int:
     Budgets are counts of optimizer iterations: 2.5 iterations or ``True`` iterations are
     not budgets, so floats and bools are rejected rather than rounded.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_integer(value):
         raise TypeError(f"{name} must be an integer number of iterations, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -21,12 +37,12 @@ def check_iterations(value: object, name: str, *, minimum: int = 1) -> int:
 def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def check_fraction(value: object, name: str, *, low_open: bool = True) -> float:
     """A fraction in (0, 1] (or [0, 1] with ``low_open=False``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise TypeError(f"{name} must be a number in (0, 1], got {value!r}")
     ok = (0 < value <= 1) if low_open else (0 <= value <= 1)
     if not ok:

@@ -269,7 +269,9 @@ def note_markdown(summary: StudySummary) -> str:
     rungs = summary.rungs
     if summary.ladder:
         eta = summary.ladder["reduction_factor"]
-        lines.append(f"- **Ladder**: rungs {_budgets(rungs)} iterations; reduction factor {eta}: each rung keeps the top 1/{eta}.")
+        lines.append(
+            f"- **Ladder**: rungs {_budgets(rungs)} iterations; reduction factor {eta}: each rung keeps the top 1/{eta}."
+        )
         brackets = summary.ladder.get("brackets", [])
         if len(brackets) <= 1:
             lines.append("- **Brackets**: 1 (successive halving): every trial starts at the first rung.")

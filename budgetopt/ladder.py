@@ -16,10 +16,9 @@ Nothing here imports Optuna or torch.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
-from budgetopt._validation import check_iterations
+from budgetopt._validation import check_iterations, is_integer
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class Ladder:
             raise ValueError(
                 f"max_budget must be >= min_budget ({self.min_budget}), got max_budget={self.max_budget}"
             )
-        if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, numbers.Integral):
+        if not is_integer(reduction_factor):
             raise TypeError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
         if reduction_factor < 2:
             raise ValueError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
@@ -98,7 +97,7 @@ class Ladder:
         s_max = len(self.rungs) - 1
         if brackets == "hyperband":
             brackets = s_max + 1
-        if isinstance(brackets, bool) or not isinstance(brackets, numbers.Integral):
+        if not is_integer(brackets):
             raise TypeError(f"brackets must be an integer in [1, {s_max + 1}] or 'hyperband', got {brackets!r}")
         if not 1 <= brackets <= s_max + 1:
             raise ValueError(

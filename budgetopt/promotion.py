@@ -63,7 +63,9 @@ class ModelPromotionPruner(BudgetPruner):
     def _features(self, params: dict, budget: int) -> np.ndarray:
         return np.append(self._transform.transform(params), math.log(budget))
 
-    def _promotion(self, study: optuna.Study, trial: FrozenTrial, bracket: int, budget: int, value: float) -> tuple[int, int, bool]:
+    def _promotion(
+        self, study: optuna.Study, trial: FrozenTrial, bracket: int, budget: int, value: float
+    ) -> tuple[int, int, bool]:
         better, k, promoted = super()._promotion(study, trial, bracket, budget, value)
         trials = [t for t in study._storage.get_all_trials(study._study_id, deepcopy=False)
                   if t.state != TrialState.FAIL and t.distributions]

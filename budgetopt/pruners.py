@@ -155,7 +155,9 @@ class BudgetPruner(BasePruner):
         return not promoted
 
 
-    def _promotion(self, study: optuna.Study, trial: FrozenTrial, bracket: int, budget: int, value: float) -> tuple[int, int, bool]:
+    def _promotion(
+        self, study: optuna.Study, trial: FrozenTrial, bracket: int, budget: int, value: float
+    ) -> tuple[int, int, bool]:
         """(values better than the trial's, values at the rung, promoted): the rule of the
         class docstring. A subclass may rank by something else (see
         :class:`budgetopt.promotion.ModelPromotionPruner`)."""

@@ -5,21 +5,22 @@ from __future__ import annotations
 import array
 import io
 import math
-import numbers
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from budgetopt._validation import check_choice, check_fraction, check_iterations
+from budgetopt._validation import check_choice, check_fraction, check_iterations, is_real
 from budgetopt.ladder import Ladder
 from budgetopt.modes import COOLDOWN, MODES, cooldown_iterations
 from budgetopt.schedules import BudgetScheduler, _check_optimizer, check_warmup, get_profile
 
 if TYPE_CHECKING:
     import optuna
+
+    from budgetopt.integration.dataloader import LoaderStream
 
 
 # User-attr keys: optuna-dashboard shows user attrs, not system attrs.
@@ -85,6 +86,61 @@ class Segment:
                 if run._after_step(self, t, last=t == self.budget - 1):  # every mode's last t is budget - 1
                     return
                 scheduler.step()
+
+    def batches(self, loader: Iterable, *, replay: bool = True) -> Iterator[Any]:
+        """This segment's steps, each with its batch drawn from ``loader``; use it instead of
+        iterating the segment::
+
+            for segment in run.segments():
+                for x, y in segment.batches(train_loader):  # this step's rate is already set
+                    ...                                     # one optimizer step on (x, y)
+                segment.report(evaluate(model))
+
+        ``loader`` (a ``torch.utils.data.DataLoader``, or any re-iterable of batches) is
+        read as one stream across epochs, kept by the run from one segment to the next:
+        when an epoch ends the next begins, after ``set_epoch(epoch)`` on the loader's
+        sampler (or its batch sampler's sampler) when it has one (``DistributedSampler``).
+        One batch is drawn per step, no more, so a budget stops exactly at its last step,
+        in the middle of an epoch if that is where it falls. A budget in epochs converts
+        with ``budget_from_epochs(epochs, len(loader))``: ``len(loader)`` steps per epoch
+        (a smaller last batch, ``drop_last=False``, is one step), a partial last epoch
+        rounded to whole steps (``round``, which takes an exact half to the even count).
+
+        Data order with ``replay=True`` (default): step ``t`` of a budget's schedule
+        trains on batch ``t`` of the stream, so every rung sees the data a fresh run of
+        its length would:
+
+        - ``restart``: each budget replays the stream from its first batch (epoch 0);
+          budget ``B`` is exactly the first ``B`` batches of a fresh run.
+        - ``branch``: the trunk and each cooldown read the stream at their positions;
+          after a cooldown the stream is rewound to the trunk snapshot, so the next
+          trunk trains on the batches the cooldown used, as one uninterrupted
+          warmup-stable-decay run of the last budget does. Rewinding re-reads the
+          batches from the start of that epoch (loading, no training).
+        - ``continue``: one pass, never rewound.
+
+        A rewind also restores torch's random state (CPU, and CUDA's once initialised)
+        and the ``generator`` of the loader and its samplers to what they were at that
+        position, so shuffling, dropout and augmentation repeat too: with deterministic
+        code, restart's budget ``B`` is the same computation as a fresh run of ``B``
+        steps. Python's and NumPy's random states are not touched.
+
+        ``replay=False`` continues the stream instead: each budget takes the batches
+        after the previous budget's (restart retrains on new data and epochs keep
+        counting; branch's trunk skips the batches its cooldowns used); nothing is
+        rewound. This is the order of :mod:`budgetopt.integration.lightning`, where
+        Lightning iterates the DataLoader.
+        """
+        from budgetopt.integration.dataloader import LoaderStream
+
+        run = self.run
+        if run._stream is None or run._stream.loader is not loader:
+            run._stream = LoaderStream(loader)
+        stream = run._stream
+        for t in self:
+            if replay:
+                stream.seek(t)
+            yield stream.draw()
 
     def report(self, value: float) -> None:
         """Record the budget-converged ``value`` of this budget.
@@ -156,7 +212,7 @@ class BudgetedRun:
 
     def __init__(
         self,
-        source: "optuna.trial.Trial | Ladder | Sequence[int]",
+        source: optuna.trial.Trial | Ladder | Sequence[int],
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         *,
@@ -168,13 +224,13 @@ class BudgetedRun:
         snapshot_device: torch.device | str | None = None,
         grad_norm_every: int | None = None,
         loss_check_every: int = 25,
-        snapshot_store: "optuna.artifacts._protocol.ArtifactStore | None" = None,
+        snapshot_store: optuna.artifacts._protocol.ArtifactStore | None = None,
         progress_seconds: float = 30.0,
         horizon_exponent: float = 0.0,
         **profile_params: object,
     ) -> None:
         self.mode = check_choice(mode, "mode", MODES)
-        if isinstance(horizon_exponent, bool) or not isinstance(horizon_exponent, numbers.Real) or not horizon_exponent >= 0:
+        if not is_real(horizon_exponent) or not horizon_exponent >= 0:
             raise ValueError(f"horizon_exponent must be a number >= 0, got {horizon_exponent!r}")
         if horizon_exponent and mode != "restart":
             raise ValueError(f"horizon_exponent needs mode='restart' (one peak rate per budget), got mode={mode!r}")
@@ -223,6 +279,7 @@ class BudgetedRun:
         self._next_segment = 0
         self._snapshot_id: str | None = None
         self._progress_at = time.monotonic()
+        self._stream: LoaderStream | None = None  # Segment.batches' data stream
         for group in optimizer.param_groups:
             group["initial_lr"] = group["lr"]
         self._peak_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -331,7 +388,9 @@ class BudgetedRun:
             if grads:
                 norm = float(torch.nn.utils.get_total_norm(grads))
                 self.grad_norms.append((segment.budget, t, self._lr_trace[-1], norm))
-        if self._loss_count and (last or self._loss_count % self.loss_check_every == 0 or not isinstance(self._loss_sum, torch.Tensor)):
+        if self._loss_count and (
+            last or self._loss_count % self.loss_check_every == 0 or not isinstance(self._loss_sum, torch.Tensor)
+        ):
             loss_sum = float(self._loss_sum)
             if not math.isfinite(loss_sum):
                 self.diverged = f"diverged: training loss is {loss_sum} by iteration {t} of budget {segment.budget}"
@@ -354,6 +413,8 @@ class BudgetedRun:
 
     def _snapshot_trunk(self) -> None:
         self._trunk = self._state()
+        if self._stream is not None:  # Segment.batches rewinds its data here after the cooldown
+            self._stream.bookmark()
 
     # -- rung snapshots in an artifact store (crash recovery) -----------------------------
 
@@ -449,7 +510,7 @@ class BudgetedRun:
     def _report(self, segment: Segment, value: float) -> None:
         if isinstance(value, torch.Tensor):
             value = value.item()
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if not is_real(value):
             raise TypeError(f"segment.report needs a number, got {value!r}")
         value = float(value)
         budget = segment.budget
@@ -524,7 +585,7 @@ def _check_budgets(budgets: object) -> tuple[int, ...]:
     return checked
 
 
-def _plan_of(trial: "optuna.trial.Trial") -> tuple[int, ...]:
+def _plan_of(trial: optuna.trial.Trial) -> tuple[int, ...]:
     """The budgets the study's BudgetPruner lets this trial reach."""
     study = trial.study
     if len(study.directions) > 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -38,6 +38,11 @@ class BudgetSampler(BaseSampler):
     user attr ``budgetopt.bracket``. The budget the model was fitted on for a trial is
     recorded in ``budgetopt.fit_budget``.
 
+    Single-objective only, like Optuna's own single-objective samplers (e.g.
+    ``CmaEsSampler``): ``sample_independent`` and ``sample_relative`` raise
+    ``ValueError`` on a study with more than one direction. A rung value is one number
+    per budget, and Optuna's ``trial.report`` is single-objective.
+
     Example::
 
         study = optuna.create_study(
@@ -70,7 +75,9 @@ class BudgetSampler(BaseSampler):
             raise TypeError(f"base_sampler must be an optuna.samplers.BaseSampler, got {type(base_sampler).__name__}")
         if isinstance(base_sampler, BudgetSampler):
             raise TypeError("base_sampler must not itself be a BudgetSampler")
-        if min_observations is not None and (isinstance(min_observations, bool) or not isinstance(min_observations, int) or min_observations < 1):
+        if min_observations is not None and (
+            isinstance(min_observations, bool) or not isinstance(min_observations, int) or min_observations < 1
+        ):
             raise ValueError(f"min_observations must be an integer >= 1 or None, got {min_observations!r}")
         self.base_sampler = base_sampler
         self.min_observations = min_observations
@@ -100,14 +107,16 @@ class BudgetSampler(BaseSampler):
         return self.base_sampler.infer_relative_search_space(self._view(study, trial), trial)
 
     def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        self._raise_error_if_multi_objective(study)
         return self.base_sampler.sample_relative(self._view(study, trial), trial, search_space)
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
+        self._raise_error_if_multi_objective(study)
         return self.base_sampler.sample_independent(self._view(study, trial), trial, param_name, param_distribution)
 
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: list[float] | None) -> None:
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
         self._local.view = None
         self.base_sampler.after_trial(study, trial, state, values)
 
@@ -118,7 +127,7 @@ class BudgetSampler(BaseSampler):
             return cached[1]
         observations = budget_observations(study._get_trials(deepcopy=False, use_cache=True))
         if not observations:  # nothing budget-aware yet: the study as it is
-            view: Study = study
+            view: Any = study  # a Study, or a _BudgetView standing in for one
         else:
             budget = self.fit_budget(observations)
             study._storage.set_trial_user_attr(trial._trial_id, ATTR_FIT_BUDGET, budget)

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from budgetopt._validation import check_choice, check_fraction, check_iterations
+from budgetopt._validation import check_choice, check_fraction, check_iterations, is_real
 
 Profile = Callable[[float], float]
 
@@ -122,13 +121,13 @@ def _check_params(name: str, params: dict) -> None:
         check_fraction(params["cooldown"], "cooldown")
     if "gamma" in params:
         check_fraction(params["gamma"], "gamma")
-    if "end" in params and not (isinstance(params["end"], numbers.Real) and 0 < params["end"] < 1):
+    if "end" in params and not (is_real(params["end"]) and 0 < params["end"] < 1):
         raise ValueError(f"end must be a number in (0, 1), got {params['end']!r}")
-    if "power" in params and not (isinstance(params["power"], numbers.Real) and params["power"] > 0):
+    if "power" in params and not (is_real(params["power"]) and params["power"] > 0):
         raise ValueError(f"power must be a number > 0, got {params['power']!r}")
     if "milestones" in params:
         ms = tuple(params["milestones"])
-        if not all(isinstance(m, numbers.Real) and 0 < m < 1 for m in ms) or list(ms) != sorted(ms):
+        if not all(is_real(m) and 0 < m < 1 for m in ms) or list(ms) != sorted(ms):
             raise ValueError(f"milestones must be increasing fractions in (0, 1), got {ms!r}")
     if params.get("lower", -6.0) >= params.get("upper", 3.0):
         raise ValueError(f"htd needs lower < upper, got lower={params.get('lower')!r}, upper={params.get('upper')!r}")
@@ -172,7 +171,7 @@ class _ProfileScheduler(LRScheduler):
     """Bookkeeping shared by the budget and the time-budget scheduler: the profile, its
     parameters and the warmup; subclasses only say how far along the budget a step is."""
 
-    _unsaved = ("_fn",)
+    _unsaved: tuple[str, ...] = ("_fn",)
 
     def __init__(self, optimizer: Optimizer, profile: str, warmup: int, last_epoch: int, profile_params: dict) -> None:
         _check_optimizer(optimizer)
@@ -272,7 +271,7 @@ class TimeBudgetScheduler(_ProfileScheduler):
         last_epoch: int = -1,
         **profile_params: object,
     ) -> None:
-        if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not seconds > 0:
+        if not is_real(seconds) or not seconds > 0:
             raise ValueError(f"seconds must be a number > 0, got {seconds!r}")
         self.seconds = float(seconds)
         self._clock = clock
@@ -308,7 +307,7 @@ class TimeBudgetScheduler(_ProfileScheduler):
 def budget_from_epochs(epochs: float, iterations_per_epoch: int) -> int:
     """Iterations in ``epochs`` epochs of ``iterations_per_epoch`` steps (rounded, >= 1)."""
     iterations_per_epoch = check_iterations(iterations_per_epoch, "iterations_per_epoch")
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Real) or not epochs > 0:
+    if not is_real(epochs) or not epochs > 0:
         raise ValueError(f"epochs must be a number > 0, got {epochs!r}")
     return max(1, round(epochs * iterations_per_epoch))
 

@@ -97,6 +97,7 @@ import importlib
 import importlib.util
 import inspect
 import itertools
+import os
 import pkgutil
 import sys
 import time
@@ -131,6 +132,17 @@ ATTR_TEST_VALUE = "budgetopt.test_value"
 
 class StudyScriptError(ValueError):
     """A study script that cannot be found, imported, or does not follow the protocol."""
+
+
+# The files load_study_script imported from a path: the user's code, told apart from
+# budgetopt's by the command line (budgetopt/cli/errors.py).
+_SCRIPT_FILES: set[str] = set()
+
+
+def script_files() -> frozenset[str]:
+    """The absolute paths of the study scripts this process imported from a file (not the
+    built-in ones): a traceback through one of them is an error in the user's code."""
+    return frozenset(_SCRIPT_FILES)
 
 
 def builtin_studies() -> tuple[str, ...]:
@@ -184,7 +196,7 @@ class StudyScript:
         return self._data[key]
 
     # The protocol functions whose results a caller relies on, with those results checked.
-    def search_space(self, trial: "optuna.trial.BaseTrial") -> dict:
+    def search_space(self, trial: optuna.trial.BaseTrial) -> dict:
         params = self.module.search_space(trial)
         if not isinstance(params, dict):
             raise StudyScriptError(f"{self.name}: search_space(trial) must return a dict of params, got {type(params).__name__}")
@@ -193,7 +205,9 @@ class StudyScript:
     def build(self, params: dict, device: torch.device | str) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         built = self.module.build(params, device)
         if not (isinstance(built, tuple) and len(built) == 2):
-            raise StudyScriptError(f"{self.name}: build(params, device) must return (model, optimizer), got {type(built).__name__}")
+            raise StudyScriptError(
+                f"{self.name}: build(params, device) must return (model, optimizer), got {type(built).__name__}"
+            )
         return built
 
     def evaluate(self, model: torch.nn.Module, data: Any, split: str, device: torch.device | str) -> float:
@@ -236,6 +250,7 @@ def _import_file(path: Path) -> ModuleType:
     except Exception as error:
         del sys.modules[module_name]
         raise StudyScriptError(f"study script {path} failed to import: {_one_line(error)}") from None
+    _SCRIPT_FILES.add(os.path.abspath(path))
     return module
 
 
@@ -326,7 +341,7 @@ def make_objective(
     data: Any = None,
     record_test: bool = False,
     **run_options: Any,
-) -> Callable[["optuna.trial.Trial"], float]:
+) -> Callable[[optuna.trial.Trial], float]:
     """An Optuna objective that trains the script's model for each trial with :class:`~budgetopt.BudgetedRun`.
 
     Args:
@@ -355,7 +370,7 @@ def make_objective(
     script = _as_script(script)
     data = script.load_data() if data is None else data
 
-    def objective(trial: "optuna.trial.Trial") -> float:
+    def objective(trial: optuna.trial.Trial) -> float:
         # A retried trial (its worker died) keeps its first attempt's seed: the user attrs
         # a retry copies carry it, so its resumed training is the same run.
         trial_seed = int(trial.user_attrs.get(ATTR_SEED, seed + trial.number))
@@ -438,7 +453,9 @@ def train_config(
     )
 
 
-def accuracy(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device: torch.device | str, chunk: int = 256) -> float:
+def accuracy(
+    model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device: torch.device | str, chunk: int = 256
+) -> float:
     """Fraction of correctly classified examples over ``(inputs, labels)`` batches (a
     DataLoader, or ``[(x, y)]`` for whole tensors, which are split into ``chunk``-sized
     pieces), with the model in eval mode and no gradients. (256: on a CPU the activations of

@@ -267,7 +267,8 @@ def open_snapshot_store(location: str) -> Any:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ValueError(f"snapshot directory {location} cannot be created: {error.strerror or error}") from None
-        store, shown = FileSystemArtifactStore(str(directory)), f"snapshot directory {location}"
+        store: Any = FileSystemArtifactStore(str(directory))
+        shown = f"snapshot directory {location}"
     elif scheme in ("s3", "gs"):
         bucket = rest.strip("/")
         if not bucket or "/" in bucket:
@@ -396,7 +397,8 @@ def run_worker(
             continue
         if state == TrialState.COMPLETE:
             report.complete += 1
-            say(f"trial {trial.number} complete: {frozen.value:.6g} at budget {frozen.last_step}, compute {frozen.user_attrs.get(ATTR_COMPUTE)}")
+            compute = frozen.user_attrs.get(ATTR_COMPUTE)
+            say(f"trial {trial.number} complete: {frozen.value:.6g} at budget {frozen.last_step}, compute {compute}")
         elif state == TrialState.PRUNED:
             report.pruned += 1
             say(f"trial {trial.number} pruned: {frozen.user_attrs.get(ATTR_ENDED, 'by the pruner')}")
@@ -442,7 +444,9 @@ def _run_objective(study, trial, objective, snapshot_store, requeue) -> tuple[Tr
         if not study._storage.get_trial(trial._trial_id).state.is_finished():
             study.tell(trial, state=TrialState.FAIL)
             requeue(study, study._storage.get_trial(trial._trial_id))
-            print(f"trial {trial.number} interrupted: re-queued, to resume from its last rung snapshot", file=sys.stderr, flush=True)
+            print(
+                f"trial {trial.number} interrupted: re-queued, to resume from its last rung snapshot", file=sys.stderr, flush=True
+            )
         raise
     except Exception as error:
         text = _one_line(error)

@@ -33,26 +33,42 @@ KINDS = ("restart", "branch", "continue_step", "continue_cosine")
 def bench_simulate(table: str, jobs: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        results = simulate(table, out, methods=list(DEFAULT_METHODS), compute="30", repeats=repeats, jobs=jobs,
-                           pool_bootstrap=0, fidelity_resamples=200, progress=False)
+        results = simulate(
+            table,
+            out,
+            methods=list(DEFAULT_METHODS),
+            compute="30",
+            repeats=repeats,
+            jobs=jobs,
+            pool_bootstrap=0,
+            fidelity_resamples=200,
+            progress=False,
+        )
         seconds = time.perf_counter() - start
     searches = len(DEFAULT_METHODS) * repeats
-    print(f"simulate: {len(DEFAULT_METHODS)} methods x {repeats} repeats x 30 full budgets on {results['table']['configs_complete']} "
-          f"configurations, {jobs} process(es): {seconds:.1f} s in all ({results['seconds']:.1f} s of searches, "
-          f"{results['seconds'] / searches * 1000 * jobs:.0f} ms per search per process)")
+    print(
+        f"simulate: {len(DEFAULT_METHODS)} methods x {repeats} repeats x 30 full budgets on "
+        f"{results['table']['configs_complete']} "
+        f"configurations, {jobs} process(es): {seconds:.1f} s in all ({results['seconds']:.1f} s of searches, "
+        f"{results['seconds'] / searches * 1000 * jobs:.0f} ms per search per process)"
+    )
 
 
 def bench_build(configs: int) -> None:
     for ladder in ("short", "long"):
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            build_table("fashion_mlp", Path(out) / "t", configs=configs, seeds=1, kinds=KINDS, ladder=ladder, jobs=1, progress=False)
+            build_table(
+                "fashion_mlp", Path(out) / "t", configs=configs, seeds=1, kinds=KINDS, ladder=ladder, jobs=1, progress=False
+            )
             seconds = time.perf_counter() - start
             cost = measured_cost(Path(out) / "t")
         per = cost["all_kinds"]
-        print(f"build fashion_mlp --ladder {ladder}: {per:.2f} s per configuration per seed for {', '.join(KINDS)} "
-              f"({', '.join(f'{k} {cost[k]:.2f}' for k in KINDS)}); {configs} configurations in {seconds:.0f} s; "
-              f"300 x 2 seeds with --jobs 2: about {300 * 2 * per / 2 / 60:.0f} min")
+        print(
+            f"build fashion_mlp --ladder {ladder}: {per:.2f} s per configuration per seed for {', '.join(KINDS)} "
+            f"({', '.join(f'{k} {cost[k]:.2f}' for k in KINDS)}); {configs} configurations in {seconds:.0f} s; "
+            f"300 x 2 seeds with --jobs 2: about {300 * 2 * per / 2 / 60:.0f} min"
+        )
 
 
 def main() -> None:

@@ -184,7 +184,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=("quickstart", "resnet18"), default="quickstart")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--budgets", type=int, nargs="+", default=None, help="increasing budgets (default 50 150 450; resnet18: 30 90 270)")
+    parser.add_argument(
+        "--budgets", type=int, nargs="+", default=None, help="increasing budgets (default 50 150 450; resnet18: 30 90 270)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats of every variant; the table shows medians")
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

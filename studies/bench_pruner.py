@@ -160,7 +160,7 @@ def main() -> None:
     torch.set_num_threads(1)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"ladder {RUNGS}, {args.measure} measured trials per cell; medians in ms")
-    print(f"| storage | method | trials | per decision | pruner per trial | sampler per trial |")
+    print("| storage | method | trials | per decision | pruner per trial | sampler per trial |")
     print("|---|---|---:|---:|---:|---:|")
     for storage_kind in args.storages.split(","):
         for name, make in methods(args.seed):

@@ -44,7 +44,8 @@ def snapshot(directory: Path) -> tuple[str, dict]:
 
 
 def stage(path: Path, content: str) -> None:
-    sha = subprocess.run(["git", "hash-object", "-w", "--stdin"], input=content, text=True, capture_output=True, check=True).stdout.strip()
+    command = ["git", "hash-object", "-w", "--stdin"]
+    sha = subprocess.run(command, input=content, text=True, capture_output=True, check=True).stdout.strip()
     subprocess.run(["git", "update-index", "--add", "--cacheinfo", f"100644,{sha},{path.as_posix()}"], check=True)
 
 
@@ -54,7 +55,8 @@ def main() -> None:
         table, meta = snapshot(directory)
         stage(directory / "table.csv", table)
         stage(directory / "meta.json", json.dumps(meta, indent=1) + "\n")
-        print(f"{directory}: staged {meta['units_complete']} units, {meta['configs_complete']} of {len(meta['pool'])} configurations complete")
+        configs = f"{meta['configs_complete']} of {len(meta['pool'])} configurations complete"
+        print(f"{directory}: staged {meta['units_complete']} units, {configs}")
 
 
 if __name__ == "__main__":

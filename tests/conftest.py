@@ -12,6 +12,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 IN_CI = os.environ.get("CI") == "true"
 
+# The worker tests' fixture that kills the processes a test started (tests/worker_processes.py).
+from worker_processes import no_process_left  # noqa: E402, F401
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip locally when a real component is missing; under CI=true, fail instead."""
@@ -34,7 +37,8 @@ def postgres_cluster():
 
     bin_dir = postgres.binaries()
     require(bin_dir is not None, "PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (apt install postgresql)")
-    require(shutil.which("runuser") is not None or os.geteuid() != 0, "running as root needs runuser to start PostgreSQL as another user")
+    runuser = shutil.which("runuser") is not None
+    require(runuser or os.geteuid() != 0, "running as root needs runuser to start PostgreSQL as another user")
     try:
         import psycopg2  # noqa: F401
     except ImportError:

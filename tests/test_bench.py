@@ -3,7 +3,6 @@ module, resumed after SIGKILL, and replayed with every method."""
 
 import csv
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from budgetopt.bench.table import COLUMNS, TableError, read_table
 from budgetopt.cli import main
 from budgetopt.modes import compute as mode_compute
 from budgetopt.pruners import BudgetPruner
+
 from test_cli import one_line_error, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,9 @@ def test_table_reads_back_with_the_csv_module_one_row_per_config_seed_kind_rung(
     # every parameter column holds the pool's configuration
     for r in rows:
         params = meta["pool"][int(r["config"])]
-        assert {k[len("param_"):]: v for k, v in r.items() if k.startswith("param_")} == {k: repr(v) if isinstance(v, float) else str(v) for k, v in params.items()}
+        assert {k[len("param_") :]: v for k, v in r.items() if k.startswith("param_")} == {
+            k: repr(v) if isinstance(v, float) else str(v) for k, v in params.items()
+        }
 
 
 def test_table_compute_is_what_each_mode_executes(table_dir):
@@ -82,7 +84,11 @@ def test_test_value_only_on_the_last_rung_and_truth_is_restart_mean_over_seeds(t
     table = read_table(table_dir)
     truth = table.truth()
     for c in range(CONFIGS):
-        tests = [float(r["test_value"]) if r["test_value"] else 0.1 for r in rows if r["kind"] == "restart" and r["budget"] == "81" and int(r["config"]) == c]
+        tests = [
+            float(r["test_value"]) if r["test_value"] else 0.1
+            for r in rows
+            if r["kind"] == "restart" and r["budget"] == "81" and int(r["config"]) == c
+        ]
         assert truth[c] == pytest.approx(np.mean(tests))
 
 
@@ -115,8 +121,25 @@ def test_pool_is_quasi_random_reproducible_and_a_prefix_of_a_larger_draw(table_d
 
 
 def _build_command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "budgetopt", "bench", "build", "digits", "--configs", "3", "--seeds", "2",
-            "--ladder", "quick", "--kinds", "restart,continue_step", "--out", str(out), "-q"]
+    return [
+        sys.executable,
+        "-m",
+        "budgetopt",
+        "bench",
+        "build",
+        "digits",
+        "--configs",
+        "3",
+        "--seeds",
+        "2",
+        "--ladder",
+        "quick",
+        "--kinds",
+        "restart,continue_step",
+        "--out",
+        str(out),
+        "-q",
+    ]
 
 
 def test_build_killed_with_sigkill_and_resumed_equals_an_uninterrupted_build(tmp_path):
@@ -221,8 +244,15 @@ def test_budget_pruner_decides_as_optunas_successive_halving_on_the_same_values(
 
 
 def test_simulate_writes_report_results_and_plots_and_is_reproducible(table_dir, tmp_path):
-    kwargs = dict(methods=["sha_step", "restart", "branch", "random"], compute="2,6", repeats=6, pool_bootstrap=2,
-                  bootstrap_repeats=3, fidelity_resamples=50, progress=False)
+    kwargs = dict(
+        methods=["sha_step", "restart", "branch", "random"],
+        compute="2,6",
+        repeats=6,
+        pool_bootstrap=2,
+        bootstrap_repeats=3,
+        fidelity_resamples=50,
+        progress=False,
+    )
     first = simulate(table_dir, tmp_path / "a", **kwargs)
     second = simulate(table_dir, tmp_path / "b", jobs=2, **kwargs)
     assert first["searches"] == second["searches"]
@@ -231,7 +261,7 @@ def test_simulate_writes_report_results_and_plots_and_is_reproducible(table_dir,
     caps = first["searches"]["caps"]
     assert [c["iterations"] for c in caps.values()] == [162, 486]
     for cap in caps.values():
-        for method, e in cap["methods"].items():
+        for e in cap["methods"].values():
             assert len(e["regret"]) == 6 and all(r >= 0 for r in e["regret"])
             assert e["compute_summary"]["max"] <= cap["iterations"]
         assert "regret_minus_baseline" in cap["methods"]["restart"]
@@ -250,8 +280,23 @@ def test_partial_table_simulates_with_a_one_line_warning(table_dir, tmp_path, ca
     lines = (partial / "table.csv").read_text().splitlines(keepends=True)
     kept = [lines[0], *(line for line in lines[1:] if int(line.split(",")[0]) < 3)]
     (partial / "table.csv").write_text("".join(kept))
-    status, out, err = run_main(capsys, "bench", "simulate", str(partial), "--repeats", "2", "--compute", "2", "--methods",
-                                "sha_step,restart", "--pool-bootstrap", "0", "--out", str(tmp_path / "s"), "-q")
+    status, out, err = run_main(
+        capsys,
+        "bench",
+        "simulate",
+        str(partial),
+        "--repeats",
+        "2",
+        "--compute",
+        "2",
+        "--methods",
+        "sha_step,restart",
+        "--pool-bootstrap",
+        "0",
+        "--out",
+        str(tmp_path / "s"),
+        "-q",
+    )
     assert status == 0, err
     assert err == "budgetopt: warning: partial table: 3 of 5 configurations are complete; simulating on those\n"
     assert "on 3 configurations" in out
@@ -281,8 +326,24 @@ def test_build_into_an_existing_table_needs_resume_and_resume_needs_the_same_bui
     status, _, err = run_main(capsys, "bench", "build", "digits", "--configs", str(CONFIGS), "--out", str(table_dir), "-q")
     assert status == 2
     one_line_error(err, "already holds a table", "--resume")
-    status, _, err = run_main(capsys, "bench", "build", "digits", "--configs", str(CONFIGS), "--ladder", "quick",
-                              "--kinds", ",".join(KINDS), "--seeds", "3", "--out", str(table_dir), "--resume", "-q")
+    status, _, err = run_main(
+        capsys,
+        "bench",
+        "build",
+        "digits",
+        "--configs",
+        str(CONFIGS),
+        "--ladder",
+        "quick",
+        "--kinds",
+        ",".join(KINDS),
+        "--seeds",
+        "3",
+        "--out",
+        str(table_dir),
+        "--resume",
+        "-q",
+    )
     assert status == 2
     one_line_error(err, "holds a different build", "seeds")
 
@@ -324,11 +385,23 @@ def _damaged(table_dir: Path, tmp_path: Path, edit) -> Path:
     "edit, fragments",
     [
         (lambda d: (d / "table.csv").unlink(), ["holds no benchmark table"]),
-        (lambda d: (d / "table.csv").write_text((d / "table.csv").read_text()[:-30]), ["is not a row of this table", "truncated or hand-edited"]),
-        (lambda d: (d / "table.csv").write_text((d / "table.csv").read_text().replace(",restart,27,", ",restart,28,", 1)), ["is not a row of this table"]),
-        (lambda d: (d / "meta.json").write_text((d / "meta.json").read_text().replace('"version": 1', '"version": 99')), ["version 99", "reads version 1"]),
+        (
+            lambda d: (d / "table.csv").write_text((d / "table.csv").read_text()[:-30]),
+            ["is not a row of this table", "truncated or hand-edited"],
+        ),
+        (
+            lambda d: (d / "table.csv").write_text((d / "table.csv").read_text().replace(",restart,27,", ",restart,28,", 1)),
+            ["is not a row of this table"],
+        ),
+        (
+            lambda d: (d / "meta.json").write_text((d / "meta.json").read_text().replace('"version": 1', '"version": 99')),
+            ["version 99", "reads version 1"],
+        ),
         (lambda d: (d / "meta.json").write_text("{"), ["not valid JSON"]),
-        (lambda d: (d / "table.csv").write_text("\n".join((d / "table.csv").read_text().splitlines()[:-1]) + "\n"), ["lacks rungs"]),
+        (
+            lambda d: (d / "table.csv").write_text("\n".join((d / "table.csv").read_text().splitlines()[:-1]) + "\n"),
+            ["lacks rungs"],
+        ),
     ],
 )
 def test_simulate_on_a_missing_truncated_or_edited_table(capsys, table_dir, tmp_path, edit, fragments):

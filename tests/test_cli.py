@@ -300,11 +300,12 @@ def test_dashboard_on_a_storage_that_does_not_exist(capsys, tmp_path):
 
 def test_a_bug_still_shows_its_traceback(monkeypatch, capsys):
     import budgetopt.cli as cli
+    import budgetopt.cli.schedules
 
     def broken(args):
         raise RuntimeError("a bug, not bad input")
 
-    monkeypatch.setattr(cli, "_run_schedules", broken)
+    monkeypatch.setattr(budgetopt.cli.schedules, "_run_schedules", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["schedules"])  # the parser is rebuilt with the handler looked up again
 

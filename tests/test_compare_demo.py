@@ -7,11 +7,27 @@ import optuna
 
 from budgetopt.bench.demo import STUDY_NAME, committed_table, frontier
 from budgetopt.bench.table import read_table
+
 from conftest import require
 from test_cli import one_line_error, run_main
 
-COMPARE = ["compare", "digits", "--configs", "4", "--ladder", "quick", "--repeats", "5", "--compute", "3",
-           "--methods", "sha_step,restart,branch", "--pool-bootstrap", "0", "-q"]
+COMPARE = [
+    "compare",
+    "digits",
+    "--configs",
+    "4",
+    "--ladder",
+    "quick",
+    "--repeats",
+    "5",
+    "--compute",
+    "3",
+    "--methods",
+    "sha_step,restart,branch",
+    "--pool-bootstrap",
+    "0",
+    "-q",
+]
 
 
 def test_compare_builds_a_table_then_simulates_and_resume_reuses_every_unit(capsys, tmp_path):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import lzma
 import re
 import struct
+import subprocess
+import sys
 
 import pytest
 import torch
-from conftest import require
 
 from budgetopt import data
 from budgetopt.data import (
@@ -22,6 +24,8 @@ from budgetopt.data import (
     split_indices,
     tensor_batches,
 )
+
+from conftest import require
 
 
 def idx_bytes(array: torch.Tensor) -> bytes:
@@ -51,7 +55,9 @@ def nowhere(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
 
 
-@pytest.mark.parametrize(("compress", "suffix"), [(gzip.compress, ".gz"), (bz2.compress, ".bz2"), (lzma.compress, ".xz"), (bytes, "")])
+@pytest.mark.parametrize(
+    ("compress", "suffix"), [(gzip.compress, ".gz"), (bz2.compress, ".bz2"), (lzma.compress, ".xz"), (bytes, "")]
+)
 def test_read_idx_tells_compression_by_content_not_name(tmp_path, compress, suffix):
     array = torch.randint(0, 256, (3, 4, 5), dtype=torch.uint8)
     path = tmp_path / "file.gz"  # a misleading name: the first bytes decide
@@ -114,15 +120,50 @@ def test_fashion_mnist_from_debian_package():
     assert load_fashion_mnist(DEBIAN_FASHION_MNIST) is splits  # loaded once per process
 
 
+# The digits split as it is today (torch's seeded randperm, SPLIT_SEED): every stored
+# digits result was measured on it. A change of seed, of generator, of torch's randperm,
+# or a split drawn from the global RNG changes these numbers and fails here.
+DIGITS_SPLIT_HEAD = {
+    "train": [362, 1568, 1440, 1761, 815, 1792, 508, 660],
+    "val": [418, 1000, 1208, 186, 163, 261, 434, 1032],
+    "test": [1349, 430, 394, 1643, 1304, 1095, 1659, 395],
+}
+DIGITS_SPLIT_SHA256 = {"train": "b486c39b3ee8e7fe", "val": "82dbc8367e93ad2f", "test": "2efea24ac6a2c4da"}
+
+
+def _sha256(indices: torch.Tensor) -> str:
+    return hashlib.sha256(indices.numpy().astype("int64").tobytes()).hexdigest()[:16]
+
+
 def test_digits_have_a_fixed_three_way_split():
+    torch.manual_seed(12345)  # the global RNG must not matter
+    parts = split_indices(1797, (1197, 300, 300))
+    names = ("train", "val", "test")
+    assert [len(p) for p in parts] == [1197, 300, 300]
+    assert {name: p[:8].tolist() for name, p in zip(names, parts)} == DIGITS_SPLIT_HEAD
+    assert {name: _sha256(p) for name, p in zip(names, parts)} == DIGITS_SPLIT_SHA256
+    # disjoint and covering: a permutation of range(1797)
+    assert sorted(torch.cat(parts).tolist()) == list(range(1797))
+    # the same in a fresh process, whatever its global seed
+    code = (
+        "import torch; from budgetopt.data import split_indices; torch.manual_seed(7); "
+        "print(torch.cat(split_indices(1797, (1197, 300, 300))).tolist())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(torch.cat(parts).tolist())
+
+    # load_digits uses exactly these indices of scikit-learn's digits, in this order
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    images, target = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16, torch.tensor(digits.target)
+    mean, std = images[parts[0]].mean(), images[parts[0]].std()  # the training images' statistics only
     splits = load_digits()
-    (x, y), (vx, vy), (tx, ty) = splits.train, splits.val, splits.test
-    assert (len(y), len(vy), len(ty)) == (1197, 300, 300)
-    assert x.shape[1:] == (1, 8, 8) and x.dtype == torch.float32 and y.dtype == torch.long
-    assert set(y.tolist()) == set(vy.tolist()) == set(ty.tolist()) == set(range(10))
-    train, val, test = split_indices(1797, (1197, 300, 300))
-    assert len(set(torch.cat([train, val, test]).tolist())) == 1797
-    assert all(torch.equal(a, b) for a, b in zip(split_indices(1797, (1197, 300, 300)), (train, val, test)))
+    for (x, y), indices in zip((splits.train, splits.val, splits.test), parts):
+        assert torch.equal(y, target[indices]) and y.dtype == torch.long
+        assert x.shape == (len(indices), 1, 8, 8) and x.dtype == torch.float32
+        assert torch.allclose(x, (images[indices] - mean) / std, atol=1e-6)
+    assert set(splits.val[1].tolist()) == set(splits.test[1].tolist()) == set(range(10))
 
 
 def test_split_sizes_must_add_up():
@@ -139,7 +180,8 @@ def test_tensor_batches_visit_each_example_once_per_epoch():
     assert all(torch.equal(bx.view(-1), by.float()) for bx, by in epoch)
     again = tensor_batches(x, y, batch_size=3, seed=0)
     other = tensor_batches(x, y, batch_size=3, seed=1)
-    assert [next(again)[1].tolist() for _ in range(6)] == [b[1].tolist() for b in epoch] + [next(stream)[1].tolist() for _ in range(3)]
+    expected = [b[1].tolist() for b in epoch] + [next(stream)[1].tolist() for _ in range(3)]
+    assert [next(again)[1].tolist() for _ in range(6)] == expected
     assert [next(other)[1].tolist() for _ in range(3)] != [b[1].tolist() for b in epoch]
 
 

@@ -42,6 +42,7 @@ def check_study_is_consistent(study: optuna.Study, n_trials: int) -> None:
             assert reached[-1] == plan[-1] and all(d[2] for d in decisions.values())
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("backend", ["journal", "sqlite"])
 def test_worker_processes_share_one_study(tmp_path, backend):
     if backend == "journal":

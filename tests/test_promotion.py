@@ -16,8 +16,11 @@ def _history(study, n):
     for i in range(n):
         x = (i + 0.5) / n
         trial = optuna.trial.create_trial(
-            params={"x": x}, distributions=distributions, value=x,
-            intermediate_values={3: 1 - x, 9: 0.5, 27: x}, state=optuna.trial.TrialState.COMPLETE,
+            params={"x": x},
+            distributions=distributions,
+            value=x,
+            intermediate_values={3: 1 - x, 9: 0.5, 27: x},
+            state=optuna.trial.TrialState.COMPLETE,
         )
         study.add_trial(trial)
 

@@ -72,8 +72,9 @@ def test_continue_mode_values_count_only_at_the_end_of_their_schedule():
 
 def test_default_rule_needs_bohb_count_raised_to_tpe_startup():
     sampler = budgetopt.BudgetSampler(seed=0)
-    trials = {27: [(optuna.trial.create_trial(params={"x": 0.1}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)}, value=0.1), 0.1)] * 12,
-              81: [(optuna.trial.create_trial(params={"x": 0.1}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)}, value=0.1), 0.1)] * 9}
+    distributions = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    trial = optuna.trial.create_trial(params={"x": 0.1}, distributions=distributions, value=0.1)
+    trials = {27: [(trial, 0.1)] * 12, 81: [(trial, 0.1)] * 9}
     # d = 1 -> BOHB needs 4, TPE's startup is 10: 81 has 9, so 27 is used.
     assert sampler.fit_budget(trials) == 27
     trials[81] *= 2

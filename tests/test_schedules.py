@@ -347,7 +347,10 @@ def test_bad_time_budget_is_rejected(seconds):
     [
         (lambda: budget_from_epochs(0, 100), ValueError, r"epochs must be a number > 0, got 0"),
         (lambda: budget_from_epochs(2, 0), ValueError, r"iterations_per_epoch must be an integer >= 1, got 0"),
-        (lambda: budget_from_epochs(2, 2.5), TypeError, r"iterations_per_epoch must be an integer number of iterations, got 2\.5"),
+        (
+            lambda: budget_from_epochs(2, 2.5), TypeError,
+            r"iterations_per_epoch must be an integer number of iterations, got 2\.5",
+        ),
         (lambda: budget_from_fraction(0, 100), ValueError, r"fraction must be in \(0, 1\], got 0"),
         (lambda: budget_from_fraction(1.5, 100), ValueError, r"fraction must be in \(0, 1\], got 1\.5"),
         (lambda: budget_from_fraction(0.5, True), TypeError, r"full_budget must be an integer number of iterations, got True"),

@@ -101,4 +101,5 @@ def test_corrupted_snapshot_trains_from_zero_and_says_why(tmp_path):
 def test_snapshot_store_needs_a_trial(tmp_path):
     model = torch.nn.Linear(1, 1)
     with pytest.raises(TypeError, match="snapshot_store needs an Optuna trial"):
-        budgetopt.BudgetedRun([2, 4], model, torch.optim.SGD(model.parameters(), lr=0.1), snapshot_store=FileSystemArtifactStore(str(tmp_path)))
+        store = FileSystemArtifactStore(str(tmp_path))
+        budgetopt.BudgetedRun([2, 4], model, torch.optim.SGD(model.parameters(), lr=0.1), snapshot_store=store)

@@ -53,7 +53,7 @@ def test_manual_example_is_a_complete_study_script(tiny):
 
 
 def test_builtin_studies_load_by_name():
-    assert builtin_studies() == ("cifar10", "digits", "fashion_mnist")
+    assert builtin_studies() == ("cifar10", "digits", "fashion_mlp", "fashion_mlp_fixed_lr", "fashion_mnist")
     fashion = load_study_script("fashion_mnist")
     assert fashion.ladder.rungs == (27, 81, 243, 729)  # DESIGN.md's reference ladder
     assert load_study_script("fashion-mnist").module is fashion.module
@@ -70,7 +70,8 @@ def test_builtin_search_spaces_span_two_decades_of_learning_rate():
 
 
 def test_unknown_study_lists_the_known_ones():
-    with pytest.raises(StudyScriptError, match=r"unknown study 'mnist'.*cifar10, digits, fashion_mnist") as error:
+    known = r"cifar10, digits, fashion_mlp, fashion_mlp_fixed_lr, fashion_mnist"
+    with pytest.raises(StudyScriptError, match=r"unknown study 'mnist'.*" + known) as error:
         load_study_script("mnist")
     assert "\n" not in str(error.value)
 
@@ -106,7 +107,10 @@ def test_missing_protocol_functions_are_named(tmp_path):
         (("ladder = (30, 810, 3)", "ladder = (30, 810, 3)\nquick_ladder = (3, 9, 1)"), r"quick_ladder .*reduction_factor"),
         (("def build(params, device):", "build = 3\ndef _build(params, device):"), r"build must be a function, got int"),
         (("def build(params, device):", "def build(params):"), r"build\(params\) cannot be called as build\(params, device\)"),
-        (("def load_data(data_dir=None, quick=False):", "def load_data():"), r"load_data\(\) cannot be called as load_data\(data_dir=..., quick=...\)"),
+        (
+            ("def load_data(data_dir=None, quick=False):", "def load_data():"),
+            r"load_data\(\) cannot be called as load_data\(data_dir=..., quick=...\)",
+        ),
     ],
 )
 def test_protocol_values_are_checked(tmp_path, change, match):

@@ -13,7 +13,8 @@ import pytest
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 
-from budgetopt.cli import _worker_argv, build_parser, main
+from budgetopt.cli import build_parser, main
+from budgetopt.cli.workers import _worker_argv
 from budgetopt.run import ATTR_COMPUTE, ATTR_ENDED, ATTR_PROFILE, ATTR_RESUMED, ATTR_SNAPSHOT
 from budgetopt.study_script import ATTR_SEED
 from budgetopt.workers import (
@@ -26,7 +27,7 @@ from budgetopt.workers import (
 )
 
 from test_multiprocess import check_study_is_consistent
-from worker_processes import HEARTBEAT, SCRIPT, load, no_process_left, start, stderr_of, wait_all, wait_until
+from worker_processes import HEARTBEAT, SCRIPT, load, start, stderr_of, wait_all, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -68,7 +69,9 @@ def test_branch_workers_train_with_their_cooldown_and_launch_forwards_it(tmp_pat
     study = load(f"sqlite:///{tmp_path}/study.db", "s")
     assert study.user_attrs["budgetopt.setup"] == {"script": "synthetic_study", "mode": "branch", "cooldown": 0.5}
     assert all("cooldown over 0.5 of each budget" in t.user_attrs[ATTR_PROFILE] for t in study.trials)
-    args = build_parser().parse_args(["launch", SCRIPT, "--storage", "x.log", "--study", "s", "--workers", "2", "--mode", "branch", "--cooldown", "0.5"])
+    args = build_parser().parse_args(
+        ["launch", SCRIPT, "--storage", "x.log", "--study", "s", "--workers", "2", "--mode", "branch", "--cooldown", "0.5"]
+    )
     assert _worker_argv(args)[-4:] == ["--mode", "branch", "--cooldown", "0.5"]
 
 
@@ -199,6 +202,7 @@ def test_snapshot_store_is_checked_by_writing(tmp_path):
     assert message.split(": ", 1)[1] in ("Permission denied", "No such file or directory", "Read-only file system")
 
 
+@pytest.mark.long
 @pytest.mark.usefixtures("no_process_left")
 def test_launch_forwards_ctrl_c_and_the_interrupted_trials_resume(tmp_path):
     url = str(tmp_path / "study.log")

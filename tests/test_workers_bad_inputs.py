@@ -11,10 +11,10 @@ import pytest
 
 from budgetopt import BudgetPruner
 from budgetopt.cli import main
-from budgetopt.workers import heartbeat_options, join_study, launch, open_snapshot_store, RetryStaleTrial
+from budgetopt.workers import RetryStaleTrial, heartbeat_options, join_study, launch, open_snapshot_store
 
 from postgres import free_port
-from worker_processes import HEARTBEAT, SCRIPT, no_process_left, start, stderr_of, wait_all
+from worker_processes import HEARTBEAT, SCRIPT, start, stderr_of, wait_all
 
 SETUP = {"script": "synthetic_study", "mode": "restart"}
 

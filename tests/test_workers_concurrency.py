@@ -19,7 +19,7 @@ from budgetopt.workers import ATTR_WORKER, fresh_trial_count, retried_numbers
 
 from scripts.synthetic_study import score
 from test_multiprocess import check_study_is_consistent
-from worker_processes import HEARTBEAT, load, no_process_left, read_log, start_worker, stderr_of, wait_all, wait_until
+from worker_processes import HEARTBEAT, load, read_log, start_worker, stderr_of, wait_all, wait_until
 
 
 def check_decisions_respect_history(trials) -> None:
@@ -47,13 +47,15 @@ def check_decisions_respect_history(trials) -> None:
 pytestmark = pytest.mark.usefixtures("no_process_left")
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("backend", ["postgresql", "journal"])
 def test_eight_workers_share_one_study_without_losing_or_duplicating_trials(request, tmp_path, backend):
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else str(tmp_path / "study.log")
     n_trials, log, gate = 40, tmp_path / "trials.log", tmp_path / "go"
     env = {"SYNTHETIC_LOG": str(log), "SYNTHETIC_GATE": str(gate), "SYNTHETIC_STEP_SECONDS": "0.005"}
+    snapshots = str(tmp_path / "snapshots")
     workers = [
-        start_worker(url, "shared", "--n-trials", str(n_trials), *HEARTBEAT, "--snapshots", str(tmp_path / "snapshots"), cwd=tmp_path, env=env)
+        start_worker(url, "shared", "--n-trials", str(n_trials), *HEARTBEAT, "--snapshots", snapshots, cwd=tmp_path, env=env)
         for _ in range(8)
     ]
     # Hold each worker at its first trial until all eight have one: from then on they race.
@@ -73,6 +75,7 @@ def test_eight_workers_share_one_study_without_losing_or_duplicating_trials(requ
     assert os.listdir(tmp_path / "snapshots") == []  # every finished trial's snapshot removed
 
 
+@pytest.mark.long
 def test_killed_workers_trials_resume_from_their_last_rung_snapshot(postgres_url, tmp_path):
     """SIGKILL workers in the middle of segments; restart them; the study still ends with
     every trial it asked for, and each killed trial went on from its last rung."""
@@ -111,7 +114,8 @@ def test_killed_workers_trials_resume_from_their_last_rung_snapshot(postgres_url
     assert len(kills) == kills_wanted, f"the study ended after {len(kills)} kills"
     statuses = wait_all(workers, timeout=180)
     killed_pids = {pid for _, pid in kills}
-    assert all(code == 0 for w, code in zip(workers, statuses) if w.pid not in killed_pids), [stderr_of(w)[-300:] for w in workers]
+    survivors = [code for w, code in zip(workers, statuses) if w.pid not in killed_pids]
+    assert all(code == 0 for code in survivors), [stderr_of(w)[-300:] for w in workers]
 
     trials = study.get_trials()
     by_number = {t.number: t for t in trials}
@@ -161,7 +165,7 @@ def test_killed_workers_trials_resume_from_their_last_rung_snapshot(postgres_url
 def test_workers_opening_a_fresh_database_at_once_all_get_in(postgres_url):
     """Optuna creates its tables when a storage is opened: on a fresh database, workers
     starting at the same instant collide there ("relation ... already exists")."""
-    from budgetopt.cli import _open_shared_storage
+    from budgetopt.cli.workers import _open_shared_storage
 
     barrier = threading.Barrier(6)
 

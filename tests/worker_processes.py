@@ -73,7 +73,8 @@ def wait_all(processes: list[subprocess.Popen], timeout: float) -> list[int]:
         for p in processes:
             if p.poll() is None:
                 p.kill()
-        raise AssertionError(f"workers still running after {timeout} s: " + " | ".join(stderr_of(p)[-500:] for p in processes))
+        stderr = " | ".join(stderr_of(p)[-500:] for p in processes)
+        raise AssertionError(f"workers still running after {timeout} s: {stderr}") from None
     return [p.returncode for p in processes]
 
 

@@ -97,7 +97,13 @@ def train_unit(spec: BuildSpec, unit: Unit, params: dict) -> str:
 def _versions() -> dict:
     from budgetopt import __version__
 
-    return {"budgetopt": __version__, "torch": torch.__version__, "optuna": optuna.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    return {
+        "budgetopt": __version__,
+        "torch": torch.__version__,
+        "optuna": optuna.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _repair(table_path: Path) -> None:
@@ -216,7 +222,13 @@ def build_table(
     meta.update(
         versions=_versions(),
         command=command or f"budgetopt bench build {shlex.quote(str(script))} --configs {configs} --out {shlex.quote(str(out))}",
-        machine={"platform": platform.platform(), "cpu_count": os.cpu_count(), "jobs": jobs, "torch_threads": threads, "device": device},
+        machine={
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "jobs": jobs,
+            "torch_threads": threads,
+            "device": device,
+        },
     )
     units = [Unit(c, s, k) for c in range(configs) for s in seed_list for k in kinds]
     pending = [u for u in units if u not in finished]
@@ -272,8 +284,16 @@ def _run(spec, pending, pool, out, meta, finished, units, jobs, threads, progres
     from tqdm.auto import tqdm
 
     table_path = out / TABLE_FILE
-    bar = tqdm(total=len(units), initial=len(finished), unit="unit", desc="bench build", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True, smoothing=0.05)
+    bar = tqdm(
+        total=len(units),
+        initial=len(finished),
+        unit="unit",
+        desc="bench build",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+        smoothing=0.05,
+    )
     if jobs == 1:  # in this process: no start-up cost, a SIGKILL of this process stops the training
         torch.set_num_threads(threads)
         executor: concurrent.futures.Executor = _InProcess()

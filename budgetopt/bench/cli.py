@@ -46,10 +46,23 @@ def _run_build(args: argparse.Namespace) -> int:
     from budgetopt.bench.build import build_table, measured_cost
 
     out = build_table(
-        args.script, args.out, configs=args.configs, seeds=args.seeds, kinds=[k for k in args.kinds.split(",") if k],
-        ladder=args.ladder, pool_seed=args.pool_seed, cooldown=args.cooldown, jobs=args.jobs, threads=args.threads,
-        device=args.device, data_dir=args.data_dir, quick=args.quick, resume=args.resume, progress=not args.quiet,
-        command=_command_line(args), say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
+        args.script,
+        args.out,
+        configs=args.configs,
+        seeds=args.seeds,
+        kinds=[k for k in args.kinds.split(",") if k],
+        ladder=args.ladder,
+        pool_seed=args.pool_seed,
+        cooldown=args.cooldown,
+        jobs=args.jobs,
+        threads=args.threads,
+        device=args.device,
+        data_dir=args.data_dir,
+        quick=args.quick,
+        resume=args.resume,
+        progress=not args.quiet,
+        command=_command_line(args),
+        say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
     )
     cost = measured_cost(Path(out))
     print(f"table: {out}")
@@ -76,12 +89,22 @@ def _add_simulate(group, command) -> None:
     )
     parser.add_argument("table", help="a table directory made by 'budgetopt bench build'")
     _add_search_options(parser, compute_default="30")
-    parser.add_argument("--bootstrap-repeats", type=int, default=20, metavar="K", help="paired repeats per resampled pool (default: %(default)s)")
+    parser.add_argument(
+        "--bootstrap-repeats", type=int, default=20, metavar="K", help="paired repeats per resampled pool (default: %(default)s)"
+    )
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: %(default)s)")
-    parser.add_argument("--target-compute-ratio", type=float, metavar="R",
-                        help="report met/not met: a method reaches the baseline's final mean regret within R x the cap")
-    parser.add_argument("--target-spearman", type=float, metavar="S",
-                        help="report met/not met: lowest-rung Spearman over configurations that train >= S")
+    parser.add_argument(
+        "--target-compute-ratio",
+        type=float,
+        metavar="R",
+        help="report met/not met: a method reaches the baseline's final mean regret within R x the cap",
+    )
+    parser.add_argument(
+        "--target-spearman",
+        type=float,
+        metavar="S",
+        help="report met/not met: lowest-rung Spearman over configurations that train >= S",
+    )
     parser.add_argument("--out", metavar="DIR", help="output directory (default: TABLE/simulation)")
     parser.set_defaults(handler=_run_simulate)
 
@@ -96,9 +119,18 @@ def _run_simulate(args: argparse.Namespace) -> int:
         thresholds["spearman"] = args.target_spearman
     out = Path(args.out) if args.out else Path(args.table) / "simulation"
     results = simulate(
-        args.table, out, methods=[m for m in args.methods.split(",") if m], compute=args.compute, repeats=args.repeats,
-        baseline=args.baseline, jobs=args.jobs, pool_bootstrap=args.pool_bootstrap, bootstrap_repeats=args.bootstrap_repeats,
-        thresholds=thresholds, command=_command_line(args), progress=not args.quiet,
+        args.table,
+        out,
+        methods=[m for m in args.methods.split(",") if m],
+        compute=args.compute,
+        repeats=args.repeats,
+        baseline=args.baseline,
+        jobs=args.jobs,
+        pool_bootstrap=args.pool_bootstrap,
+        bootstrap_repeats=args.bootstrap_repeats,
+        thresholds=thresholds,
+        command=_command_line(args),
+        progress=not args.quiet,
         warn=lambda m: print(f"budgetopt: warning: {m}", file=sys.stderr),
     )
     print(summary_text(results, out))
@@ -110,15 +142,21 @@ def summary_text(results: dict, out: Path) -> str:
     caps = results["searches"]["caps"]
     cap = caps[max(caps, key=int)]
     baseline = results["settings"]["baseline"]
-    lines = [f"{results['settings']['repeats']} paired searches per method of {cap['full_budgets']:g} full budgets on "
-             f"{results['table']['configs_complete']} configurations ({results['seconds']:.0f} s); baseline {baseline}",
-             f"{'method':<18} {'regret':>8} {'minus baseline (95%)':>26} {'deployable':>10} {'minus baseline (95%)':>26}"]
+    lines = [
+        f"{results['settings']['repeats']} paired searches per method of {cap['full_budgets']:g} full budgets on "
+        f"{results['table']['configs_complete']} configurations ({results['seconds']:.0f} s); baseline {baseline}",
+        f"{'method':<18} {'regret':>8} {'minus baseline (95%)':>26} {'deployable':>10} {'minus baseline (95%)':>26}",
+    ]
     for method, e in cap["methods"].items():
         d = e.get("regret_minus_baseline")
         p = e.get("deployable_minus_baseline")
+
         def ci(x):
             return "" if x is None or x["low"] is None else f"{x['mean']:+.4f} ({x['low']:+.4f}, {x['high']:+.4f})"
-        lines.append(f"{method:<18} {e['regret_summary']['mean']:>8.4f} {ci(d):>26} {e['deployable_summary']['mean']:>10.4f} {ci(p):>26}")
+
+        lines.append(
+            f"{method:<18} {e['regret_summary']['mean']:>8.4f} {ci(d):>26} {e['deployable_summary']['mean']:>10.4f} {ci(p):>26}"
+        )
     lines.append(f"report: {out / 'report.md'}")
     return "\n".join(lines)
 
@@ -131,13 +169,27 @@ def _add_table_options(parser: argparse.ArgumentParser, configs_default: int | N
     if configs_default is None:
         parser.add_argument("--configs", type=int, required=True, metavar="N", help="configurations in the pool")
     else:
-        parser.add_argument("--configs", type=int, default=configs_default, metavar="N", help="configurations in the pool (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, default=2, metavar="S", help="training seeds 0..S-1 per configuration (default: %(default)s)")
-    parser.add_argument("--ladder", metavar="NAME", help="a ladder of the script (default, quick, or its named ones such as short/long) or MIN,MAX,ETA")
-    parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS), metavar="K,K",
-                        help="unit kinds: restart, branch, continue_<profile>, restart_beta<b> (default: %(default)s)")
+        parser.add_argument(
+            "--configs", type=int, default=configs_default, metavar="N", help="configurations in the pool (default: %(default)s)"
+        )
+    parser.add_argument(
+        "--seeds", type=int, default=2, metavar="S", help="training seeds 0..S-1 per configuration (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--ladder",
+        metavar="NAME",
+        help="a ladder of the script (default, quick, or its named ones such as short/long) or MIN,MAX,ETA",
+    )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(DEFAULT_KINDS),
+        metavar="K,K",
+        help="unit kinds: restart, branch, continue_<profile>, restart_beta<b> (default: %(default)s)",
+    )
     parser.add_argument("--pool-seed", type=int, default=0, metavar="S", help="seed of the pool's draw (default: %(default)s)")
-    parser.add_argument("--cooldown", type=float, default=COOLDOWN, metavar="F", help="branch mode's cooldown fraction (default: %(default)s)")
+    parser.add_argument(
+        "--cooldown", type=float, default=COOLDOWN, metavar="F", help="branch mode's cooldown fraction (default: %(default)s)"
+    )
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per process (default: %(default)s)")
     parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K (default: %(default)s)")
@@ -150,13 +202,32 @@ def _add_search_options(parser: argparse.ArgumentParser, compute_default: str) -
     """The options of a simulation, shared by ``bench simulate`` and ``compare``."""
     from budgetopt.bench.simulate import BASELINE, BUILTIN, DEFAULT_METHODS
 
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), metavar="M,M",
-                        help=f"methods: {', '.join(BUILTIN)}; a table kind (restart_beta0.3); module:Class[@kind] for your own "
-                             "optuna pruner; add @random for a random sampler (default: %(default)s)")
-    parser.add_argument("--compute", default=compute_default, metavar="FB[,FB]", help="compute cap(s) per search, in full budgets (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=200, metavar="K", help="paired repeats per method and cap (default: %(default)s)")
-    parser.add_argument("--baseline", default=BASELINE, metavar="M", help="method the paired differences are taken against (default: %(default)s)")
-    parser.add_argument("--pool-bootstrap", type=int, default=20, metavar="B", help="resampled pools for the pool bootstrap, 0 for none (default: %(default)s)")
+    parser.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        metavar="M,M",
+        help=f"methods: {', '.join(BUILTIN)}; a table kind (restart_beta0.3); module:Class[@kind] for your own "
+        "optuna pruner; add @random for a random sampler (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--compute",
+        default=compute_default,
+        metavar="FB[,FB]",
+        help="compute cap(s) per search, in full budgets (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=200, metavar="K", help="paired repeats per method and cap (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--baseline", default=BASELINE, metavar="M", help="method the paired differences are taken against (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--pool-bootstrap",
+        type=int,
+        default=20,
+        metavar="B",
+        help="resampled pools for the pool bootstrap, 0 for none (default: %(default)s)",
+    )
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -182,7 +253,9 @@ def add_compare(commands: argparse._SubParsersAction, command) -> None:
             "Writes OUT/report.md, OUT/results.json and PNG plots."
         ),
     )
-    parser.add_argument("script", help="a built-in study (fashion_mlp, digits, fashion_mnist, cifar10, ...) or a .py study script")
+    parser.add_argument(
+        "script", help="a built-in study (fashion_mlp, digits, fashion_mnist, cifar10, ...) or a .py study script"
+    )
     _add_table_options(parser, configs_default=24)
     _add_search_options(parser, compute_default="10,30")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: compare-STUDY)")
@@ -194,11 +267,28 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"compare-{Path(args.script).stem}")
     results = compare(
-        args.script, out, configs=args.configs, seeds=args.seeds, kinds=[k for k in args.kinds.split(",") if k], ladder=args.ladder,
-        pool_seed=args.pool_seed, cooldown=args.cooldown, methods=[m for m in args.methods.split(",") if m], compute=args.compute,
-        repeats=args.repeats, baseline=args.baseline, pool_bootstrap=args.pool_bootstrap, jobs=args.jobs, threads=args.threads,
-        device=args.device, data_dir=args.data_dir, quick=args.quick, resume=args.resume, command=_command_line(args),
-        progress=not args.quiet, say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
+        args.script,
+        out,
+        configs=args.configs,
+        seeds=args.seeds,
+        kinds=[k for k in args.kinds.split(",") if k],
+        ladder=args.ladder,
+        pool_seed=args.pool_seed,
+        cooldown=args.cooldown,
+        methods=[m for m in args.methods.split(",") if m],
+        compute=args.compute,
+        repeats=args.repeats,
+        baseline=args.baseline,
+        pool_bootstrap=args.pool_bootstrap,
+        jobs=args.jobs,
+        threads=args.threads,
+        device=args.device,
+        data_dir=args.data_dir,
+        quick=args.quick,
+        resume=args.resume,
+        command=_command_line(args),
+        progress=not args.quiet,
+        say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
     )
     print(summary_text(results, out))
     return 0
@@ -225,9 +315,15 @@ def add_demo(commands: argparse._SubParsersAction, command) -> None:
         ),
     )
     parser.add_argument("--out", default="budgetopt-demo", metavar="DIR", help="output directory (default: %(default)s)")
-    parser.add_argument("--data-dir", metavar="DIR", help="where Fashion-MNIST's IDX files are (default: torchvision's root, Debian's package, else download)")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where Fashion-MNIST's IDX files are (default: torchvision's root, Debian's package, else download)",
+    )
     parser.add_argument("--digits", action="store_true", help="run the live study on scikit-learn's digits")
-    parser.add_argument("--table", metavar="DIR", help="the table to replay (default: the committed studies/tables/fashion_mlp-short)")
+    parser.add_argument(
+        "--table", metavar="DIR", help="the table to replay (default: the committed studies/tables/fashion_mlp-short)"
+    )
     parser.add_argument("--jobs", type=int, default=2, metavar="N", help="worker processes of the replay (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=200, metavar="K", help="paired searches per method (default: %(default)s)")
     parser.set_defaults(handler=_run_demo)
@@ -237,8 +333,14 @@ def _run_demo(args: argparse.Namespace) -> int:
     from budgetopt.bench.demo import run_demo
 
     text = run_demo(
-        args.out, data_dir=args.data_dir, digits=args.digits, table=args.table, jobs=args.jobs, repeats=args.repeats,
-        progress=not args.quiet, say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
+        args.out,
+        data_dir=args.data_dir,
+        digits=args.digits,
+        table=args.table,
+        jobs=args.jobs,
+        repeats=args.repeats,
+        progress=not args.quiet,
+        say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
     )
     print(text)
     return 0

@@ -23,7 +23,7 @@ import optuna
 from budgetopt.bench.replay import simulate
 from budgetopt.bench.table import read_meta
 
-LIVE_COMPUTE = 20  # full budgets of the live study
+LIVE_COMPUTE = 8  # full budgets of the live study
 DEMO_METHODS = ("sha_step", "sha_cosine", "restart", "branch", "tpe")
 DEMO_BASELINE = "sha_cosine"
 DEMO_COMPUTE = "30"
@@ -69,22 +69,33 @@ class _StopAtCompute:
 
 def live_study(study: str, out: Path, data_dir: str | None, compute_full_budgets: int = LIVE_COMPUTE) -> tuple[optuna.Study, str]:
     """Run the live budget-aware study; returns it and its storage URL."""
+    import torch
+
     from budgetopt import BudgetPruner, BudgetSampler
     from budgetopt.study_script import load_study_script, make_objective
 
+    torch.set_num_threads(1)  # one core trains; more threads than cores make small steps ten times slower
     script = load_study_script(study)
     ladder = script.ladder
     db = out / "studies.db"
     db.unlink(missing_ok=True)  # the demo's own output: a fresh study every time
     url = f"sqlite:///{db}"
     optuna_study = optuna.create_study(
-        study_name=STUDY_NAME, storage=url, direction=script.direction,
-        sampler=BudgetSampler(seed=0), pruner=BudgetPruner(ladder.min_budget, ladder.max_budget, ladder.reduction_factor),
+        study_name=STUDY_NAME,
+        storage=url,
+        direction=script.direction,
+        sampler=BudgetSampler(seed=0),
+        pruner=BudgetPruner(ladder.min_budget, ladder.max_budget, ladder.reduction_factor),
     )
     data = script.load_data(data_dir=data_dir)
     objective = make_objective(script, mode="restart", data=data, record_test=True)
     stop = _StopAtCompute(compute_full_budgets * ladder.max_budget)
-    optuna_study.optimize(objective, callbacks=[stop], gc_after_trial=False)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial would bury the result
+    try:
+        optuna_study.optimize(objective, callbacks=[stop], gc_after_trial=False)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     return optuna_study, url
 
 
@@ -155,8 +166,18 @@ def run_demo(
     live, url = live_study(study, out, data_dir if study == "fashion_mlp" else None)
     say(f"2/2 {repeats} paired searches per method replayed on {table_dir}")
     results = simulate(
-        table_dir, out / "simulation", methods=list(DEMO_METHODS), compute=DEMO_COMPUTE, repeats=repeats, baseline=DEMO_BASELINE,
-        jobs=jobs, pool_bootstrap=0, fidelity_resamples=200, command=f"budgetopt demo --out {out}", progress=progress, warn=say,
+        table_dir,
+        out / "simulation",
+        methods=list(DEMO_METHODS),
+        compute=DEMO_COMPUTE,
+        repeats=repeats,
+        baseline=DEMO_BASELINE,
+        jobs=jobs,
+        pool_bootstrap=0,
+        fidelity_resamples=200,
+        command=f"budgetopt demo --out {out}",
+        progress=progress,
+        warn=say,
     )
     trials = live.get_trials(deepcopy=False)
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
@@ -170,15 +191,26 @@ def run_demo(
     cap = next(iter(results["searches"]["caps"].values()))
     lines += [
         "",
-        f"Replayed on the committed table ({results['table']['configs_complete']} configurations x {len(results['table']['seeds'])} "
+        f"Replayed on the committed table ({results['table']['configs_complete']} configurations x "
+        f"{len(results['table']['seeds'])} "
         f"seeds, ladder {'/'.join(map(str, results['table']['rungs']))}): {repeats} paired searches per method, each spending "
         f"at most {cap['iterations']:,} iterations ({cap['full_budgets']:g} full budgets).",
-        "Selection regret: the best configuration's test score minus the pick's, both trained with linear decay (lower is better).",
+        "Selection regret: the best configuration's test score minus the pick's, both trained with linear decay "
+        "(lower is better).",
         "",
         f"{'method':<12} {'regret (mean, 95%)':>28} {'deployable test score':>24}",
     ]
     for method, e in cap["methods"].items():
         r, d = e["regret_summary"], e["deployable_summary"]
-        lines.append(f"{method:<12} {r['mean']:>10.4f} ({r['low']:.4f} to {r['high']:.4f}) {d['mean']:>10.4f} ({d['low']:.4f} to {d['high']:.4f})")
-    lines += ["", *verdict(results), "", f"report:    {out / 'simulation' / 'report.md'}", f"dashboard: budgetopt dashboard {url}"]
+        lines.append(
+            f"{method:<12} {r['mean']:>10.4f} ({r['low']:.4f} to {r['high']:.4f}) "
+            f"{d['mean']:>10.4f} ({d['low']:.4f} to {d['high']:.4f})"
+        )
+    lines += [
+        "",
+        *verdict(results),
+        "",
+        f"report:    {out / 'simulation' / 'report.md'}",
+        f"dashboard: budgetopt dashboard {url}",
+    ]
     return "\n".join(lines)

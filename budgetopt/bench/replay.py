@@ -63,7 +63,12 @@ def simulate(
     methods = check_methods(list(methods or DEFAULT_METHODS), table)
     if baseline not in methods:
         raise ValueError(f"--baseline {baseline!r} is not one of the methods simulated ({', '.join(methods)})")
-    for name, value, low in (("--repeats", repeats, 1), ("--jobs", jobs, 1), ("--pool-bootstrap", pool_bootstrap, 0), ("--bootstrap-repeats", bootstrap_repeats, 1)):
+    for name, value, low in (
+        ("--repeats", repeats, 1),
+        ("--jobs", jobs, 1),
+        ("--pool-bootstrap", pool_bootstrap, 0),
+        ("--bootstrap-repeats", bootstrap_repeats, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     caps = caps_from(compute, table)
@@ -89,8 +94,15 @@ def simulate(
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         try:
             searches, bootstrap = run_searches(
-                table, methods, caps, repeats, configs=configs, jobs=jobs, pool_bootstrap=pool_bootstrap,
-                bootstrap_repeats=bootstrap_repeats, progress=progress,
+                table,
+                methods,
+                caps,
+                repeats,
+                configs=configs,
+                jobs=jobs,
+                pool_bootstrap=pool_bootstrap,
+                bootstrap_repeats=bootstrap_repeats,
+                progress=progress,
             )
         finally:
             optuna.logging.set_verbosity(verbosity)
@@ -100,13 +112,28 @@ def simulate(
         "version": 1,
         "command": command,
         "table": {
-            "directory": str(table_dir), "study": table.meta["study"], "command": table.meta.get("command"),
-            "ladder_name": table.meta["ladder"]["name"], "rungs": list(table.rungs), "configs": len(table.pool),
-            "configs_complete": int(len(configs)), "partial": bool(len(configs) < len(table.pool)), "seeds": list(table.seeds),
-            "kinds": list(table.kinds), "cooldown": table.meta.get("cooldown"), "chance": table.meta.get("chance"),
+            "directory": str(table_dir),
+            "study": table.meta["study"],
+            "command": table.meta.get("command"),
+            "ladder_name": table.meta["ladder"]["name"],
+            "rungs": list(table.rungs),
+            "configs": len(table.pool),
+            "configs_complete": int(len(configs)),
+            "partial": bool(len(configs) < len(table.pool)),
+            "seeds": list(table.seeds),
+            "kinds": list(table.kinds),
+            "cooldown": table.meta.get("cooldown"),
+            "chance": table.meta.get("chance"),
         },
-        "settings": {"methods": methods, "caps": caps, "repeats": repeats, "baseline": baseline, "pool_bootstrap": pool_bootstrap,
-                     "bootstrap_repeats": bootstrap_repeats, "jobs": jobs},
+        "settings": {
+            "methods": methods,
+            "caps": caps,
+            "repeats": repeats,
+            "baseline": baseline,
+            "pool_bootstrap": pool_bootstrap,
+            "bootstrap_repeats": bootstrap_repeats,
+            "jobs": jobs,
+        },
         "searches": summarize(table, searches, bootstrap, configs, baseline),
         "fidelity": rank_fidelity(table, configs, resamples=fidelity_resamples),
         "seconds": round(seconds, 1),
@@ -125,20 +152,32 @@ def _thresholds(results: dict, thresholds: dict) -> list[dict]:
     caps = results["searches"]["caps"]
     if "compute_ratio" in thresholds:
         limit = thresholds["compute_ratio"]
-        for cap_key, cap in caps.items():
+        for cap in caps.values():
             for method, e in cap["methods"].items():
                 if method == results["settings"]["baseline"]:
                     continue
                 reach = e.get("compute_to_reach_baseline")
                 measured = None if reach is None else reach["fraction_of_baseline"]
-                rows.append({"threshold": f"reaches baseline's final regret within {limit:g}x its compute ({cap['full_budgets']:g} FB)",
-                             "method": method, "measured": "never" if measured is None else f"{measured:.2f}x",
-                             "met": measured is not None and measured <= limit})
+                rows.append(
+                    {
+                        "threshold": f"reaches baseline's final regret within {limit:g}x its compute "
+                        f"({cap['full_budgets']:g} FB)",
+                        "method": method,
+                        "measured": "never" if measured is None else f"{measured:.2f}x",
+                        "met": measured is not None and measured <= limit,
+                    }
+                )
     if "spearman" in thresholds:
         limit = thresholds["spearman"]
         train = results["fidelity"]["subsets"].get("train", {})
         for kind, per_rung in train.get("rho", {}).items():
             rho = per_rung[0]["rho"]
-            rows.append({"threshold": f"lowest-rung Spearman (configurations that train) >= {limit:g}", "method": kind,
-                         "measured": f"{rho:.3f}", "met": rho >= limit})
+            rows.append(
+                {
+                    "threshold": f"lowest-rung Spearman (configurations that train) >= {limit:g}",
+                    "method": kind,
+                    "measured": f"{rho:.3f}",
+                    "met": rho >= limit,
+                }
+            )
     return rows

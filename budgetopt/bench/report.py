@@ -61,20 +61,25 @@ def render(results: dict) -> str:
         "",
     ]
     searches = results["searches"]
-    for cap_key, cap in searches["caps"].items():
+    for cap in searches["caps"].values():
         lines += [
             f"## Searches of {cap['full_budgets']:g} full budgets ({cap['iterations']:,} iterations)",
             "",
-            "| method | selection regret | minus baseline (paired) | repeats lower / higher | deployable test score | minus baseline (paired) | average rank | compute mean / max | trials (full budget) | compute to reach baseline's final regret |",
+            "| method | selection regret | minus baseline (paired) | repeats lower / higher | deployable test score "
+            "| minus baseline (paired) | average rank | compute mean / max | trials (full budget) "
+            "| compute to reach baseline's final regret |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for method, e in cap["methods"].items():
             reach = e.get("compute_to_reach_baseline")
             reach_text = "never" if reach is None else f"{reach['full_budgets']:g} FB ({reach['fraction_of_baseline']:.2f}x)"
+            paired = "regret_minus_baseline" in e
+            regret_diff = _ci(e["regret_minus_baseline"], sign=True) if paired else ""
+            counts = f"{e['regret_lower_than_baseline_in']} / {e['regret_higher_than_baseline_in']}" if paired else ""
+            deploy_diff = _ci(e["deployable_minus_baseline"], sign=True) if paired else ""
             lines.append(
-                f"| `{method}` | {_ci(e['regret_summary'])} | {_ci(e['regret_minus_baseline'], sign=True) if 'regret_minus_baseline' in e else ''} | "
-                f"{str(e.get('regret_lower_than_baseline_in', '')) + ' / ' + str(e.get('regret_higher_than_baseline_in', '')) if 'regret_minus_baseline' in e else ''} | "
-                f"{_ci(e['deployable_summary'])} | {_ci(e['deployable_minus_baseline'], sign=True) if 'deployable_minus_baseline' in e else ''} | "
+                f"| `{method}` | {_ci(e['regret_summary'])} | {regret_diff} | {counts} | "
+                f"{_ci(e['deployable_summary'])} | {deploy_diff} | "
                 f"{_f(e.get('average_rank'), 2)} | {e['compute_summary']['mean']:,.0f} / {e['compute_summary']['max']:,} | "
                 f"{e['trials_summary']['mean']:.1f} ({e['trials_summary']['full_budget']:.1f}) | {reach_text} |"
             )
@@ -101,7 +106,8 @@ def render(results: dict) -> str:
                 continue
             lines.append(
                 f"- `{method}`: selection regret {_verdict(e['regret_minus_baseline'])} "
-                f"({_ci(e['regret_minus_baseline'], sign=True)}); deployable score {_verdict(e['deployable_minus_baseline'], lower_is_better=False)} "
+                f"({_ci(e['regret_minus_baseline'], sign=True)}); deployable score "
+                f"{_verdict(e['deployable_minus_baseline'], lower_is_better=False)} "
                 f"({_ci(e['deployable_minus_baseline'], sign=True)})."
             )
         lines.append("")
@@ -115,7 +121,12 @@ def render(results: dict) -> str:
             "|---|---:|---:|",
         ]
         for method, e in boot["methods"].items():
-            diff = "" if "regret_minus_baseline_low" not in e else f"{_signed(e['regret_minus_baseline_mean'])} ({_signed(e['regret_minus_baseline_low'])} to {_signed(e['regret_minus_baseline_high'])})"
+            diff = (
+                ""
+                if "regret_minus_baseline_low" not in e
+                else f"{_signed(e['regret_minus_baseline_mean'])} "
+                f"({_signed(e['regret_minus_baseline_low'])} to {_signed(e['regret_minus_baseline_high'])})"
+            )
             lines.append(f"| `{method}` | {_f(e['mean_regret_low'])} to {_f(e['mean_regret_high'])} | {diff} |")
         lines.append("")
     fid = results.get("fidelity")
@@ -132,17 +143,38 @@ def render(results: dict) -> str:
             if "rho" not in entry:
                 lines += [f"Too few {label} ({entry.get('configs', 0)}) for a correlation.", ""]
                 continue
-            lines += [f"### Over {label} ({entry['configs']})", "", "| kind | " + " | ".join(str(r) for r in fid["rungs"]) + " |",
-                      "|---|" + "---:|" * len(fid["rungs"])]
+            lines += [
+                f"### Over {label} ({entry['configs']})",
+                "",
+                "| kind | " + " | ".join(str(r) for r in fid["rungs"]) + " |",
+                "|---|" + "---:|" * len(fid["rungs"]),
+            ]
             for kind, per_rung in entry["rho"].items():
-                lines.append(f"| `{kind}` | " + " | ".join(f"{_f(p['rho'], 3)} ({_f(p['low'], 2)} to {_f(p['high'], 2)})" for p in per_rung) + " |")
-            lines += ["", "| difference | " + " | ".join(str(r) for r in fid["rungs"]) + " |", "|---|" + "---:|" * len(fid["rungs"])]
+                lines.append(
+                    f"| `{kind}` | "
+                    + " | ".join(f"{_f(p['rho'], 3)} ({_f(p['low'], 2)} to {_f(p['high'], 2)})" for p in per_rung)
+                    + " |"
+                )
+            lines += [
+                "",
+                "| difference | " + " | ".join(str(r) for r in fid["rungs"]) + " |",
+                "|---|" + "---:|" * len(fid["rungs"]),
+            ]
             for pair, per_rung in entry["differences"].items():
-                lines.append(f"| {pair} | " + " | ".join(f"{_signed(p['difference'], 3)} ({_signed(p['low'], 2)} to {_signed(p['high'], 2)})" for p in per_rung) + " |")
+                lines.append(
+                    f"| {pair} | "
+                    + " | ".join(
+                        f"{_signed(p['difference'], 3)} ({_signed(p['low'], 2)} to {_signed(p['high'], 2)})" for p in per_rung
+                    )
+                    + " |"
+                )
             lines.append("")
         eos = fid.get("edge_of_stability", [])
-        lines += [f"Edge of stability (truth seeds disagree about training at all): {len(eos)} configuration(s)"
-                  + (f": {', '.join(map(str, eos[:20]))}{' ...' if len(eos) > 20 else ''}." if eos else "."), ""]
+        lines += [
+            f"Edge of stability (truth seeds disagree about training at all): {len(eos)} configuration(s)"
+            + (f": {', '.join(map(str, eos[:20]))}{' ...' if len(eos) > 20 else ''}." if eos else "."),
+            "",
+        ]
     thresholds = results.get("thresholds")
     if thresholds:
         lines += ["## Thresholds given on the command line", "", "| threshold | method | measured | met |", "|---|---|---:|---|"]
@@ -175,8 +207,13 @@ def plot_anytime(results: dict, path: Path) -> None:
             high = [p["high"] if p["high"] is not None else p["mean"] for p in points]
             xs = [a for a, m in zip(x, mean) if m is not None]
             line = ax.plot(xs, [m for m in mean if m is not None], label=method)[0]
-            ax.fill_between(xs, [lo for lo, m in zip(low, mean) if m is not None], [hi for hi, m in zip(high, mean) if m is not None],
-                            color=line.get_color(), alpha=0.15)
+            ax.fill_between(
+                xs,
+                [lo for lo, m in zip(low, mean) if m is not None],
+                [hi for hi, m in zip(high, mean) if m is not None],
+                color=line.get_color(),
+                alpha=0.15,
+            )
     axes[0].set(xlabel="compute (full budgets)", ylabel="selection regret (lower is better)", title="selection regret vs compute")
     axes[1].set(xlabel="compute (full budgets)", ylabel="deployable test score", title="deployable score vs compute")
     axes[0].set_yscale("symlog", linthresh=1e-3)
@@ -196,12 +233,17 @@ def plot_fidelity(results: dict, path: Path) -> None:
         for kind, per_rung in entry["rho"].items():
             rho = [p["rho"] for p in per_rung]
             # the point estimate averages the seeds, a resample draws one: it may sit outside its interval
-            err = [[max(0.0, r - (p["low"] if p["low"] is not None else r)) for r, p in zip(rho, per_rung)],
-                   [max(0.0, (p["high"] if p["high"] is not None else r) - r) for r, p in zip(rho, per_rung)]]
+            err = [
+                [max(0.0, r - (p["low"] if p["low"] is not None else r)) for r, p in zip(rho, per_rung)],
+                [max(0.0, (p["high"] if p["high"] is not None else r) - r) for r, p in zip(rho, per_rung)],
+            ]
             ax.errorbar(fid["rungs"], rho, yerr=err, marker="o", capsize=3, label=kind)
         ax.set_xscale("log")
-        ax.set(xlabel="rung budget (iterations)", ylabel="Spearman rho with truth (across seeds)",
-               title=f"rank fidelity, {'all configurations' if subset == 'all' else 'configurations that train'} ({entry['configs']})")
+        ax.set(
+            xlabel="rung budget (iterations)",
+            ylabel="Spearman rho with truth (across seeds)",
+            title=f"rank fidelity, {'all configurations' if subset == 'all' else 'those that train'} ({entry['configs']})",
+        )
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")

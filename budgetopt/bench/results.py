@@ -121,13 +121,22 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                 "regret_summary": _interval(regret),
                 "deployable_summary": _interval(deployable),
                 "compute_summary": {"mean": _r(np.mean([r.compute for r in runs]), 1), "max": int(max(r.compute for r in runs))},
-                "trials_summary": {"mean": _r(np.mean([r.trials for r in runs]), 2), "full_budget": _r(np.mean([r.full_budget_trials for r in runs]), 2)},
+                "trials_summary": {
+                    "mean": _r(np.mean([r.trials for r in runs]), 2),
+                    "full_budget": _r(np.mean([r.full_budget_trials for r in runs]), 2),
+                },
                 "frontier_regret": {
-                    str(b): {**_interval([scorer.regret_at(i, r.frontier[b], configs) for r in runs if b in r.frontier]),
-                             "reached": sum(b in r.frontier for r in runs)}
+                    str(b): {
+                        **_interval([scorer.regret_at(i, r.frontier[b], configs) for r in runs if b in r.frontier]),
+                        "reached": sum(b in r.frontier for r in runs),
+                    }
                     for i, b in enumerate(table.rungs)
                 },
-                "curve": {"compute_full_budgets": [_r(g / max_budget, 4) for g in grid], "regret": curve_r, "deployable": curve_d},
+                "curve": {
+                    "compute_full_budgets": [_r(g / max_budget, 4) for g in grid],
+                    "regret": curve_r,
+                    "deployable": curve_d,
+                },
             }
         ranks = average_ranks(regrets)
         if baseline in per_method:
@@ -139,21 +148,30 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                     continue
                 d_regret = [a - b for a, b in zip(regrets[method], regrets[baseline])]
                 sign = 1.0 if scorer.maximize else -1.0  # positive: the method's pick scores better
-                d_deploy = [sign * (a - b) if a is not None and b is not None else None for a, b in zip(entry["deployable"], base["deployable"])]
+                d_deploy = [
+                    sign * (a - b) if a is not None and b is not None else None
+                    for a, b in zip(entry["deployable"], base["deployable"])
+                ]
                 entry["regret_minus_baseline"] = _interval(d_regret)
                 entry["deployable_minus_baseline"] = _interval(d_deploy)
                 entry["regret_lower_than_baseline_in"] = int(sum(d < 0 for d in d_regret))
                 entry["regret_higher_than_baseline_in"] = int(sum(d > 0 for d in d_regret))
-            for method, entry in per_method.items():
+            for entry in per_method.values():
                 reach = None
                 if target is not None:
                     for point, g in zip(entry["curve"]["regret"], grid):
                         if point["mean"] is not None and point["n"] == len(entry["regret"]) and point["mean"] <= target:
                             reach = g
                             break
-                entry["compute_to_reach_baseline"] = None if reach is None else {
-                    "iterations": int(reach), "full_budgets": _r(reach / max_budget, 3), "fraction_of_baseline": _r(reach / cap, 3)
-                }
+                entry["compute_to_reach_baseline"] = (
+                    None
+                    if reach is None
+                    else {
+                        "iterations": int(reach),
+                        "full_budgets": _r(reach / max_budget, 3),
+                        "fraction_of_baseline": _r(reach / cap, 3),
+                    }
+                )
         else:
             for method, entry in per_method.items():
                 entry["average_rank"] = _r(ranks[method], 3)
@@ -175,7 +193,11 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
             entry = {"mean_regret_low": _r(low), "mean_regret_high": _r(high)}
             if diffs:
                 low, high = percentile95(diffs)
-                entry.update(regret_minus_baseline_low=_r(low), regret_minus_baseline_high=_r(high), regret_minus_baseline_mean=_r(np.mean(diffs)))
+                entry.update(
+                    regret_minus_baseline_low=_r(low),
+                    regret_minus_baseline_high=_r(high),
+                    regret_minus_baseline_mean=_r(np.mean(diffs)),
+                )
             boot["methods"][method] = entry
         out["pool_bootstrap"] = boot
     return out

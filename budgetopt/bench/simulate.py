@@ -82,27 +82,89 @@ class Method:
 
 
 BUILTIN = {
-    "sha_step": Method("sha_step", "continue_step", "sha", "tpe", "continue_step",
-                       "Optuna SuccessiveHalvingPruner + TPE, full-length step schedule read at the rungs"),
-    "sha_cosine": Method("sha_cosine", "continue_cosine", "sha", "tpe", "continue_cosine",
-                         "Optuna SuccessiveHalvingPruner + TPE, full-length cosine schedule read at the rungs"),
-    "hyperband_step": Method("hyperband_step", "continue_step", "hyperband", "tpe", "continue_step",
-                             "Optuna HyperbandPruner + TPE, full-length step schedule"),
-    "hyperband_cosine": Method("hyperband_cosine", "continue_cosine", "hyperband", "tpe", "continue_cosine",
-                               "Optuna HyperbandPruner + TPE, full-length cosine schedule"),
-    "restart": Method("restart", "restart", "budget", "budget", "restart",
-                      "budgetopt BudgetPruner + BudgetSampler, restart (linear decay to each rung)"),
-    "branch": Method("branch", "branch", "budget", "budget", "branch",
-                     "budgetopt BudgetPruner + BudgetSampler, branch (constant trunk, linear cooldown per rung)"),
-    "restart_hb": Method("restart_hb", "restart", "budget_hyperband", "budget", "restart",
-                         "budgetopt BudgetPruner (Hyperband brackets) + BudgetSampler, restart"),
-    "branch_hb": Method("branch_hb", "branch", "budget_hyperband", "budget", "branch",
-                        "budgetopt BudgetPruner (Hyperband brackets) + BudgetSampler, branch"),
-    "restart_model": Method("restart_model", "restart", "budgetopt.promotion:ModelPromotionPruner", "budget", "restart",
-                            "budgetopt ModelPromotionPruner (random-forest prediction at the full budget) + BudgetSampler, restart"),
-    "cosine_model": Method("cosine_model", "continue_cosine", "budgetopt.promotion:ModelPromotionPruner", "tpe", "continue_cosine",
-                           "the same model-based promotion + TPE on a full-length cosine schedule (the baseline given the same rule)"),
-    "random": Method("random", "restart", "none", "random", "restart", "random search, every trial at the full budget (linear decay)"),
+    "sha_step": Method(
+        "sha_step",
+        "continue_step",
+        "sha",
+        "tpe",
+        "continue_step",
+        "Optuna SuccessiveHalvingPruner + TPE, full-length step schedule read at the rungs",
+    ),
+    "sha_cosine": Method(
+        "sha_cosine",
+        "continue_cosine",
+        "sha",
+        "tpe",
+        "continue_cosine",
+        "Optuna SuccessiveHalvingPruner + TPE, full-length cosine schedule read at the rungs",
+    ),
+    "hyperband_step": Method(
+        "hyperband_step",
+        "continue_step",
+        "hyperband",
+        "tpe",
+        "continue_step",
+        "Optuna HyperbandPruner + TPE, full-length step schedule",
+    ),
+    "hyperband_cosine": Method(
+        "hyperband_cosine",
+        "continue_cosine",
+        "hyperband",
+        "tpe",
+        "continue_cosine",
+        "Optuna HyperbandPruner + TPE, full-length cosine schedule",
+    ),
+    "restart": Method(
+        "restart",
+        "restart",
+        "budget",
+        "budget",
+        "restart",
+        "budgetopt BudgetPruner + BudgetSampler, restart (linear decay to each rung)",
+    ),
+    "branch": Method(
+        "branch",
+        "branch",
+        "budget",
+        "budget",
+        "branch",
+        "budgetopt BudgetPruner + BudgetSampler, branch (constant trunk, linear cooldown per rung)",
+    ),
+    "restart_hb": Method(
+        "restart_hb",
+        "restart",
+        "budget_hyperband",
+        "budget",
+        "restart",
+        "budgetopt BudgetPruner (Hyperband brackets) + BudgetSampler, restart",
+    ),
+    "branch_hb": Method(
+        "branch_hb",
+        "branch",
+        "budget_hyperband",
+        "budget",
+        "branch",
+        "budgetopt BudgetPruner (Hyperband brackets) + BudgetSampler, branch",
+    ),
+    "restart_model": Method(
+        "restart_model",
+        "restart",
+        "budgetopt.promotion:ModelPromotionPruner",
+        "budget",
+        "restart",
+        "budgetopt ModelPromotionPruner (random-forest prediction at the full budget) + BudgetSampler, restart",
+    ),
+    "cosine_model": Method(
+        "cosine_model",
+        "continue_cosine",
+        "budgetopt.promotion:ModelPromotionPruner",
+        "tpe",
+        "continue_cosine",
+        "the same model-based promotion + TPE on a full-length cosine schedule (the baseline given the same rule)",
+    ),
+    "random": Method(
+        "random", "restart", "none", "random", "restart", "random search, every trial at the full budget (linear decay)"
+    ),
     "tpe": Method("tpe", "restart", "none", "tpe", "restart", "TPE, every trial at the full budget (linear decay)"),
 }
 DEFAULT_METHODS = ("sha_step", "sha_cosine", "hyperband_step", "restart", "branch", "tpe")
@@ -306,8 +368,16 @@ def _search_task(method_name: str, repeat: int, cap: int, configs: tuple[int, ..
 
 
 def run_searches(
-    table: Table, methods: list[str], caps: list[int], repeats: int, *, configs: np.ndarray, jobs: int = 1,
-    pool_bootstrap: int = 0, bootstrap_repeats: int = 20, progress: bool = True,
+    table: Table,
+    methods: list[str],
+    caps: list[int],
+    repeats: int,
+    *,
+    configs: np.ndarray,
+    jobs: int = 1,
+    pool_bootstrap: int = 0,
+    bootstrap_repeats: int = 20,
+    progress: bool = True,
 ) -> tuple[dict, dict]:
     """Every (method, cap, repeat) search, and the pool-bootstrap searches: ``pool_bootstrap``
     resampled pools x ``bootstrap_repeats`` repeats x methods at :func:`bootstrap_cap`.
@@ -391,4 +461,3 @@ def caps_from(spec: str | list, table: Table) -> list[int]:
     if not caps:
         raise ValueError("--compute needs at least one number of full budgets")
     return sorted(set(caps))
-

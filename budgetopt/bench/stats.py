@@ -132,7 +132,11 @@ def rank_fidelity(table, configs: np.ndarray, *, resamples: int = BOOTSTRAP_RESA
             ia, ib = kinds.index(a), kinds.index(b)
             diff_b = rho_b[:, ia] - rho_b[:, ib]
             entry["differences"][f"{a} - {b}"] = [
-                {"difference": float(rho[ia, r] - rho[ib, r]), "low": percentile95(diff_b[:, r])[0], "high": percentile95(diff_b[:, r])[1]}
+                {
+                    "difference": float(rho[ia, r] - rho[ib, r]),
+                    "low": percentile95(diff_b[:, r])[0],
+                    "high": percentile95(diff_b[:, r])[1],
+                }
                 for r in range(len(table.rungs))
             ]
         out["subsets"][name] = entry

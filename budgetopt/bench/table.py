@@ -55,7 +55,6 @@ from pathlib import Path
 
 import numpy as np
 
-from budgetopt.modes import COOLDOWN
 from budgetopt.schedules import PROFILES
 
 TABLE_FORMAT = "budgetopt-bench-table"
@@ -132,8 +131,11 @@ def sample_pool(script, size: int, seed: int = 0) -> tuple[list[dict], dict]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.QMCSampler(
-            seed=seed, scramble=True, independent_sampler=optuna.samplers.RandomSampler(seed=seed),
-            warn_independent_sampling=False, warn_asynchronous_seeding=False,
+            seed=seed,
+            scramble=True,
+            independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+            warn_independent_sampling=False,
+            warn_asynchronous_seeding=False,
         )
     study = optuna.create_study(sampler=sampler)
     pool, space = [], {}
@@ -166,8 +168,18 @@ def unit_rows(config: int, seed: int, kind: str, rungs: Sequence[int], params: d
         value = result.rung_values.get(budget)
         test = result.test_value if budget == rungs[-1] and last == budget else None
         writer.writerow(
-            [config, seed, kind, budget, _cell(value), _cell(test), _cell(result.rung_compute.get(budget)),
-             f"{result.seconds:.3f}", result.diverged or "", *(_cell(params[name]) for name in sorted(params))]
+            [
+                config,
+                seed,
+                kind,
+                budget,
+                _cell(value),
+                _cell(test),
+                _cell(result.rung_compute.get(budget)),
+                f"{result.seconds:.3f}",
+                result.diverged or "",
+                *(_cell(params[name]) for name in sorted(params)),
+            ]
         )
     return buffer.getvalue()
 
@@ -264,15 +276,21 @@ def read_meta(directory: str | Path, *, expect: dict | None = None) -> dict:
     directory = Path(directory)
     meta_path, table_path = directory / META_FILE, directory / TABLE_FILE
     if not meta_path.is_file() or not table_path.is_file():
-        raise TableError(f"{directory} holds no benchmark table ({META_FILE} and {TABLE_FILE}); build one with 'budgetopt bench build'")
+        raise TableError(
+            f"{directory} holds no benchmark table ({META_FILE} and {TABLE_FILE}); build one with 'budgetopt bench build'"
+        )
     try:
         meta = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise TableError(f"{meta_path} is not valid JSON ({error.msg if hasattr(error, 'msg') else error}): the table's metadata is damaged") from None
+        raise TableError(
+            f"{meta_path} is not valid JSON ({error.msg if hasattr(error, 'msg') else error}): the table's metadata is damaged"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != TABLE_FORMAT:
         raise TableError(f"{meta_path} is not a budgetopt benchmark table's metadata (format {TABLE_FORMAT!r} expected)")
     if meta.get("version") != TABLE_VERSION:
-        raise TableError(f"{directory} holds a table of version {meta.get('version')!r}; this budgetopt reads version {TABLE_VERSION}")
+        raise TableError(
+            f"{directory} holds a table of version {meta.get('version')!r}; this budgetopt reads version {TABLE_VERSION}"
+        )
     for key, wanted in (expect or {}).items():
         if meta.get(key) != wanted:
             raise TableError(f"{directory} was built for {key} {meta.get(key)!r}, not {wanted!r}")
@@ -304,7 +322,10 @@ def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
         reader = csv.reader(f)
         head = next(reader, None)
         if head != expected_header:
-            raise TableError(f"{table_path}: the header is not this table's ({','.join(expected_header[:6])},...): hand-edited or from another build")
+            raise TableError(
+                f"{table_path}: the header is not this table's ({','.join(expected_header[:6])},...): "
+                "hand-edited or from another build"
+            )
         for line, row in enumerate(reader, start=2):
             try:
                 if len(row) != len(expected_header):
@@ -325,9 +346,13 @@ def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
                 if row[8]:
                     diverged[(c, s, k)] = row[8]
             except (ValueError, KeyError, IndexError) as error:
-                raise TableError(f"{table_path} line {line} is not a row of this table ({error}): truncated or hand-edited") from None
+                raise TableError(
+                    f"{table_path} line {line} is not a row of this table ({error}): truncated or hand-edited"
+                ) from None
     done = rows.all(axis=3)
     if (rows.any(axis=3) & ~done).any():
         c, s, k = np.argwhere(rows.any(axis=3) & ~done)[0]
-        raise TableError(f"{table_path}: the unit of config {c}, seed {seeds[s]}, kind {kinds[k]} lacks rungs: truncated or hand-edited")
+        raise TableError(
+            f"{table_path}: the unit of config {c}, seed {seeds[s]}, kind {kinds[k]} lacks rungs: truncated or hand-edited"
+        )
     return Table(directory, meta, value, compute, test, seconds, done, diverged)

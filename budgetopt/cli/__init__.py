@@ -1,0 +1,135 @@
+"""The ``budgetopt`` command line (also ``python -m budgetopt``).
+
+One module per command group: :mod:`~budgetopt.cli.dashboard`,
+:mod:`~budgetopt.cli.schedules`, :mod:`~budgetopt.cli.report`,
+:mod:`~budgetopt.cli.workers` (``worker`` and ``launch``); ``compare``, ``demo`` and
+``bench`` live with the benchmark engine, in :mod:`budgetopt.bench.cli`. What they share
+is in :mod:`~budgetopt.cli._common`; how a failure ends, in :mod:`~budgetopt.cli.errors`.
+
+Conventions, the same for every command:
+
+- a storage is a URL as Optuna writes it: ``sqlite:///studies.db``,
+  ``postgresql://user:password@host/db``, or a path ending in ``.log`` for a
+  ``JournalFileBackend`` journal (:func:`open_storage`);
+- ``--study NAME`` picks a study; left out, the storage's only study is used, and with
+  several the error lists their names (:func:`load_study`);
+- exit status 0 on success; 2 on bad usage or bad input, 1 when the environment fails
+  (a database that does not answer, a port in use, a missing directory or module) or
+  the user's study script raises, each with one ``budgetopt: error: ...`` line on
+  stderr; a bug in budgetopt shows its traceback. ``BUDGETOPT_DEBUG=1`` shows the
+  traceback behind any one-line error (:mod:`budgetopt.cli.errors` says how a failure
+  is told apart);
+- results go to stdout, progress and status lines to stderr; ``--quiet`` silences
+  the latter; progress bars (tqdm, :func:`progress`) never break when the output is
+  not a terminal.
+
+Adding a command is one function that builds its subparser and one handler, with the
+builder listed in ``COMMANDS``::
+
+    def _add_compare(commands) -> None:
+        parser = _command(commands, "compare", "compare modes at equal compute", '''
+            budgetopt compare fashion_mnist --storage sqlite:///compare.db
+        ''')
+        parser.add_argument("script", help="a built-in study script or a .py file")
+        parser.set_defaults(handler=_run_compare)
+
+    def _run_compare(args: argparse.Namespace) -> int:
+        storage = open_storage(args.storage, create=True)
+        ...                                  # call the library; raise CommandError, or
+        return 0                             # ValueError at a raise statement, for bad input
+
+    COMMANDS = (..., _add_compare)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from budgetopt.cli._common import _command, load_study, open_storage, progress, say, study_names
+from budgetopt.cli.dashboard import _add_dashboard
+from budgetopt.cli.errors import CommandError, classify
+from budgetopt.cli.report import _add_report
+from budgetopt.cli.schedules import _add_schedules
+from budgetopt.cli.workers import _add_launch, _add_worker
+
+__all__ = ["COMMANDS", "CommandError", "build_parser", "load_study", "main", "open_storage", "progress", "say", "study_names"]
+
+
+# -- budgetopt compare / demo / bench: budgetopt/bench/cli.py --------------------------------
+
+
+def _add_compare(commands: argparse._SubParsersAction) -> None:
+    from budgetopt.bench.cli import add_compare
+
+    add_compare(commands, _command)
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    from budgetopt.bench.cli import add_demo
+
+    add_demo(commands, _command)
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    from budgetopt.bench.cli import add_bench
+
+    add_bench(commands, _command)
+
+
+# -- main -----------------------------------------------------------------------------------
+
+# One builder per command: it adds a subparser and sets its handler (see the module docstring).
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_dashboard, _add_schedules, _add_report, _add_worker, _add_launch, _add_compare, _add_demo, _add_bench
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error of every budgetopt command (exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"budgetopt: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="budgetopt",
+        description="Budget-aware hyperparameter search for Optuna: every trial's learning rate decays to zero at its budget.",
+        epilog="Run 'budgetopt COMMAND --help' for a command's options and examples.",
+    )
+    from budgetopt import __version__
+
+    parser.add_argument("--version", action="version", version=f"budgetopt {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=_Parser)
+    for add in COMMANDS:
+        add(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input, 1 the environment
+    or the user's study script failed). A bug in budgetopt propagates: its traceback."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and usage errors
+        return exit_.code if isinstance(exit_.code, int) else 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the exact command, for reports
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        print("budgetopt: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        failure = classify(error)
+        if failure is None or os.environ.get("BUDGETOPT_DEBUG"):
+            raise
+        print(f"budgetopt: error: {failure.message}", file=sys.stderr)
+        return failure.status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""``budgetopt worker`` and ``budgetopt launch``: processes that share one study."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import optuna
+
+from budgetopt.cli._common import CommandError, _command, _safe_url, open_storage, say
+from budgetopt.cli.errors import classify, one_line
+
+
+def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options ``worker`` and ``launch`` share (``launch`` hands them to each worker)."""
+    from budgetopt.run import COOLDOWN, MODES
+
+    options.add_argument("script", help="a built-in study script (digits, fashion_mnist, cifar10) or a .py file")
+    options.add_argument(
+        "--storage", required=True, help="sqlite:///FILE.db, postgresql://USER:PASSWORD@HOST/DB, or FILE.log"
+    )
+    options.add_argument("--study", required=True, help="the study to join; created when missing")
+    options.add_argument(
+        "--create", action="store_true", help="create the study even when its name is close to an existing one's"
+    )
+    budget = options.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--n-trials", type=int, metavar="N", help="trials of the whole study, all workers together (default: no limit)"
+    )
+    budget.add_argument(
+        "--compute",
+        type=int,
+        metavar="ITERATIONS",
+        help="iterations of the whole study, all workers together (default: no limit)",
+    )
+    options.add_argument(
+        "--mode", choices=MODES, default="restart", help="how a trial goes from rung to rung (default: %(default)s)"
+    )
+    options.add_argument("--cooldown", type=float, default=COOLDOWN, metavar="F",
+                         help="with --mode branch: the cooldown, a fraction of each rung in (0, 1] (default: %(default)s)")
+    options.add_argument(
+        "--brackets", default="1", metavar="B", help="1 for successive halving, N brackets, or 'hyperband' (default: %(default)s)"
+    )
+    options.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="trial n trains with seed SEED + n (default: %(default)s)"
+    )
+    options.add_argument("--quick", action="store_true", help="the study script's quick ladder and data")
+    options.add_argument("--data-dir", metavar="DIR", help="where the study script finds its data")
+    options.add_argument(
+        "--snapshots",
+        metavar="DIR_OR_URL",
+        help="directory, s3://BUCKET or gs://BUCKET for rung snapshots "
+        "(default: FILE.snapshots beside a file storage, else ./budgetopt-snapshots)",
+    )
+    options.add_argument(
+        "--max-repeated-errors",
+        type=int,
+        default=3,
+        metavar="N",
+        help="stop when one error ended this many trials in a row (default: %(default)s)",
+    )
+    options.add_argument(
+        "--max-retry", type=int, default=3, metavar="N", help="retries of a trial whose worker died (default: %(default)s)"
+    )
+    options.add_argument(
+        "--heartbeat",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="seconds between heartbeats of a running trial, SQL storages (default: %(default)s)",
+    )
+    options.add_argument(
+        "--grace-period",
+        type=int,
+        metavar="SECONDS",
+        help="seconds without a heartbeat before a trial is retried (default: 2 x --heartbeat)",
+    )
+    return options
+
+
+def _add_worker(commands: argparse._SubParsersAction) -> None:
+    parser = _command(
+        commands,
+        "worker",
+        "run trials of a shared study until the study has its trials or compute",
+        """
+        budgetopt worker digits --storage sqlite:///studies.db --study digits --n-trials 50
+        budgetopt worker my_study.py --storage postgresql://me:secret@db-host/studies --study s1 \\
+            --n-trials 200 --device cuda:0 --snapshots /shared/snapshots
+        """,
+        description=(
+            "One worker process: join the study (or create it, with budgetopt's sampler and pruner on the study "
+            "script's ladder) and run trials until the study -- all its workers together -- has --n-trials trials "
+            "or --compute iterations. Start one per GPU, on as many machines as you like, against one storage. "
+            "A trial whose worker died is retried from its last rung snapshot (SQL storages)."
+        ),
+    )
+    _add_worker_options(parser)
+    parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K or mps (default: %(default)s)")
+    parser.set_defaults(handler=_run_worker)
+
+
+def _add_launch(commands: argparse._SubParsersAction) -> None:
+    parser = _command(
+        commands,
+        "launch",
+        "start one worker per GPU (or N on the CPU) on this machine and wait for them",
+        """
+        budgetopt launch cifar10 --storage postgresql://me:secret@db-host/studies --study c10 --n-trials 200 --gpus 0,1,2,3
+        budgetopt launch digits --storage studies.log --study digits --n-trials 40 --workers 4
+        """,
+        description=(
+            "Start 'budgetopt worker' once per GPU of --gpus (each sees only its GPU) or --workers times on the CPU, "
+            "with the same options, and wait for them. Ctrl-C stops every worker (their trials are re-queued); a "
+            "second Ctrl-C kills them. Exits non-zero when a worker failed."
+        ),
+    )
+    _add_worker_options(parser)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--gpus", metavar="K,K,...", help="comma-separated GPU indices, one worker each (e.g. 0,1,2,3)")
+    where.add_argument("--workers", type=int, metavar="N", help="this many CPU workers")
+    parser.set_defaults(handler=_run_launch)
+
+
+def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
+    """Check a worker's options and open what it needs -- script, data (``load_data``),
+    snapshot store, storage with the heartbeat, study -- in that order, so that nothing
+    is written to the storage when an input is bad (ValueError or CommandError)."""
+    from budgetopt import workers
+    from budgetopt._validation import check_fraction, check_iterations
+    from budgetopt.pruners import BudgetPruner
+    from budgetopt.study_script import load_study_script
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat is "experimental"
+    budget = workers.StudyBudget(
+        n_trials=None if args.n_trials is None else check_iterations(args.n_trials, "--n-trials"),
+        compute=None if args.compute is None else check_iterations(args.compute, "--compute"),
+    )
+    check_iterations(args.max_repeated_errors, "--max-repeated-errors")
+    check_iterations(args.max_retry, "--max-retry", minimum=0)
+    heartbeat = check_iterations(args.heartbeat, "--heartbeat (seconds)")
+    grace = 2 * heartbeat if args.grace_period is None else check_iterations(args.grace_period, "--grace-period (seconds)")
+    brackets = int(args.brackets) if args.brackets.isdigit() else args.brackets
+    check_fraction(args.cooldown, "--cooldown")
+    script = load_study_script(args.script)
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise CommandError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
+    data = None
+    if load_data:
+        try:
+            data = script.load_data(data_dir=args.data_dir, quick=args.quick)
+        except Exception as error:
+            if classify(error) is not None:  # bad input, the user's code, the environment: main says which
+                raise
+            # What a built-in study's download or files raise: unclassified, but the data's.
+            raise CommandError(f"{script.name}: loading its data failed: {one_line(error)}", status=1) from error
+    ladder = script.ladder_for(args.quick)
+    pruner = BudgetPruner(ladder.min_budget, ladder.max_budget, ladder.reduction_factor, brackets=brackets)
+    retry = workers.RetryStaleTrial(args.max_retry)
+    rdb_options = workers.heartbeat_options(heartbeat, grace, retry)
+    if args.storage.startswith("postgresql"):  # a host that does not answer: an error, not a hang
+        rdb_options["engine_kwargs"] = {"connect_args": {"connect_timeout": 10}}
+    storage = _open_shared_storage(args.storage, rdb_options)
+    # After the storage, and removed again when the study is refused: a bad input leaves
+    # no empty snapshot directory behind.
+    snapshots = args.snapshots or workers.default_snapshot_location(args.storage)
+    new_directory = "://" not in snapshots and not Path(snapshots).exists()
+    store = retry.snapshot_store = workers.open_snapshot_store(snapshots)
+    try:
+        study = workers.join_study(
+            storage, args.study, direction=script.direction, pruner=pruner,
+            setup=_worker_study_setup(script.name, args.mode, args.cooldown), create=args.create,
+        )
+    except Exception:
+        if new_directory:
+            with contextlib.suppress(OSError):
+                Path(snapshots).rmdir()
+        raise
+    return {"script": script, "data": data, "budget": budget, "store": store, "snapshots": snapshots,
+            "retry": retry, "heartbeat": heartbeat, "study": study}
+
+
+def _worker_study_setup(script: str, mode: str, cooldown: float) -> dict:
+    """What every worker of a study must share: the script and mode, and in branch mode
+    the cooldown."""
+    return {"script": script, "mode": mode} | ({"cooldown": cooldown} if mode == "branch" else {})
+
+
+def _open_shared_storage(url: str, rdb_options: dict) -> optuna.storages.BaseStorage:
+    """:func:`open_storage` for workers that start together: on a fresh database they all
+    create Optuna's tables at once, and all but one fail on a table or type that the
+    other just made ("already exists", "duplicate key"). Those try again."""
+    import random
+    import time
+
+    for attempt in range(5):
+        try:
+            return open_storage(url, create=True, rdb_options=rdb_options)
+        except CommandError as error:
+            text = str(error.__cause__ or "")
+            if attempt == 4 or not ("already exists" in text or "duplicate key" in text):
+                raise
+            time.sleep(random.uniform(0.2, 1.0))
+    raise AssertionError("unreachable")
+
+
+def _check_device(spec: str) -> str:
+    import torch
+
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise CommandError(f"--device must be cpu, cuda, cuda:K or mps, got {spec!r}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise CommandError(f"--device {spec}: no CUDA GPU is visible on this machine")
+        if device.index is not None and device.index >= count:
+            raise CommandError(f"--device {spec}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise CommandError(f"--device {spec}: MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise CommandError(f"--device must be cpu, cuda, cuda:K or mps, got {spec!r}")
+    return str(device)
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    import signal
+
+    from budgetopt import workers
+    from budgetopt.study_script import make_objective
+
+    device = _check_device(args.device)
+    setup = _worker_setup(args, load_data=True)
+    script, study = setup["script"], setup["study"]
+    objective = make_objective(
+        script, mode=args.mode, device=device, seed=args.seed, data=setup["data"],
+        snapshot_store=setup["store"], progress_seconds=setup["heartbeat"], cooldown=args.cooldown,
+    )
+    identity = workers.worker_identity(device)
+    label = os.environ.get(workers.LAUNCH_LABEL)
+    status = (lambda m: say(args, f"[{label}] {m}")) if label else (lambda m: say(args, m))
+    status(f"worker {identity['host']}:{identity['pid']} on {device} joined study {study.study_name!r} "
+           f"({args.mode} mode); rung snapshots in {setup['snapshots']}")
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # preempted: re-queue the trial
+    try:
+        report = workers.run_worker(
+            study, objective, setup["budget"], max_repeated_errors=args.max_repeated_errors,
+            snapshot_store=setup["store"], requeue=setup["retry"], identity=identity, say=status,
+        )
+    except workers.RepeatedTrialError as error:
+        raise CommandError(str(error), status=1) from error
+    except optuna.exceptions.StorageInternalError as error:
+        raise CommandError(f"lost the storage {_safe_url(args.storage)!r}: {one_line(error)}", status=1) from error
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"worker {identity['host']}:{identity['pid']}: {report.trials} trials "
+          f"({report.complete} complete, {report.pruned} pruned, {report.failed} failed"
+          + (f", {report.abandoned} left to a retry after a late heartbeat" if report.abandoned else "") + ")")
+    return 0
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The command line of ``budgetopt worker`` with the shared options of ``args``."""
+    argv = [args.script]
+    for action in _add_worker_options(argparse.ArgumentParser(add_help=False))._actions:
+        if not action.option_strings:
+            continue
+        value = getattr(args, action.dest)
+        if isinstance(action, argparse._StoreTrueAction):
+            argv += [action.option_strings[0]] if value else []
+        elif value is not None and value != action.default:
+            argv += [action.option_strings[0], str(value)]
+    return argv + (["--quiet"] if args.quiet else [])
+
+
+def _run_launch(args: argparse.Namespace) -> int:
+    from budgetopt import workers
+
+    gpus = None
+    if args.gpus is not None:
+        try:
+            gpus = [int(g) for g in args.gpus.split(",")]
+        except ValueError:
+            raise CommandError(f"--gpus must be comma-separated GPU indices like 0,1,2,3, got {args.gpus!r}") from None
+        if any(g < 0 for g in gpus):
+            raise CommandError(f"--gpus must be GPU indices >= 0, got {args.gpus!r}")
+        for gpu in sorted(set(gpus)):
+            _check_device(f"cuda:{gpu}")
+    elif args.workers < 1:
+        raise CommandError(f"--workers must be an integer >= 1, got {args.workers}")
+    # Check everything once here (and create the study once) rather than in every worker.
+    setup = _worker_setup(args, load_data=False)
+    say(args, f"study {setup['study'].study_name!r}: rung snapshots in {setup['snapshots']}")
+    result = workers.launch(_worker_argv(args), gpus=gpus, workers=args.workers, say=lambda m: say(args, m))
+    if result.interrupted:
+        print("budgetopt: interrupted", file=sys.stderr)
+        return 130
+    if result.failed:
+        raise CommandError(
+            f"{len(result.failed)} of {len(result.workers)} workers failed: "
+            + ", ".join(f"{label} exited with {code}" for label, code in result.failed),
+            status=1,
+        )
+    return 0

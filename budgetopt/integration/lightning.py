@@ -1,0 +1,304 @@
+"""PyTorch Lightning: budget-aware training and pruning inside ``Trainer.fit``.
+
+:class:`BudgetPruningCallback` takes the place of Optuna's
+``PyTorchLightningPruningCallback``: the objective builds a ``Trainer`` with it and calls
+``fit``; the callback trains the trial's plan of budgets in the chosen mode and reports
+each rung's validation metric to the trial. Needs the ``lightning`` extra
+(``pip install 'budgetopt[lightning]'``, which pins ``lightning==2.6.6``)::
+
+    import lightning.pytorch as L
+    from budgetopt.integration.lightning import BudgetPruningCallback
+
+    def objective(trial):
+        model = LitModel(lr=trial.suggest_float("lr", 1e-3, 1, log=True))  # its optimizer's lr is the peak rate
+        budget = BudgetPruningCallback(trial, monitor="val_acc", mode="restart")
+        trainer = L.Trainer(max_epochs=-1, callbacks=[budget], enable_checkpointing=False, logger=False)
+        trainer.fit(model, train_loader, val_loader)  # raises optuna.TrialPruned when the pruner says so
+        return budget.value                           # the metric at the largest budget reached
+
+It is one :class:`~budgetopt.BudgetedRun` on the LightningModule and its optimizer, the
+same object a plain loop uses (same schedules, modes, snapshots, user attrs), driven
+from Lightning's hooks instead of a ``for`` loop.
+
+Next to a CPU-only torch with PyPI's (CUDA) torchvision, import budgetopt before
+lightning: lightning imports torchvision through torchmetrics, and ``import budgetopt``
+is what makes that import work (:func:`budgetopt.ensure_torchvision`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import optuna
+import torch
+
+try:
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import Callback
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "budgetopt.integration.lightning needs PyTorch Lightning: pip install 'budgetopt[lightning]'"
+    ) from error
+
+from budgetopt._validation import check_choice, check_iterations
+from budgetopt.ladder import Ladder
+from budgetopt.modes import MODES, compute
+from budgetopt.run import BudgetedRun, Segment
+
+
+class BudgetPruningCallback(Callback):
+    """Trains a trial's budgets in ``Trainer.fit`` and prunes it, like Optuna's
+    ``PyTorchLightningPruningCallback`` with budget-aware learning rates.
+
+    What it does, in Lightning's hooks:
+
+    - **Learning rate.** Before every optimizer step, the rate of each param group is
+      the group's peak (its ``lr`` when ``configure_optimizers`` returned it) times the
+      mode's schedule for the current budget (:class:`~budgetopt.BudgetedRun`: restart,
+      branch or continue, with ``profile``, ``warmup``, ``cooldown``).
+    - **Budgets** count optimizer steps, Lightning's ``trainer.global_step``. With
+      ``accumulate_grad_batches=k`` a step takes ``k`` batches (``ceil(len / k)`` steps
+      per epoch: Lightning steps on an epoch's last batch) and the rate changes only at
+      steps. With manual optimization and several optimizers, one training batch in
+      which any optimizer stepped is one step of the budget, and every optimizer's
+      groups follow the same schedule from their own peak rates; restart and branch
+      save and restore all of them.
+    - **Rungs.** When a budget's last step is done, Lightning's validation loop runs
+      right then (mid-epoch if need be; it runs only at rungs: ``val_check_interval``
+      and ``check_val_every_n_epoch`` are not used), and the logged ``monitor`` metric
+      is reported as ``trial.report(value, step=budget)``; ``optuna.TrialPruned``
+      propagates out of ``fit`` when the pruner stops the trial, as with Optuna's
+      callback. After the last budget the callback stops the Trainer: leave
+      ``max_steps`` unset (``max_epochs=-1`` silences Lightning's default-epochs
+      warning).
+    - **Modes.** ``restart`` restores the initial model and optimizer state before
+      each budget after the first; ``branch`` snapshots the constant-rate trunk before
+      each cooldown and restores it after the rung; ``continue`` runs one schedule.
+      Restores happen at the first batch after the rung's validation, so callbacks
+      that save checkpoints at validation end save the rung's model.
+    - **Data order.** Lightning iterates the DataLoader, so every mode reads one stream
+      of batches across epochs (``Segment.batches(loader, replay=False)`` in a plain
+      loop): restart's later budgets retrain on the batches after the previous
+      budget's, not on a replay of the first ones.
+    - **User attrs** of the trial: those of :class:`~budgetopt.BudgetedRun` (mode,
+      plan, profile, rung values, compute, why it ended, learning-rate trace), so the
+      dashboard shows a Lightning study like any other.
+
+    One process only (``world_size == 1``). Divergence: the training loss that
+    ``training_step`` returns is checked for NaN/inf at every ``loss_check_every``-th
+    optimizer step (default 25; one device sync each) and the parameters at every rung;
+    a diverged trial ends as pruned with its reason (``BudgetedRun.record_loss``).
+
+    Errors (one-line ``ValueError`` naming the setting, raised from ``fit``): an LR
+    scheduler returned by ``configure_optimizers``; ``max_steps``, ``max_epochs``,
+    ``min_steps`` or ``min_epochs`` that contradict the plan's optimizer steps
+    (:func:`budgetopt.modes.compute`); no validation; a ``monitor`` metric that the
+    validation did not log.
+
+    Args:
+        source: an Optuna trial (budgets from its study's :class:`~budgetopt.BudgetPruner`,
+            or ``budgets=``), a :class:`~budgetopt.Ladder`, or increasing budgets.
+        monitor: the validation metric to report (the name given to ``self.log``).
+        budgets: explicit budgets for a trial whose study has no BudgetPruner.
+        mode: ``"restart"`` (default), ``"branch"`` or ``"continue"``.
+        loss_check_every: check the training loss of every this many optimizer steps.
+        **run_options: the other arguments of :class:`~budgetopt.BudgetedRun`
+            (``profile``, ``warmup``, ``cooldown``, ``snapshot_device``,
+            ``grad_norm_every``, ``horizon_exponent``, profile parameters).
+
+    Attributes:
+        run: the :class:`~budgetopt.BudgetedRun` of the last ``fit`` (``rung_values``,
+            ``compute``, ``lr_trace``, ``ended``); None before ``fit``.
+    """
+
+    def __init__(
+        self,
+        source: optuna.trial.Trial | Ladder | Sequence[int],
+        monitor: str,
+        *,
+        budgets: Sequence[int] | Ladder | None = None,
+        mode: str = "restart",
+        loss_check_every: int = 25,
+        **run_options: Any,
+    ) -> None:
+        super().__init__()
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"monitor must be the name of a logged metric, got {monitor!r}")
+        self.mode = check_choice(mode, "mode", MODES)
+        # One step's loss in loss_check_every goes to the run, as a float (the one device
+        # sync): adding every step's loss tensor up would cost more than LinearLR's step.
+        self.loss_check_every = check_iterations(loss_check_every, "loss_check_every")
+        self.monitor = monitor
+        self._source = source
+        self._budgets = budgets
+        self._options = run_options
+        self.run: BudgetedRun | None = None
+        self.total_steps = 0
+        self._segments: Iterator[Segment] | None = None
+        self._segment: Segment | None = None
+        self._steps: Iterator[int] | None = None
+        self._pending: Segment | None = None
+        self._last_step = 0
+        self._steps_done = 0
+
+    @property
+    def value(self) -> float | None:
+        """The metric reported at the largest budget reached (None before any report)."""
+        return None if self.run is None else self.run.value
+
+    def _run(self) -> BudgetedRun:
+        if self.run is None:
+            raise RuntimeError("BudgetPruningCallback is used by Trainer.fit only (its run starts in on_fit_start)")
+        return self.run
+
+    # -- setup and checks -----------------------------------------------------------------
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size > 1:
+            raise ValueError(f"BudgetPruningCallback runs in one process; this Trainer has world_size={trainer.world_size}")
+        if trainer.lr_scheduler_configs:
+            name = type(trainer.lr_scheduler_configs[0].scheduler).__name__
+            raise ValueError(
+                f"configure_optimizers returns an LR scheduler ({name}): BudgetPruningCallback sets every step's "
+                "learning rate from the budget's schedule; return the optimizer alone"
+            )
+        optimizers = trainer.optimizers
+        if not optimizers:
+            raise ValueError("configure_optimizers returns no optimizer: BudgetPruningCallback needs one")
+        optimizer = optimizers[0] if len(optimizers) == 1 else _Optimizers(optimizers)
+        self.run = BudgetedRun(self._source, pl_module, optimizer, budgets=self._budgets, mode=self.mode, **self._options)
+        run = self.run
+        self.total_steps = total = compute(run.mode, run.budgets, cooldown=run.cooldown)
+        plan = f"{run.mode} over budgets {list(run.budgets)} takes {total} optimizer steps"
+        if trainer.max_steps != -1 and trainer.max_steps < total:
+            raise ValueError(
+                f"max_steps={trainer.max_steps} stops training before the plan ends ({plan}): "
+                "leave max_steps=-1, the callback stops the Trainer after the last budget"
+            )
+        if trainer.min_steps is not None and trainer.min_steps > total:
+            raise ValueError(f"min_steps={trainer.min_steps} trains past the plan's end ({plan}): lower it or leave it unset")
+        self._segments, self._segment, self._steps, self._pending = run.segments(), None, None, None
+        # Validation runs at the rungs and only there: Lightning's epoch loop asks this.
+        trainer.fit_loop.epoch_loop._should_check_val_fx = self._should_validate  # type: ignore[method-assign]
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.enable_validation:
+            raise ValueError(
+                f"BudgetPruningCallback reports {self.monitor!r} from validation at every rung, and this Trainer runs "
+                "no validation: pass val_dataloaders to fit, define validation_step, keep limit_val_batches > 0"
+            )
+        run, batches = self._run(), trainer.num_training_batches
+        if math.isfinite(batches):
+            automatic = pl_module.automatic_optimization
+            per_epoch = math.ceil(batches / trainer.accumulate_grad_batches) if automatic else int(batches)
+            plan = f"{run.mode} over budgets {list(run.budgets)} takes {self.total_steps} optimizer steps"
+            epochs = f"epochs of {per_epoch} optimizer steps ({int(batches)} batches"
+            epochs += f", accumulate_grad_batches={trainer.accumulate_grad_batches})" if automatic else ")"
+            if trainer.max_epochs not in (None, -1) and trainer.max_epochs * per_epoch < self.total_steps:
+                raise ValueError(
+                    f"max_epochs={trainer.max_epochs} {epochs} stops training before the plan ends ({plan}): "
+                    "set max_epochs=-1, the callback stops the Trainer after the last budget"
+                )
+            if trainer.min_epochs and trainer.min_epochs * per_epoch > self.total_steps:
+                raise ValueError(f"min_epochs={trainer.min_epochs} {epochs} trains past the plan's end ({plan}): lower it")
+        self._last_step, self._steps_done = trainer.global_step, 0
+
+    # -- training -------------------------------------------------------------------------
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self._pending is not None:
+            raise RuntimeError(f"validation did not run at budget {self._pending.budget}, so it could not be reported")
+        if self._steps is None:  # the first batch of a budget: restart/branch restore the state here
+            assert self._segments is not None
+            self._segment = next(self._segments, None)
+            if self._segment is None:
+                raise RuntimeError(f"Trainer.fit trains past the plan's end ({self._run().ended}): min_epochs or min_steps?")
+            self._steps = iter(self._segment)
+            next(self._steps)  # sets the rate of the budget's first step
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if step == self._last_step:  # accumulating gradients: no optimizer step on this batch
+            return
+        run, self._last_step = self._run(), step
+        self._steps_done += 1
+        if self._steps_done % self.loss_check_every == 0:
+            loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+            if isinstance(loss, torch.Tensor):
+                run.record_loss(float(loss.detach().sum()))  # checked in the step's bookkeeping, next(self._steps)
+        assert self._steps is not None and self._segment is not None
+        try:
+            next(self._steps)  # the step's bookkeeping, and the rate of the next step
+        except StopIteration:  # the budget's last step is done (or the loss diverged)
+            segment, self._steps = self._segment, None
+            if run.diverged is not None:
+                segment.report(math.nan)  # raises optuna.TrialPruned with the reason (with a trial)
+                trainer.should_stop = True
+            else:
+                self._pending = segment  # Lightning's epoch loop now runs the validation
+
+    def _should_validate(self, data_fetcher: Any) -> bool:
+        return self._pending is not None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self._pending is None:
+            return
+        segment, self._pending = self._pending, None
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
+            raise ValueError(
+                f"monitor={self.monitor!r} was not logged by the validation at budget {segment.budget} "
+                f"(logged: {logged}): log it in validation_step with self.log({self.monitor!r}, ...)"
+            )
+        segment.report(float(value))  # trial.report(value, step=budget); raises optuna.TrialPruned when pruned
+        if self._run().ended is not None:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.run is not None and self.run.ended is None:
+            raise RuntimeError(
+                f"Trainer.fit stopped after {trainer.global_step} optimizer steps, before the plan's end "
+                f"({self.total_steps} steps, rungs reported: {list(self.run.rung_values)}): "
+                "did another callback set trainer.should_stop?"
+            )
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        trainer.fit_loop.epoch_loop.__dict__.pop("_should_check_val_fx", None)  # Lightning's own rule again
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "fit")  # Lightning skips callbacks' teardown after an exception
+
+
+class _Optimizers(torch.optim.Optimizer):
+    """Several optimizers seen as one by :class:`~budgetopt.BudgetedRun` and its
+    schedulers: their param groups in order, their states saved and restored together.
+    The optimizers themselves are stepped by the LightningModule."""
+
+    _opt_called = True  # torch's LRScheduler warns unless the optimizer it patched stepped: the real ones do
+
+    def __init__(self, optimizers: Sequence[torch.optim.Optimizer]) -> None:  # no super().__init__: no groups of its own
+        self.optimizers = list(optimizers)
+        self.defaults: dict = {}
+
+    @property
+    def param_groups(self) -> list[dict]:  # type: ignore[override]
+        # Re-read every time: load_state_dict gives an optimizer new group dicts.
+        return [group for optimizer in self.optimizers for group in optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [optimizer.state_dict() for optimizer in self.optimizers]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for optimizer, state in zip(self.optimizers, state_dict["optimizers"]):
+            optimizer.load_state_dict(state)
+
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        raise RuntimeError("budgetopt's _Optimizers is not stepped: the LightningModule steps each optimizer")
+
+    def __repr__(self) -> str:
+        return f"_Optimizers({', '.join(type(o).__name__ for o in self.optimizers)})"
