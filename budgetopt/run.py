@@ -286,9 +286,7 @@ class BudgetedRun:
         self._initial = self._state() if mode == "restart" and len(self.budgets) > 1 else None
         if self.trial is not None:
             retry = ATTR_PLAN in self.trial.user_attrs  # copied from an attempt that got this far
-            self._set_attrs(
-                {ATTR_MODE: mode, ATTR_PLAN: list(self.budgets), ATTR_PROFILE: self._profile_label()}
-            )
+            self._set_attrs(trial_attrs_for_plan(mode, self.budgets, self._profile_label()))
             if snapshot_store is not None and ATTR_SNAPSHOT in self.trial.user_attrs:
                 self._resume(self.trial.user_attrs[ATTR_SNAPSHOT])
             elif retry:
@@ -530,7 +528,7 @@ class BudgetedRun:
             return
         import optuna
 
-        self._set_attrs({ATTR_RUNG_VALUES: {str(b): v for b, v in self.rung_values.items()}, ATTR_COMPUTE: self.compute})
+        self._set_attrs(trial_attrs_for_rung(self.rung_values, self.compute))
         if self.diverged is None:
             self.trial.report(value, step=budget)
             if self.ended is None and self.trial.should_prune():
@@ -572,6 +570,18 @@ class BudgetedRun:
     def _set_attrs(self, attrs: dict) -> None:
         for key, value in attrs.items():
             self.trial.set_user_attr(key, value)
+
+
+def trial_attrs_for_plan(mode: str, budgets: Sequence[int], profile: str) -> dict:
+    """The user attrs a budget-aware trial records when it starts: its mode, plan and
+    schedule (what :class:`~budgetopt.BudgetSampler` and the dashboard read)."""
+    return {ATTR_MODE: mode, ATTR_PLAN: list(budgets), ATTR_PROFILE: profile}
+
+
+def trial_attrs_for_rung(rung_values: dict[int, float], compute: int) -> dict:
+    """The user attrs a trial records at each rung: every budget-converged value so far
+    and the compute spent."""
+    return {ATTR_RUNG_VALUES: {str(b): v for b, v in rung_values.items()}, ATTR_COMPUTE: compute}
 
 
 def _check_budgets(budgets: object) -> tuple[int, ...]:

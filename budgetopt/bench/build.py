@@ -44,6 +44,8 @@ from budgetopt.bench.table import (
     read_table,
     sample_pool,
     unit_rows,
+    writable_directory,
+    write_atomic,
     write_json_atomic,
 )
 from budgetopt.modes import COOLDOWN
@@ -126,9 +128,7 @@ def _drop_partial_units(table_path: Path, rungs: int) -> None:
     partial = {k for k, n in counts.items() if n != rungs}
     if partial:
         kept = [lines[0], *(line for line in lines[1:] if tuple(line.split(",", 3)[:3]) not in partial)]
-        tmp = table_path.with_name(f".{table_path.name}.tmp")
-        tmp.write_text("".join(kept))
-        os.replace(tmp, table_path)
+        write_atomic(table_path, lambda tmp: tmp.write_text("".join(kept)))
 
 
 def build_table(
@@ -189,6 +189,9 @@ def build_table(
     table_path, meta_path = out / TABLE_FILE, out / META_FILE
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file, not a directory")
+    this_command = (
+        command or f"budgetopt bench build {shlex.quote(str(script))} --configs {configs} --out {shlex.quote(str(out))}"
+    )
     if resume and meta_path.is_file():
         old_meta = read_meta(out)
         for key in ("study", "script_sha256", "direction", "ladder", "quick", "space", "pool_seed", "seeds", "kinds", "cooldown"):
@@ -204,24 +207,22 @@ def build_table(
         done = read_table(out.resolve()).done  # checked row by row
         finished = {Unit(int(c), seed_list[s], kinds[k]) for c, s, k in np.argwhere(done)}
         meta["started"] = old_meta.get("started")
+        meta["commands"] = [*old_meta.get("commands", [old_meta.get("command")]), this_command]
+        meta["command"] = old_meta.get("command")  # the first build's; "commands" has every run
     else:
         if resume:
             say(f"--resume: no table in {out} yet; building it")
         elif table_path.exists() or meta_path.exists():
             raise TableError(f"--out {out} already holds a table: pass --resume to complete or grow it, or choose another --out")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            probe = out / f".write-test-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as error:
-            raise PermissionError(f"--out {out} is not writable ({error.strerror or error})") from None
+        writable_directory(out)
         table_path.write_text(header(space))
         finished = set()
         meta["started"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        meta["command"] = this_command
+        meta["commands"] = [this_command]
     meta.update(
         versions=_versions(),
-        command=command or f"budgetopt bench build {shlex.quote(str(script))} --configs {configs} --out {shlex.quote(str(out))}",
+        data_dir=data_dir,
         machine={
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
@@ -233,7 +234,7 @@ def build_table(
     units = [Unit(c, s, k) for c in range(configs) for s in seed_list for k in kinds]
     pending = [u for u in units if u not in finished]
     spec = BuildSpec(str(script), data_dir, quick, tuple(the_ladder.rungs), cooldown, device)
-    _write_meta(meta, out, finished | set(), units)
+    _write_meta(meta, out, finished, units)
     if pending:
         say(f"{len(finished)} of {len(units)} units in {out} already; training {len(pending)} on {jobs} process(es)")
         loaded.load_data(data_dir=data_dir, quick=quick)  # a data error here, before any worker starts

@@ -138,26 +138,26 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 
 def summary_text(results: dict, out: Path) -> str:
-    """A short table of the largest cap: regret and deployable score against the baseline."""
+    """A short table of the largest cap, and the verdict in words (:func:`~budgetopt.bench.report.verdict_sentences`)."""
+    from budgetopt.bench.report import _ci, _f, verdict_sentences
+
     caps = results["searches"]["caps"]
     cap = caps[max(caps, key=int)]
     baseline = results["settings"]["baseline"]
+    width = max(len(m) for m in cap["methods"])
     lines = [
         f"{results['settings']['repeats']} paired searches per method of {cap['full_budgets']:g} full budgets on "
         f"{results['table']['configs_complete']} configurations ({results['seconds']:.0f} s); baseline {baseline}",
-        f"{'method':<18} {'regret':>8} {'minus baseline (95%)':>26} {'deployable':>10} {'minus baseline (95%)':>26}",
+        f"{'method':<{width}}  {'regret':>8}  {'minus baseline (95%)':>28}  {'deployable':>10}  {'minus baseline (95%)':>28}",
     ]
     for method, e in cap["methods"].items():
-        d = e.get("regret_minus_baseline")
-        p = e.get("deployable_minus_baseline")
-
-        def ci(x):
-            return "" if x is None or x["low"] is None else f"{x['mean']:+.4f} ({x['low']:+.4f}, {x['high']:+.4f})"
-
+        d = _ci(e["regret_minus_baseline"], sign=True) if "regret_minus_baseline" in e else ""
+        p = _ci(e["deployable_minus_baseline"], sign=True) if "deployable_minus_baseline" in e else ""
         lines.append(
-            f"{method:<18} {e['regret_summary']['mean']:>8.4f} {ci(d):>26} {e['deployable_summary']['mean']:>10.4f} {ci(p):>26}"
+            f"{method:<{width}}  {_f(e['regret_summary']['mean']):>8}  {d:>28}  "
+            f"{_f(e['deployable_summary']['mean']):>10}  {p:>28}"
         )
-    lines.append(f"report: {out / 'report.md'}")
+    lines += ["", *verdict_sentences(results), "", f"report: {out / 'report.md'}"]
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import optuna
 
 from budgetopt.bench.replay import simulate
+from budgetopt.bench.report import verdict_sentences
 from budgetopt.bench.table import read_meta
 
 LIVE_COMPUTE = 8  # full budgets of the live study
@@ -113,37 +114,6 @@ def frontier(study: optuna.Study) -> list[tuple[int, int, float, dict]]:
     return rows
 
 
-def verdict(results: dict) -> list[str]:
-    """Plain sentences: which paired differences against the baseline are significant."""
-    caps = results["searches"]["caps"]
-    baseline = results["settings"]["baseline"]
-    lines = []
-    for cap in caps.values():
-        for method, e in cap["methods"].items():
-            d = e.get("regret_minus_baseline")
-            p = e.get("deployable_minus_baseline")
-            if d is None or d["low"] is None:
-                continue
-            if d["high"] < 0:
-                selection = "picks significantly better configurations than"
-            elif d["low"] > 0:
-                selection = "picks significantly worse configurations than"
-            else:
-                selection = "cannot be told apart in the configurations it picks from"
-            if p["low"] > 0:
-                deploy = "and the model a user gets scores significantly higher"
-            elif p["high"] < 0:
-                deploy = "and the model a user gets scores significantly lower"
-            else:
-                deploy = "and the model a user gets is not significantly different"
-            lines.append(
-                f"- {method} {selection} {baseline} at {cap['full_budgets']:g} full budgets "
-                f"(regret {d['mean']:+.4f}, 95% {d['low']:+.4f} to {d['high']:+.4f}), {deploy} "
-                f"({p['mean']:+.4f}, {p['low']:+.4f} to {p['high']:+.4f})."
-            )
-    return lines
-
-
 def run_demo(
     out: str | Path = "budgetopt-demo",
     *,
@@ -208,7 +178,7 @@ def run_demo(
         )
     lines += [
         "",
-        *verdict(results),
+        *verdict_sentences(results),
         "",
         f"report:    {out / 'simulation' / 'report.md'}",
         f"dashboard: budgetopt dashboard {url}",

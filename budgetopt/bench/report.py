@@ -29,13 +29,51 @@ def _ci(entry: dict, digits: int = 4, sign: bool = False) -> str:
     return f"{fmt(entry['mean'], digits)} ({fmt(entry['low'], digits)} to {fmt(entry['high'], digits)})"
 
 
-def _verdict(entry: dict, lower_is_better: bool = True) -> str:
+def _better_or_worse(entry: dict, better_when_negative: bool) -> str:
     low, high = entry.get("low"), entry.get("high")
     if low is None:
         return "not measurable"
-    if lower_is_better:
-        return "lower (significant)" if high < 0 else "higher (significant)" if low > 0 else "not distinguishable"
-    return "higher (significant)" if low > 0 else "lower (significant)" if high < 0 else "not distinguishable"
+    if (high < 0) if better_when_negative else (low > 0):
+        return "better"
+    if (low > 0) if better_when_negative else (high < 0):
+        return "worse"
+    return "not distinguishable"
+
+
+def verdict_sentences(results: dict) -> list[str]:
+    """One sentence per method and cap against the baseline, in words, then what the
+    intervals are. The one place the reports and the demo say what is significant."""
+    baseline = results["settings"]["baseline"]
+    maximize = results["table"].get("direction", "maximize") == "maximize"
+    lines, comparisons = [], 0
+    for cap in results["searches"]["caps"].values():
+        for method, e in cap["methods"].items():
+            d, p = e.get("regret_minus_baseline"), e.get("deployable_minus_baseline")
+            if d is None or d["low"] is None:
+                continue
+            comparisons += 1
+            selection = {
+                "better": "picks better configurations than",
+                "worse": "picks worse configurations than",
+                "not distinguishable": "cannot be told apart, in the configurations it picks, from",
+            }
+            deploy = {
+                "better": "the model a user gets scores better",
+                "worse": "the model a user gets scores worse",
+                "not distinguishable": "the model a user gets is not distinguishable",
+                "not measurable": "the model a user gets is not measurable",
+            }
+            lines.append(
+                f"- `{method}` {selection.get(_better_or_worse(d, True), 'is not measurable against')} `{baseline}` at "
+                f"{cap['full_budgets']:g} full budgets (selection regret {_ci(d, sign=True)}); "
+                f"{deploy[_better_or_worse(p, not maximize)]} (deployable score {_ci(p, sign=True)})."
+            )
+    if lines:
+        lines.append(
+            f"- Intervals: 95% Student-t over {results['settings']['repeats']} paired search repeats on this table (its "
+            f"pool and its seeds); {comparisons} comparisons, not corrected for multiplicity."
+        )
+    return lines
 
 
 def render(results: dict) -> str:
@@ -71,8 +109,8 @@ def render(results: dict) -> str:
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for method, e in cap["methods"].items():
-            reach = e.get("compute_to_reach_baseline")
-            reach_text = "never" if reach is None else f"{reach['full_budgets']:g} FB ({reach['fraction_of_baseline']:.2f}x)"
+            reach = (e.get("compute_to_reach_baseline") or {}).get("mean")
+            reach_text = "never" if reach is None else f"{reach['full_budgets']:g} FB ({reach['fraction_of_cap']:.2f}x)"
             paired = "regret_minus_baseline" in e
             regret_diff = _ci(e["regret_minus_baseline"], sign=True) if paired else ""
             counts = f"{e['regret_lower_than_baseline_in']} / {e['regret_higher_than_baseline_in']}" if paired else ""
@@ -100,22 +138,17 @@ def render(results: dict) -> str:
                 f = e["frontier_regret"][str(b)]
                 cells.append("—" if not f["reached"] else f"{_ci(f)} [{f['reached']}]")
             lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
-        lines += ["", "Reading, against the baseline at this compute:", ""]
-        for method, e in cap["methods"].items():
-            if "regret_minus_baseline" not in e:
-                continue
-            lines.append(
-                f"- `{method}`: selection regret {_verdict(e['regret_minus_baseline'])} "
-                f"({_ci(e['regret_minus_baseline'], sign=True)}); deployable score "
-                f"{_verdict(e['deployable_minus_baseline'], lower_is_better=False)} "
-                f"({_ci(e['deployable_minus_baseline'], sign=True)})."
-            )
         lines.append("")
+    lines += ["## Reading, against the baseline", "", *verdict_sentences(results), ""]
     boot = searches.get("pool_bootstrap")
     if boot:
         lines += [
-            f"## How much the answer owes to the pool drawn ({boot['pools']} resampled pools x {boot['repeats']} repeats, "
+            f"## How much the answer owes to the pool drawn ({boot['pools']} subsampled pools x {boot['repeats']} repeats, "
             f"searches of {boot['cap']:,} iterations)",
+            "",
+            "Each pool is the distinct configurations of a bootstrap draw from the table's (an m-out-of-n subsample, "
+            "about 63% of them): a smaller, easier pool than the table's, so read the spread, not the level; it also "
+            "holds the search noise of its few repeats.",
             "",
             "| method | mean regret, 95% over pools | minus baseline, 95% over pools |",
             "|---|---:|---:|",
@@ -268,12 +301,8 @@ def plot_regret(results: dict, path: Path) -> None:
 def write_outputs(results: dict, out: Path) -> None:
     """results.json, report.md and the plots, each written atomically."""
     import json
-    import os
 
-    def atomic(path: Path, write) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        write(tmp)
-        os.replace(tmp, path)
+    from budgetopt.bench.table import write_atomic as atomic
 
     atomic(out / FILES["anytime"], lambda p: plot_anytime(results, p))
     if results.get("fidelity"):

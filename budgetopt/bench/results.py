@@ -40,42 +40,62 @@ def _pick_at(result: SearchResult, grid: np.ndarray) -> list[int | None]:
 
 
 class Scorer:
-    """Truth, regret and deployable score of pool configurations for one table."""
+    """Regret and deployable score of a pick ``(config, seed)`` for one table.
+
+    Every score of a pick is taken on the seeds *other* than the one its search saw
+    (all seeds when the table has only one): a trial's validation value and the test
+    value of a unit with the same seed share that seed's initialisation and batch
+    order, so scoring on the seed a search selected with would reward the methods that
+    observe that very unit (restart, random and TPE at the full budget) for the noise
+    they selected on. The pool's best is taken on the same seeds, so that regret is
+    never negative by construction.
+    """
 
     def __init__(self, table) -> None:
         self.table = table
         self.maximize = table.maximize
-        self.truth = table.truth()
-        self._deploy: dict[str, np.ndarray] = {}
+        self.n_seeds = len(table.seeds)
+        self._scores: dict[tuple[str, int], np.ndarray] = {}  # (kind or rung key, seed left out) -> per config
 
-    def regret(self, config: int | None, configs: np.ndarray) -> float:
-        if config is None:
-            return float("nan")
-        t = signed(self.truth, self.maximize)
-        return float(np.max(t[configs]) - t[config])
+    def _others(self, seed: int) -> list[int]:
+        return [i for i in range(self.n_seeds) if i != seed] or [seed]
 
-    def regret_at(self, budget_index: int, pick: tuple[int, int] | None, configs: np.ndarray) -> float:
-        """Regret of ``pick = (config, seed)`` as the best configuration for the ladder's
-        budget ``budget_index``. Truth there is restart's validation score at that budget
-        (a fresh linear-decay run of that length): the pool's best is the best mean over
-        all seeds; the pick is scored on the seeds *other* than the one its search saw
-        (all seeds when the table has one), so that a search that observed this very
-        quantity does not profit from the noise it selected on."""
+    def _truth(self, key, seed: int, scores) -> np.ndarray:
+        if (key, seed) not in self._scores:
+            self._scores[(key, seed)] = signed(scores()[:, self._others(seed)].mean(axis=1), self.maximize)
+        return self._scores[(key, seed)]
+
+    def regret(self, pick: tuple[int, int] | None, configs: np.ndarray) -> float:
+        """Selection regret: the pool's best truth minus the pick's (truth: the full-budget
+        linear-decay test score, mean over the seeds its search did not see)."""
         if pick is None:
             return float("nan")
         config, seed = pick
-        k = self.table.kind_index("restart")
-        values = self.table.value[:, :, k, budget_index]
-        values = signed(np.where(np.isfinite(values), values, self.table.floor()), self.maximize)
-        others = [i for i in range(values.shape[1]) if i != seed] or [seed]
-        return float(np.max(values[configs].mean(axis=1)) - values[config, others].mean())
+        t = self._truth("truth", seed, lambda: self.table.full_budget_scores("restart"))
+        return float(np.max(t[configs]) - t[config])
 
-    def deployable(self, config: int | None, kind: str) -> float:
-        if config is None:
+    def regret_at(self, budget_index: int, pick: tuple[int, int] | None, configs: np.ndarray) -> float:
+        """Regret of ``pick`` as the best configuration for the ladder's budget
+        ``budget_index``: truth there is restart's validation score at that budget (a
+        fresh linear-decay run of that length)."""
+        if pick is None:
             return float("nan")
-        if kind not in self._deploy:
-            self._deploy[kind] = self.table.full_budget_scores(kind).mean(axis=1)
-        return float(self._deploy[kind][config])
+        config, seed = pick
+
+        def scores():
+            values = self.table.value[:, :, self.table.kind_index("restart"), budget_index]
+            return np.where(np.isfinite(values), values, self.table.floor())
+
+        t = self._truth(("rung", budget_index), seed, scores)
+        return float(np.max(t[configs]) - t[config])
+
+    def deployable(self, pick: tuple[int, int] | None, kind: str) -> float:
+        """The test score of the pick trained in ``kind``'s final schedule, mean over the
+        seeds its search did not see (in the study's own direction, not signed)."""
+        if pick is None:
+            return float("nan")
+        config, seed = pick
+        return float(self.table.full_budget_scores(kind)[config, self._others(seed)].mean())
 
 
 def _r(x: float | None, digits: int = 5) -> float | None:
@@ -114,7 +134,7 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
             per_method[method] = {
                 "regret": [_r(x) for x in regret],
                 "deployable": [_r(x) for x in deployable],
-                "picks": [r.pick for r in runs],
+                "picks": [list(r.pick) if r.pick is not None else None for r in runs],
                 "compute": [r.compute for r in runs],
                 "trials": [r.trials for r in runs],
                 "full_budget_trials": [r.full_budget_trials for r in runs],
@@ -147,31 +167,36 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                 if method == baseline:
                     continue
                 d_regret = [a - b for a, b in zip(regrets[method], regrets[baseline])]
-                sign = 1.0 if scorer.maximize else -1.0  # positive: the method's pick scores better
+                # the raw difference, in the study's direction (negative is better when minimizing)
                 d_deploy = [
-                    sign * (a - b) if a is not None and b is not None else None
-                    for a, b in zip(entry["deployable"], base["deployable"])
+                    a - b if a is not None and b is not None else None for a, b in zip(entry["deployable"], base["deployable"])
                 ]
                 entry["regret_minus_baseline"] = _interval(d_regret)
                 entry["deployable_minus_baseline"] = _interval(d_deploy)
                 entry["regret_lower_than_baseline_in"] = int(sum(d < 0 for d in d_regret))
                 entry["regret_higher_than_baseline_in"] = int(sum(d > 0 for d in d_regret))
             for entry in per_method.values():
-                reach = None
-                if target is not None:
-                    for point, g in zip(entry["curve"]["regret"], grid):
-                        if point["mean"] is not None and point["n"] == len(entry["regret"]) and point["mean"] <= target:
-                            reach = g
-                            break
-                entry["compute_to_reach_baseline"] = (
-                    None
-                    if reach is None
-                    else {
-                        "iterations": int(reach),
-                        "full_budgets": _r(reach / max_budget, 3),
-                        "fraction_of_baseline": _r(reach / cap, 3),
-                    }
-                )
+                # the first compute where the mean curve is at or below the baseline's final
+                # mean (point estimate), and where its 95% upper bound is (the sure one)
+                reach = {}
+                for name, key in (("mean", "mean"), ("sure", "high")):
+                    reach[name] = next(
+                        (
+                            g
+                            for point, g in zip(entry["curve"]["regret"], grid)
+                            if target is not None
+                            and point[key] is not None
+                            and point["n"] == len(entry["regret"])
+                            and point[key] <= target
+                        ),
+                        None,
+                    )
+                entry["compute_to_reach_baseline"] = {
+                    name: None
+                    if g is None
+                    else {"iterations": int(g), "full_budgets": _r(g / max_budget, 3), "fraction_of_cap": _r(g / cap, 3)}
+                    for name, g in reach.items()
+                }
         else:
             for method, entry in per_method.items():
                 entry["average_rank"] = _r(ranks[method], 3)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib
+import inspect
 import math
 import multiprocessing
 import re
@@ -51,8 +52,10 @@ from optuna.distributions import json_to_distribution
 from optuna.trial import TrialState
 
 from budgetopt.bench.table import Table, parse_kind
+from budgetopt.modes import COOLDOWN
 from budgetopt.modes import compute as mode_compute
 from budgetopt.pruners import BudgetPruner
+from budgetopt.run import trial_attrs_for_plan, trial_attrs_for_rung
 from budgetopt.samplers import BudgetSampler
 
 GRID_POINTS = 61  # anytime curves: compute from 0 to the cap in 60 steps
@@ -219,15 +222,17 @@ class SearchResult:
     repeat: int
     cap: int
     compute: int
-    trials: int
+    trials: int  # trials that trained at least one rung
     full_budget_trials: int
-    pick: int | None  # pool index
+    pick: tuple[int, int] | None  # (pool index, seed index) of the trial picked
     events: list = field(default_factory=list)  # (compute, pick) after each report
-    frontier: dict = field(default_factory=dict)  # budget -> (pool index, seed) of the best value reported at it
+    frontier: dict = field(default_factory=dict)  # budget -> (pool index, seed index) of the best value reported at it
 
 
 class _Lookup:
-    """Nearest pool configuration of a suggestion, in Optuna's normalised space."""
+    """Nearest pool configuration of a suggestion, in Optuna's normalised space (a
+    parameter a configuration lacks, in a conditional space, sits at the middle of its
+    range)."""
 
     def __init__(self, table: Table, configs: np.ndarray) -> None:
         from optuna._transform import _SearchSpaceTransform
@@ -236,12 +241,60 @@ class _Lookup:
         self.space = {name: json_to_distribution(d) for name, d in table.meta["space"].items()}
         self.transform = _SearchSpaceTransform(self.space, transform_0_1=True)
         self.configs = configs
-        points = np.array([self.transform.transform({k: table.pool[c][k] for k in self.space}) for c in configs])
-        self.tree = cKDTree(points)
+        self.pool = table.pool
+        self.tree = cKDTree(np.array([self._point(table.pool[c]) for c in configs]))
+
+    def _point(self, params: dict) -> np.ndarray:
+        full = {}
+        for name, d in self.space.items():
+            if name in params:
+                full[name] = params[name]
+            elif isinstance(d, optuna.distributions.CategoricalDistribution):
+                full[name] = d.choices[0]
+            else:
+                full[name] = d.to_external_repr((d.low + d.high) / 2) if not d.log else float(np.sqrt(d.low * d.high))
+                if isinstance(d, optuna.distributions.IntDistribution):
+                    full[name] = int(round(full[name]))
+        return self.transform.transform(full)
 
     def nearest(self, params: dict) -> int:
-        _, i = self.tree.query(self.transform.transform(params))
+        _, i = self.tree.query(self._point(params))
         return int(self.configs[i])
+
+
+class _Snapping(optuna.samplers.BaseSampler):
+    """A sampler that proposes what ``base`` proposes, moved to the nearest pool
+    configuration: every trial's parameters are those of a configuration the table
+    trained, so the model of a model-based sampler (and of a model-based pruner) learns
+    on points that were trained. All parameters are sampled together (relative), each
+    from ``base``'s relative proposal or, where it has none, its independent one."""
+
+    def __init__(self, base: optuna.samplers.BaseSampler, lookup: _Lookup) -> None:
+        self.base = base
+        self.lookup = lookup
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
+
+    def before_trial(self, study, trial) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+    def infer_relative_search_space(self, study, trial):
+        return dict(self.lookup.space)
+
+    def sample_relative(self, study, trial, search_space):
+        relative = self.base.sample_relative(study, trial, self.base.infer_relative_search_space(study, trial))
+        proposal = {
+            name: relative[name] if name in relative else self.base.sample_independent(study, trial, name, d)
+            for name, d in self.lookup.space.items()
+        }
+        return dict(self.lookup.pool[self.lookup.nearest(proposal)])
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # a parameter outside the table's space
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
 
 
 def _sampler(method: Method, seed: int) -> optuna.samplers.BaseSampler:
@@ -250,6 +303,26 @@ def _sampler(method: Method, seed: int) -> optuna.samplers.BaseSampler:
     if method.sampler == "budget":
         return BudgetSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def user_pruner(spec: str, rungs: tuple[int, ...], eta: int) -> optuna.pruners.BasePruner:
+    """``module:Class`` built with the ladder's arguments it accepts (``min_budget``,
+    ``max_budget``, ``reduction_factor``, or Optuna's ``min_resource``, ``max_resource``),
+    else with none (Optuna's ``MedianPruner()``, ...)."""
+    module_name, _, class_name = spec.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    offered = {
+        "min_budget": rungs[0],
+        "max_budget": rungs[-1],
+        "reduction_factor": eta,
+        "min_resource": rungs[0],
+        "max_resource": rungs[-1],
+    }
+    try:
+        accepted = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        accepted = {}
+    return cls(**{k: v for k, v in offered.items() if k in accepted})
 
 
 def _pruner(method: Method, rungs: tuple[int, ...], eta: int) -> optuna.pruners.BasePruner:
@@ -261,9 +334,7 @@ def _pruner(method: Method, rungs: tuple[int, ...], eta: int) -> optuna.pruners.
         return BudgetPruner(rungs[0], rungs[-1], eta, brackets="hyperband" if method.pruner == "budget_hyperband" else 1)
     if method.pruner == "none":
         return optuna.pruners.NopPruner()
-    module_name, _, class_name = method.pruner.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(min_budget=rungs[0], max_budget=rungs[-1], reduction_factor=eta)
+    return user_pruner(method.pruner, rungs, eta)
 
 
 def _better(a: float, b: float, maximize: bool) -> bool:
@@ -275,21 +346,27 @@ def run_search(table: Table, method: Method, repeat: int, cap: int, lookup: _Loo
     (iterations) against ``table`` (see the module docstring)."""
     rungs, eta = table.rungs, table.meta["ladder"]["reduction_factor"]
     k_index = table.kind_index(method.kind)
-    mode = parse_kind(method.kind).mode
-    cooldown = table.meta.get("cooldown", 0.2)
+    kind = parse_kind(method.kind)
+    mode = kind.mode
+    cooldown = table.meta.get("cooldown", COOLDOWN)
     study = optuna.create_study(
-        direction=table.meta["direction"], sampler=_sampler(method, repeat), pruner=_pruner(method, rungs, eta)
+        study_name=f"{method.name}-{repeat}",  # HyperbandPruner's brackets hash the study name: fixed, reproducible
+        direction=table.meta["direction"],
+        sampler=_Snapping(_sampler(method, repeat), lookup),
+        pruner=_pruner(method, rungs, eta),
     )
     pruner = study.pruner
     maximize = table.maximize
     spent = 0
     result = SearchResult(method.name, repeat, cap, 0, 0, 0, None)
-    best: tuple[int, float, int] | None = None  # (budget, value, config) of the pick so far
+    best: tuple[int, float] | None = None  # (budget, value) of the pick so far
     best_at: dict[int, float] = {}  # budget -> best value reported at it
     n_seeds = len(table.seeds)
-    while True:
+    smallest = rungs[-1] if method.pruner == "none" else rungs[0]  # the cheapest work a new trial can start
+    idle = 0
+    while cap - spent >= smallest and idle < 100:
         trial = study.ask(lookup.space)
-        config = lookup.nearest(trial.params)
+        config = lookup.nearest(trial.params)  # the trial's parameters are this configuration's (see _Snapping)
         seed = int(np.random.default_rng([repeat, trial.number]).integers(n_seeds))
         if method.pruner == "none":
             plan: tuple[int, ...] = (rungs[-1],)
@@ -297,8 +374,9 @@ def run_search(table: Table, method: Method, repeat: int, cap: int, lookup: _Loo
             plan = tuple(pruner.plan(study, trial))
         else:
             plan = rungs
-        stopped = False
-        state, last_value = TrialState.COMPLETE, None
+        for key, value in trial_attrs_for_plan(mode, plan, kind.profile).items():
+            trial.set_user_attr(key, value)
+        state, last_value, rung_values = TrialState.PRUNED, None, {}
         for k, budget in enumerate(plan):
             r = rungs.index(budget)
             cost = mode_compute(mode, plan, k, cooldown) - (mode_compute(mode, plan, k - 1, cooldown) if k else 0)
@@ -310,30 +388,34 @@ def run_search(table: Table, method: Method, repeat: int, cap: int, lookup: _Loo
                 full = mode_compute(mode, rungs, r, cooldown)
                 if math.isfinite(executed):
                     cost = max(1, cost - int(full - executed))
-            if spent + cost > cap:
-                stopped = True
+            if spent + cost > cap:  # a rung that does not fit is not started; the trial ends here
                 break
             spent += cost
             if diverged:
-                state = TrialState.PRUNED
                 break
             trial.report(float(value), budget)
+            rung_values[budget] = float(value)
+            for key, attr in trial_attrs_for_rung(rung_values, spent).items():
+                trial.set_user_attr(key, attr)
             last_value = float(value)
             if best is None or budget > best[0] or (budget == best[0] and _better(value, best[1], maximize)):
-                best = (budget, float(value), config)
-                result.pick = config
+                best = (budget, float(value))
+                result.pick = (config, seed)
             if budget not in best_at or _better(value, best_at[budget], maximize):
                 best_at[budget] = float(value)
                 result.frontier[budget] = (config, seed)
             result.events.append((spent, result.pick))
-            if budget != plan[-1] and trial.should_prune():
-                state = TrialState.PRUNED
+            if budget == plan[-1]:
+                state = TrialState.COMPLETE
                 break
-        result.trials += 1
-        if stopped:
-            study.tell(trial, state=TrialState.PRUNED)
-            break
-        if state == TrialState.COMPLETE and last_value is not None:
+            if trial.should_prune():
+                break
+        if rung_values:
+            result.trials += 1
+            idle = 0
+        else:
+            idle += 1  # a Hyperband trial whose first rung no longer fits
+        if state == TrialState.COMPLETE:
             result.full_budget_trials += plan[-1] == rungs[-1]
             study.tell(trial, last_value)
         else:
@@ -352,6 +434,7 @@ def _init_worker(table_dir: str, configs: list[int]) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
+    fast_tpe_patch()
     table = read_table(table_dir)
     _WORKER["table"] = table
     _WORKER["lookups"] = {}
@@ -421,6 +504,20 @@ def run_searches(
         else:
             bootstrap[owner].setdefault(method, []).append(result)
     return searches, {"pools": [list(p) for p in pools], "searches": bootstrap}
+
+
+def fast_tpe_patch():
+    """Optuna's TPE evaluates the log of the normal CDF with a pure-Python scalar loop;
+    scipy's ``special.log_ndtr`` computes the same function (they agree to 3e-13 over
+    [-40, 40]), three times faster for a whole search. Patched into the simulation's
+    processes (worker processes, and this one for the duration of :func:`fast_tpe`);
+    returns a function that puts Optuna's back."""
+    import optuna.samplers._tpe._truncnorm as truncnorm
+    from scipy.special import log_ndtr
+
+    original = truncnorm._log_ndtr
+    truncnorm._log_ndtr = lambda a: log_ndtr(np.asarray(a, dtype=float))
+    return lambda: setattr(truncnorm, "_log_ndtr", original)
 
 
 def bootstrap_cap(caps: list[int]) -> int:

@@ -5,10 +5,10 @@
 - :func:`rank_fidelity`: how well each unit kind's rung values rank the pool's
   configurations by their truth, as Spearman's rho, *across seeds*: the rung values of
   seed ``s`` against the truth of the other seeds (with one seed in the table, its
-  own), so that a rung run and the full-budget run sharing one initialisation cannot
-  inflate the figure. Bootstrap over configurations, each resample drawing per
-  configuration which seed plays the rung run: intervals over configurations and
-  seeds, and paired differences between kinds on the same resamples.
+  own), averaged over ``s``, so that a rung run and the full-budget run sharing one
+  initialisation cannot inflate the figure. Percentile bootstrap over configurations
+  (the same seed-averaged statistic in every resample), and paired differences between
+  kinds on the same resamples.
 - :func:`trains_mask` / :func:`edge_of_stability`: which configurations train at all
   (truth above chance by 10% of the way to the best truth), and those whose truth seeds
   disagree about it.
@@ -110,14 +110,12 @@ def rank_fidelity(table, configs: np.ndarray, *, resamples: int = BOOTSTRAP_RESA
         x = np.moveaxis(v, 0, -1)  # [S, K, R, m]
         y = np.moveaxis(o, 0, -1)[:, None, None, :]  # [S, 1, 1, m]
         rho = _spearman_rows(x, np.broadcast_to(y, x.shape)).mean(axis=0)  # [K, R]
-        # bootstrap: configurations with replacement, a random rung seed per configuration
+        # bootstrap: configurations with replacement; in each resample the same statistic
+        # as the point estimate (the mean over rung seeds of rho against the other seeds)
         idx = rng.integers(m, size=(resamples, m))
-        seeds = rng.integers(n_seeds, size=(resamples, m))
-        xb = v[idx, seeds]  # [B, m, K, R]
-        yb = o[idx, seeds]  # [B, m]
-        xb = np.moveaxis(xb, 1, -1)  # [B, K, R, m]
-        yb = np.broadcast_to(yb[:, None, None, :], xb.shape)
-        rho_b = _spearman_rows(xb, yb)  # [B, K, R]
+        xb = np.moveaxis(v[idx], 1, -1)  # [B, S, K, R, m]
+        yb = np.moveaxis(o[idx], 1, -1)[:, :, None, None, :]  # [B, S, 1, 1, m]
+        rho_b = _spearman_rows(xb, np.broadcast_to(yb, xb.shape)).mean(axis=1)  # [B, K, R]
         kinds = list(table.kinds)
         entry = {"configs": m, "rho": {}, "differences": {}}
         for ki, kind in enumerate(kinds):

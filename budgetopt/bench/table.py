@@ -55,6 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
+from budgetopt.modes import COOLDOWN
+from budgetopt.modes import compute as mode_compute
 from budgetopt.schedules import PROFILES
 
 TABLE_FORMAT = "budgetopt-bench-table"
@@ -188,10 +190,34 @@ def header(param_names: Sequence[str]) -> str:
     return ",".join([*COLUMNS, *(PARAM_PREFIX + name for name in sorted(param_names))]) + "\n"
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
+def write_atomic(path: Path, write) -> None:
+    """Write ``path`` through a temporary file in its directory (``write(tmp_path)``),
+    fsynced, then renamed over it: a reader sees the old file or the new one, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    write(tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1) + "\n"))
+
+
+def writable_directory(out: Path, option: str = "--out") -> Path:
+    """``out``, created if missing, after checking that a file can be written in it; a
+    one-line error naming ``option`` otherwise."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{option} {out} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(f"{option} {out} is not writable ({error.strerror or error})") from None
+    return out
 
 
 def file_sha256(path: Path) -> str:
@@ -349,6 +375,17 @@ def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
                 raise TableError(
                     f"{table_path} line {line} is not a row of this table ({error}): truncated or hand-edited"
                 ) from None
+    # every rung a unit reported cost what its mode executes (a diverged rung: less)
+    for k, kind in enumerate(kinds):
+        mode = parse_kind(kind).mode
+        expected = np.array([mode_compute(mode, rungs, r, meta.get("cooldown", COOLDOWN)) for r in range(len(rungs))])
+        wrong = np.isfinite(value[:, :, k]) & (compute[:, :, k] != expected)
+        if wrong.any():
+            c, s, r = np.argwhere(wrong)[0]
+            raise TableError(
+                f"{table_path}: config {c}, seed {seeds[s]}, kind {kind}, budget {rungs[r]} records compute "
+                f"{compute[c, s, k, r]:g}, but {mode} mode executes {expected[r]}: hand-edited or from another build"
+            )
     done = rows.all(axis=3)
     if (rows.any(axis=3) & ~done).any():
         c, s, k = np.argwhere(rows.any(axis=3) & ~done)[0]
