@@ -54,9 +54,10 @@ from optuna_dashboard import get_note, save_note, save_plotly_graph_object
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 from optuna_dashboard._note import note_ver_key, split_body
 
-from budgetopt.pruners import ATTR_BRACKET, ATTR_DECISIONS, STUDY_ATTR_LADDER
-from budgetopt.run import (
+from budgetopt.attrs import (
+    ATTR_BRACKET,
     ATTR_COMPUTE,
+    ATTR_DECISIONS,
     ATTR_ENDED,
     ATTR_GRAD_NORMS,
     ATTR_LR_TRACE,
@@ -64,12 +65,12 @@ from budgetopt.run import (
     ATTR_PLAN,
     ATTR_PROFILE,
     ATTR_RUNG_VALUES,
-    COOLDOWN,
-    MODES,
-    BudgetedRun,
+    STUDY_ATTR_LADDER,
+    retried_numbers,
 )
+from budgetopt.modes import COOLDOWN, MODES, mode_with
+from budgetopt.run import BudgetedRun
 from budgetopt.schedules import PROFILES
-from budgetopt.workers import retried_numbers
 
 GRAPH_LR_PROFILES = "budgetopt-lr-profiles"
 GRAPH_RUNG_VALUES = "budgetopt-rung-values"
@@ -446,7 +447,8 @@ def mode_schedules(
         model = torch.nn.Linear(1, 1, bias=False)
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
         run = BudgetedRun(
-            scaled, model, optimizer, mode=mode, profile=profile, warmup=warmup // scale, cooldown=cooldown, **profile_params
+            scaled, model, optimizer, mode=mode, profile=profile, warmup=warmup // scale,
+            **mode_with(mode, cooldown=cooldown).options(), **profile_params,
         )
         total = sum(scaled)
         x: list[float] = []

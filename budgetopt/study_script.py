@@ -109,6 +109,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from budgetopt.attrs import ATTR_SEED, ATTR_TEST_VALUE
 from budgetopt.ladder import Ladder
 from budgetopt.run import BudgetedRun
 
@@ -126,8 +127,6 @@ CALLS = {
     "load_data": {"data_dir": None, "quick": False},
 }
 DIRECTIONS = ("maximize", "minimize")
-ATTR_SEED = "budgetopt.seed"
-ATTR_TEST_VALUE = "budgetopt.test_value"
 
 
 class StudyScriptError(ValueError):
@@ -311,14 +310,14 @@ def _as_script(script: StudyScript | str | Path) -> StudyScript:
 def _train(script: StudyScript, run: BudgetedRun, params: dict, data: Any, seed: int, device: torch.device | str) -> None:
     """Train ``run`` over its budgets and report each budget's validation score.
 
-    Restart mode also restarts the batch order, so that the model of each budget is
-    exactly a fresh run of that budget (the paper's independent runs); the other modes
-    go on through one stream of batches.
+    A mode that restores the initial state before each budget (restart) also restarts the
+    batch order, so that the model of each budget is exactly a fresh run of that budget
+    (the paper's independent runs); the other modes go on through one stream of batches.
     """
     module, model, optimizer = script.module, run.model, run.optimizer
     stream = None
     for segment in run.segments():
-        if stream is None or run.mode == "restart":
+        if stream is None or run.mode_object.keeps == "initial":
             stream = iter(module.batches(data, seed, device))
         model.train()
         for _ in segment:

@@ -72,12 +72,18 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from budgetopt.pruners import STUDY_ATTR_LADDER, BudgetPruner
-from budgetopt.run import ATTR_COMPUTE, ATTR_ENDED, ATTR_SNAPSHOT
+from budgetopt.attrs import (
+    ATTR_COMPUTE,
+    ATTR_ENDED,
+    ATTR_SNAPSHOT,
+    ATTR_WORKER,
+    STUDY_ATTR_LADDER,
+    STUDY_ATTR_SETUP,
+    compute_spent,
+    fresh_trial_count,
+)
+from budgetopt.pruners import BudgetPruner
 from budgetopt.samplers import BudgetSampler
-
-ATTR_WORKER = "budgetopt.worker"  # {host, pid, device} of the process that ran the trial
-STUDY_ATTR_SETUP = "budgetopt.setup"  # {script, mode} every worker of the study must share
 
 LAUNCH_LABEL = "BUDGETOPT_WORKER_LABEL"  # set by launch: "worker K (GPU G)"
 _ADVISORY_NAMESPACE = 0x62756467  # "budg": the first key of budgetopt's PostgreSQL advisory locks
@@ -88,23 +94,6 @@ class RepeatedTrialError(RuntimeError):
 
 
 # -- the study's budget ---------------------------------------------------------------------
-
-
-def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
-    """Numbers of the trials that were re-queued: a later trial is their retry."""
-    return {n for t in trials for n in t.system_attrs.get("retry_history", ())}
-
-
-def fresh_trial_count(trials: Sequence[FrozenTrial]) -> int:
-    """The study's trials, a retry of a dead worker's trial not counted again."""
-    return sum("failed_trial" not in t.system_attrs for t in trials)
-
-
-def compute_spent(trials: Sequence[FrozenTrial]) -> int:
-    """Iterations executed by the study's trials (``budgetopt.compute``), each retried
-    trial once: its retry carries the work of the attempts before it."""
-    retried = retried_numbers(trials)
-    return sum(int(t.user_attrs.get(ATTR_COMPUTE, 0)) for t in trials if t.number not in retried)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -261,23 +261,6 @@ def test_mode_schedules_draw_a_large_ladder_scaled_down():
     assert len(x) < 1000 and max(y) == 1 and min(y) == 0
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        dict(mode="restart"),
-        dict(mode="branch", cooldown=0.1, warmup=2),
-        dict(mode="restart", profile="poly", power=3.0),
-        dict(mode="continue", profile="cosine", warmup=5),
-    ],
-)
-def test_profile_label_written_by_budgeted_run_reads_back(kwargs):
-    model = torch.nn.Linear(1, 1, bias=False)
-    run = budgetopt.BudgetedRun([20, 60], model, torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
-    expected = {k: v for k, v in kwargs.items() if k != "mode"}
-    expected.setdefault("profile", "linear")
-    assert dashboard.schedule_of_label(run._profile_label()) == expected
-
-
 def test_trial_note_summarizes_lr_trace_and_grad_norms():
     study = optuna.create_study(direction="maximize", pruner=budgetopt.BudgetPruner(3, 27, 3))
 

@@ -8,8 +8,12 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
+
+if TYPE_CHECKING:
+    from budgetopt.modes import Mode
 
 from budgetopt.cli._common import CommandError, _command, _safe_url, open_storage, say
 from budgetopt.cli.errors import classify, one_line
@@ -17,7 +21,7 @@ from budgetopt.cli.errors import classify, one_line
 
 def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options ``worker`` and ``launch`` share (``launch`` hands them to each worker)."""
-    from budgetopt.run import COOLDOWN, MODES
+    from budgetopt.modes import COOLDOWN, MODES
 
     options.add_argument("script", help="a built-in study script (digits, fashion_mnist, cifar10) or a .py file")
     options.add_argument(
@@ -147,6 +151,7 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     grace = 2 * heartbeat if args.grace_period is None else check_iterations(args.grace_period, "--grace-period (seconds)")
     brackets = int(args.brackets) if args.brackets.isdigit() else args.brackets
     check_fraction(args.cooldown, "--cooldown")
+    mode = _mode(args)
     script = load_study_script(args.script)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise CommandError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
@@ -174,21 +179,28 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     try:
         study = workers.join_study(
             storage, args.study, direction=script.direction, pruner=pruner,
-            setup=_worker_study_setup(script.name, args.mode, args.cooldown), create=args.create,
+            setup=_worker_study_setup(script.name, mode), create=args.create,
         )
     except Exception:
         if new_directory:
             with contextlib.suppress(OSError):
                 Path(snapshots).rmdir()
         raise
-    return {"script": script, "data": data, "budget": budget, "store": store, "snapshots": snapshots,
+    return {"script": script, "mode": mode, "data": data, "budget": budget, "store": store, "snapshots": snapshots,
             "retry": retry, "heartbeat": heartbeat, "study": study}
 
 
-def _worker_study_setup(script: str, mode: str, cooldown: float) -> dict:
-    """What every worker of a study must share: the script and mode, and in branch mode
-    the cooldown."""
-    return {"script": script, "mode": mode} | ({"cooldown": cooldown} if mode == "branch" else {})
+def _mode(args: argparse.Namespace) -> Mode:
+    """The workers' mode; ``--cooldown`` is branch mode's (the others have none)."""
+    from budgetopt.modes import mode_with
+
+    return mode_with(args.mode, cooldown=args.cooldown)
+
+
+def _worker_study_setup(script: str, mode: Mode) -> dict:
+    """What every worker of a study must share: the script and mode, and the mode's
+    option (branch: the cooldown)."""
+    return {"script": script, "mode": mode.name} | mode.options()
 
 
 def _open_shared_storage(url: str, rdb_options: dict) -> optuna.storages.BaseStorage:
@@ -239,9 +251,10 @@ def _run_worker(args: argparse.Namespace) -> int:
     device = _check_device(args.device)
     setup = _worker_setup(args, load_data=True)
     script, study = setup["script"], setup["study"]
+    mode = setup["mode"]
     objective = make_objective(
-        script, mode=args.mode, device=device, seed=args.seed, data=setup["data"],
-        snapshot_store=setup["store"], progress_seconds=setup["heartbeat"], cooldown=args.cooldown,
+        script, mode=mode.name, device=device, seed=args.seed, data=setup["data"],
+        snapshot_store=setup["store"], progress_seconds=setup["heartbeat"], **mode.options(),
     )
     identity = workers.worker_identity(device)
     label = os.environ.get(workers.LAUNCH_LABEL)
