@@ -109,6 +109,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from budgetopt._messages import typed_line
 from budgetopt.attrs import ATTR_SEED, ATTR_TEST_VALUE
 from budgetopt.ladder import Ladder
 from budgetopt.run import BudgetedRun
@@ -248,7 +249,7 @@ def _import_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as error:
         del sys.modules[module_name]
-        raise StudyScriptError(f"study script {path} failed to import: {_one_line(error)}") from None
+        raise StudyScriptError(f"study script {path} failed to import: {typed_line(error)}") from None
     _SCRIPT_FILES.add(os.path.abspath(path))
     return module
 
@@ -293,11 +294,6 @@ def _ladder(path: Path, attr: str, value: object) -> Ladder:
         return Ladder(*value)
     except (TypeError, ValueError) as error:
         raise StudyScriptError(f"study script {path}: {attr} {tuple(value)!r} is not a ladder: {error}") from None
-
-
-def _one_line(error: BaseException) -> str:
-    message = " ".join(str(error).split())
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _as_script(script: StudyScript | str | Path) -> StudyScript:

@@ -16,13 +16,12 @@ from optuna.trial import TrialState
 from budgetopt.attrs import ATTR_COMPUTE, ATTR_ENDED, ATTR_MODE, ATTR_RESUMED, ATTR_SCHEDULE, ATTR_SEED, ATTR_SNAPSHOT
 from budgetopt.cli import build_parser, main
 from budgetopt.cli.workers import _worker_argv
+from budgetopt.storage import default_snapshot_location, open_snapshot_store
 from budgetopt.workers import (
     ATTR_WORKER,
     RetryStaleTrial,
     compute_spent,
-    default_snapshot_location,
     fresh_trial_count,
-    open_snapshot_store,
 )
 
 from test_multiprocess import check_study_is_consistent
