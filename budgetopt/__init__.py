@@ -5,6 +5,7 @@ zero at that budget (Li, Yumer & Ramanan, "Budgeted Training", ICLR 2020), so th
 successive halving compares models converged for their budget.
 """
 
+from budgetopt import studies  # noqa: F401  (registers the built-in study scripts by name)
 from budgetopt._torchvision import ensure_torchvision, repair_torchvision_ops
 from budgetopt.ladder import Bracket, Ladder
 from budgetopt.modes import MODES

@@ -98,10 +98,9 @@ import importlib.util
 import inspect
 import itertools
 import os
-import pkgutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -145,11 +144,21 @@ def script_files() -> frozenset[str]:
     return frozenset(_SCRIPT_FILES)
 
 
-def builtin_studies() -> tuple[str, ...]:
-    """Names of the study scripts that come with budgetopt (``budgetopt/studies/*.py``)."""
-    import budgetopt.studies
+# The study scripts known by name: name -> importable module. budgetopt's own register
+# themselves (budgetopt/studies/__init__.py, imported by ``import budgetopt``): the
+# registry lives with the studies, and this protocol does not import them.
+_NAMED: dict[str, str] = {}
 
-    return tuple(sorted(m.name for m in pkgutil.iter_modules(budgetopt.studies.__path__) if not m.name.startswith("_")))
+
+def register_studies(modules: Mapping[str, str]) -> None:
+    """Make study scripts loadable by name: ``{name: importable module name}``."""
+    _NAMED.update(modules)
+
+
+def builtin_studies() -> tuple[str, ...]:
+    """Names of the study scripts that load by name: those that come with budgetopt
+    (``budgetopt/studies/*.py``), and any :func:`register_studies` added."""
+    return tuple(sorted(_NAMED))
 
 
 @dataclass
@@ -233,7 +242,7 @@ def load_study_script(name_or_path: str | Path) -> StudyScript:
             raise StudyScriptError(
                 f"unknown study {text!r}: the built-in studies are {', '.join(known)}; or give the path of a .py study script"
             )
-        module = importlib.import_module(f"budgetopt.studies.{name}")
+        module = importlib.import_module(_NAMED[name])
         path = Path(module.__file__)
     return _check(name, path, module)
 
