@@ -65,7 +65,7 @@ def test_demo_runs_a_live_study_and_replays_the_committed_table(capsys, tmp_path
     assert "Replayed on the committed table" in stdout
     for method in ("sha_step", "sha_cosine", "restart", "branch", "tpe"):
         assert f"\n{method} " in stdout
-    assert "at 30 full budgets (regret" in stdout  # a sentence per method against the baseline
+    assert "at 30 full budgets (selection regret" in stdout  # a sentence per method against the baseline
     assert f"dashboard: budgetopt dashboard sqlite:///{out / 'studies.db'}" in stdout
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{out / 'studies.db'}")
     rows = frontier(study)
