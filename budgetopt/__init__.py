@@ -5,10 +5,12 @@ zero at that budget (Li, Yumer & Ramanan, "Budgeted Training", ICLR 2020), so th
 successive halving compares models converged for their budget.
 """
 
+from budgetopt import studies  # noqa: F401  (registers the built-in study scripts by name)
 from budgetopt._torchvision import ensure_torchvision, repair_torchvision_ops
 from budgetopt.ladder import Bracket, Ladder
+from budgetopt.modes import MODES
 from budgetopt.pruners import BudgetPruner
-from budgetopt.run import MODES, BudgetedRun, Segment
+from budgetopt.run import BudgetedRun, Segment
 from budgetopt.samplers import BudgetSampler
 from budgetopt.schedules import (
     PROFILES,

@@ -11,12 +11,10 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from budgetopt.attrs import ATTR_BRACKET, ATTR_DECISIONS, ATTR_ENDED, STUDY_ATTR_LADDER
 from budgetopt.ladder import Bracket, Ladder
-from budgetopt.run import ATTR_ENDED
 
-ATTR_BRACKET = "budgetopt.bracket"
-ATTR_DECISIONS = "budgetopt.decisions"
-STUDY_ATTR_LADDER = "budgetopt.ladder"
+__all__ = ["ATTR_BRACKET", "ATTR_DECISIONS", "STUDY_ATTR_LADDER", "BudgetPruner"]
 
 
 class BudgetPruner(BasePruner):

@@ -1,41 +1,30 @@
-"""BudgetedRun: drives one trial's (or one plain training's) optimizer across its budgets."""
+"""BudgetedRun: drives one trial's (or one plain training's) optimizer across its budgets.
+
+What each mode executes is its mode object's (:mod:`budgetopt.modes`); what the run
+reads from and writes to its Optuna trial is :mod:`budgetopt.trial_io`'s.
+"""
 
 from __future__ import annotations
 
 import array
-import io
 import math
-import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from budgetopt._validation import check_choice, check_fraction, check_iterations, is_real
+from budgetopt._validation import check_iterations, is_real
 from budgetopt.ladder import Ladder
-from budgetopt.modes import COOLDOWN, MODES, cooldown_iterations
-from budgetopt.schedules import BudgetScheduler, _check_optimizer, check_warmup, get_profile
+from budgetopt.modes import MODES, Phase, get_mode
+from budgetopt.schedules import BudgetScheduler, check_optimizer, check_warmup, get_profile
+from budgetopt.trial_io import TrialIO, plan_of
 
 if TYPE_CHECKING:
     import optuna
 
     from budgetopt.integration.dataloader import LoaderStream
 
-
-# User-attr keys: optuna-dashboard shows user attrs, not system attrs.
-ATTR_MODE = "budgetopt.mode"
-ATTR_PLAN = "budgetopt.plan"
-ATTR_PROFILE = "budgetopt.profile"
-ATTR_RUNG_VALUES = "budgetopt.rung_values"
-ATTR_COMPUTE = "budgetopt.compute"
-ATTR_ENDED = "budgetopt.ended"
-ATTR_LR_TRACE = "budgetopt.lr_trace"
-ATTR_GRAD_NORMS = "budgetopt.grad_norms"
-ATTR_SNAPSHOT = "budgetopt.snapshot"
-ATTR_RESUMED = "budgetopt.resumed"
-
-_TRACE_POINTS = 200  # learning-rate trace points kept in a trial's user attrs
+__all__ = ["MODES", "BudgetedRun", "Segment"]
 
 
 def _clone(obj: Any, device: torch.device | str | None) -> Any:
@@ -73,12 +62,14 @@ class Segment:
 
     def __iter__(self) -> Iterator[int]:
         run = self.run
-        for phase in run._phases(self):
-            if isinstance(phase, str):  # a snapshot point between phases
-                run._snapshot_trunk()
-                continue
-            scheduler, start, stop = phase
-            for t in range(start, stop):
+        plan = run.mode_object.segment(run.budgets, self.index, run.warmup)
+        if plan.restore is not None:
+            run._restore_kept(plan.restore)
+        for phase in plan.phases:
+            if phase.snapshot_before:
+                run._keep_trunk()
+            scheduler = run._scheduler(phase)  # built right before its phase: it sets the rate of its first step
+            for t in range(phase.start, phase.stop):
                 run._lr_trace.append(run.optimizer.param_groups[0]["lr"])
                 yield t
                 self.compute += 1
@@ -195,19 +186,27 @@ class BudgetedRun:
             ``"linear"``); in branch mode, the shape of each cooldown.
         warmup: linear warmup iterations at the start of training (restart: of every
             budget), smaller than the first budget (branch: than its trunk).
-        cooldown: branch mode's cooldown fraction of each budget, in (0, 1].
+        cooldown: branch mode's cooldown fraction of each budget, in (0, 1] (default
+            0.2); another mode has none (a ValueError).
         snapshot_device: where state snapshots are kept: None (default) for the
             tensors' own device, or e.g. ``"cpu"`` to spare accelerator memory.
         grad_norm_every: record the gradient norm every this many iterations and at the
             last iteration of every budget (None: never). Each record costs a device sync.
         loss_check_every: how often a loss tensor given to :meth:`record_loss` is checked
             for NaN/inf (each check is a device sync; float losses are checked at once).
+        snapshot_store: an Optuna artifact store (with a trial): after each promoted
+            rung a snapshot that a retry of the trial resumes from (:mod:`budgetopt.trial_io`).
+        progress_seconds: with a trial, how often the compute so far is recorded.
         horizon_exponent: ``beta >= 0``, restart mode only: budget ``B`` trains at the peak
             rate times ``(B_max / B) ** beta`` (``B_max`` the last budget, whose rate is
             unchanged). The optimal peak rate falls with the horizon roughly as
             ``B ** -beta`` (beta about 0.3-0.5 in recent work); 0 (default) keeps one
             peak rate for every budget, as the paper does.
         **profile_params: the profile's parameters (e.g. ``power`` for ``poly``).
+
+    ``mode_object`` is the mode as an object (:mod:`budgetopt.modes`: the phases each
+    budget executes, its compute); ``schedule`` the schedule as data, recorded in the
+    trial's user attr ``budgetopt.schedule``.
     """
 
     def __init__(
@@ -220,7 +219,7 @@ class BudgetedRun:
         mode: str = "restart",
         profile: str = "linear",
         warmup: int = 0,
-        cooldown: float = COOLDOWN,
+        cooldown: float | None = None,
         snapshot_device: torch.device | str | None = None,
         grad_norm_every: int | None = None,
         loss_check_every: int = 25,
@@ -229,15 +228,13 @@ class BudgetedRun:
         horizon_exponent: float = 0.0,
         **profile_params: object,
     ) -> None:
-        self.mode = check_choice(mode, "mode", MODES)
-        if not is_real(horizon_exponent) or not horizon_exponent >= 0:
-            raise ValueError(f"horizon_exponent must be a number >= 0, got {horizon_exponent!r}")
-        if horizon_exponent and mode != "restart":
-            raise ValueError(f"horizon_exponent needs mode='restart' (one peak rate per budget), got mode={mode!r}")
+        self.mode_object = get_mode(mode, cooldown=cooldown, horizon_exponent=horizon_exponent)
+        self.mode = self.mode_object.name
         self.horizon_exponent = float(horizon_exponent)
+        self.cooldown: float | None = getattr(self.mode_object, "cooldown", None)  # branch mode's, None in the others
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        _check_optimizer(optimizer)
+        check_optimizer(optimizer)
         get_profile(profile, **profile_params)
         self.trial = source if _is_trial(source) else None
         if self.trial is None:
@@ -245,17 +242,15 @@ class BudgetedRun:
                 raise TypeError("give budgets either as the first argument or as budgets=, not both")
             budgets = source
         elif budgets is None:
-            budgets = _plan_of(self.trial)
+            budgets = plan_of(self.trial)
         self.budgets = _check_budgets(budgets)
         self.model = model
         self.optimizer = optimizer
         self.profile = profile
         self.profile_params = profile_params
-        self.cooldown = check_fraction(cooldown, "cooldown")
-        if mode == "branch":
-            self.warmup = check_warmup(warmup, self._trunk_end(0), what="the first trunk (first budget minus its cooldown)")
-        else:
-            self.warmup = check_warmup(warmup, self.budgets[0], what="the first budget")
+        limit, what = self.mode_object.warmup_limit(self.budgets)
+        self.warmup = check_warmup(warmup, limit, what=what)
+        self.schedule = self.mode_object.schedule(profile, profile_params, self.warmup)
         self.snapshot_device = snapshot_device
         self.grad_norm_every = None if grad_norm_every is None else check_iterations(grad_norm_every, "grad_norm_every")
         self.loss_check_every = check_iterations(loss_check_every, "loss_check_every")
@@ -273,26 +268,20 @@ class BudgetedRun:
         self._lr_trace = array.array("d")
         self._loss_sum: torch.Tensor | float = 0.0
         self._loss_count = 0
-        self._trunk_pos = 0
         self._trunk: dict | None = None
-        self._continue_scheduler: BudgetScheduler | None = None
+        self._shared_scheduler: BudgetScheduler | None = None
         self._next_segment = 0
-        self._snapshot_id: str | None = None
-        self._progress_at = time.monotonic()
         self._stream: LoaderStream | None = None  # Segment.batches' data stream
         for group in optimizer.param_groups:
             group["initial_lr"] = group["lr"]
         self._peak_lrs = [group["lr"] for group in optimizer.param_groups]
-        self._initial = self._state() if mode == "restart" and len(self.budgets) > 1 else None
-        if self.trial is not None:
-            retry = ATTR_PLAN in self.trial.user_attrs  # copied from an attempt that got this far
-            self._set_attrs(trial_attrs_for_plan(mode, self.budgets, self._profile_label()))
-            if snapshot_store is not None and ATTR_SNAPSHOT in self.trial.user_attrs:
-                self._resume(self.trial.user_attrs[ATTR_SNAPSHOT])
-            elif retry:
-                # A retry whose failed attempt died before its first rung snapshot: it
-                # trains from zero, and the work that attempt lost still counts as compute.
-                self._count_lost_work(None, 0)
+        keeps_initial = self.mode_object.keeps == "initial" and len(self.budgets) > 1
+        self._initial = self._state() if keeps_initial else None
+        self._io = None if self.trial is None else TrialIO(self.trial, snapshot_store, progress_seconds)
+        if self._io is not None:
+            record, self.compute = self._io.start(self.mode, self.budgets, self.schedule)
+            if record is not None:
+                self._resume(record)
 
     # -- public -------------------------------------------------------------------------
 
@@ -333,54 +322,25 @@ class BudgetedRun:
 
     # -- segments -----------------------------------------------------------------------
 
-    def _trunk_end(self, index: int) -> int:
-        budget = self.budgets[index]
-        return budget - cooldown_iterations(budget, self.cooldown)
-
-    def _phases(self, segment: Segment) -> Iterator[tuple[BudgetScheduler, int, int] | str]:
-        """The (scheduler, first t, stop t) runs of a segment; the string marks a trunk snapshot.
-
-        Schedulers are built lazily, right before their phase, so each sets the rate of
-        its first step from the optimizer's ``initial_lr`` (the peak).
-        """
-        k, budget = segment.index, segment.budget
-        if self.mode == "restart":
-            if k > 0 and self._initial is not None:
-                self._restore(self._initial)
-            if self.horizon_exponent:
-                scale = (self.budgets[-1] / budget) ** self.horizon_exponent
-                for group, peak in zip(self.optimizer.param_groups, self._peak_lrs):
-                    group["initial_lr"] = peak * scale
-            yield self._scheduler(budget, self.profile, self.warmup, self.profile_params), 0, budget
-        elif self.mode == "continue":
-            start = self.budgets[k - 1] if k > 0 else 0
-            if self._continue_scheduler is None:  # built at the first segment run in this process
-                self._continue_scheduler = self._scheduler(
-                    self.budgets[-1], self.profile, self.warmup, self.profile_params, last_epoch=start - 1
-                )
-            yield self._continue_scheduler, start, budget
-        else:
-            if self._trunk is not None:
-                self._restore(self._trunk)
-            trunk_end = self._trunk_end(k)
-            if trunk_end > self._trunk_pos:
-                trunk = self._scheduler(trunk_end, "constant", self.warmup, {}, last_epoch=self._trunk_pos - 1)
-                yield trunk, self._trunk_pos, trunk_end
-                self._trunk_pos = trunk_end
-            if k < len(self.budgets) - 1:
-                yield "snapshot"
-            cooldown = self._scheduler(budget - trunk_end, self.profile, 0, self.profile_params)
-            yield cooldown, trunk_end, budget
-
-    def _scheduler(self, budget: int, profile: str, warmup: int, params: dict, last_epoch: int = -1) -> BudgetScheduler:
-        return BudgetScheduler(self.optimizer, budget, profile, warmup=warmup, last_epoch=last_epoch, **params)
+    def _scheduler(self, phase: Phase) -> BudgetScheduler:
+        """The scheduler of ``phase``, at its first step (a shared one is built once)."""
+        if phase.shared and self._shared_scheduler is not None:
+            return self._shared_scheduler
+        if phase.peak_scale is not None:
+            for group, peak in zip(self.optimizer.param_groups, self._peak_lrs):
+                group["initial_lr"] = peak * phase.peak_scale
+        profile, params = (self.profile, self.profile_params) if phase.profile is None else (phase.profile, {})
+        scheduler = BudgetScheduler(
+            self.optimizer, phase.horizon, profile, warmup=phase.warmup, last_epoch=phase.start - phase.origin - 1, **params
+        )
+        if phase.shared:
+            self._shared_scheduler = scheduler
+        return scheduler
 
     def _after_step(self, segment: Segment, t: int, last: bool) -> bool:
         """Bookkeeping after the user's step ``t``; True when the run must stop (diverged)."""
-        if self.trial is not None and time.monotonic() - self._progress_at > self.progress_seconds:
-            # Progress in storage: if this worker dies, the retry knows the work it lost.
-            self._progress_at = time.monotonic()
-            self._set_attrs({ATTR_COMPUTE: self.compute})
+        if self._io is not None:
+            self._io.progress(self.compute)
         if self.grad_norm_every is not None and (last or (t + 1) % self.grad_norm_every == 0):
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
             if grads:
@@ -395,7 +355,7 @@ class BudgetedRun:
                 return True
         return False
 
-    # -- snapshots ----------------------------------------------------------------------
+    # -- state kept between budgets -------------------------------------------------------
 
     def _state(self) -> dict:
         return {
@@ -409,24 +369,23 @@ class BudgetedRun:
         # hand it a copy so that training never writes into the snapshot.
         self.optimizer.load_state_dict(_clone(state["optimizer"], None))
 
-    def _snapshot_trunk(self) -> None:
+    def _restore_kept(self, which: str) -> None:
+        kept = self._initial if which == "initial" else self._trunk
+        if kept is not None:
+            self._restore(kept)
+
+    def _keep_trunk(self) -> None:
         self._trunk = self._state()
         if self._stream is not None:  # Segment.batches rewinds its data here after the cooldown
             self._stream.bookmark()
 
-    # -- rung snapshots in an artifact store (crash recovery) -----------------------------
+    # -- rung snapshots (a retried trial resumes from the last one) -------------------------
 
-    def _save_snapshot(self, segment: Segment) -> None:
-        """After a promoted rung: what a retry needs to resume at the next budget.
-
-        Restart mode needs only the initial state, branch mode the trunk, continue mode
-        the current model and optimizer. The new snapshot is recorded in the trial's
-        user attrs before the previous one is removed, so a crash at any point leaves
-        one readable snapshot: at most one per trial (two while writing).
-        """
-        if self.snapshot_store is None:
-            return
-        state = {
+    def _snapshot_state(self, segment: Segment) -> dict:
+        """What a retry needs to resume at the next budget: the mode's kept state (restart:
+        the initial state, branch: the trunk, continue: the current model and optimizer)
+        and the run's records."""
+        return {
             "next_segment": segment.index + 1,
             "budget": segment.budget,
             "compute": self.compute,
@@ -434,74 +393,30 @@ class BudgetedRun:
             "segment_compute": self.segment_compute,
             "lr_trace": self.lr_trace,
             "grad_norms": self.grad_norms,
-            "trunk_pos": self._trunk_pos,
             "initial": self._initial,
             "trunk": self._trunk,
-            "current": self._state() if self.mode == "continue" else None,
+            "current": self._state() if self.mode_object.resumes_from == "current" else None,
         }
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        buffer.seek(0)
-        snapshot_id = f"budgetopt-{uuid.uuid4()}"
-        self.snapshot_store.write(snapshot_id, buffer)
-        self._set_attrs({ATTR_SNAPSHOT: {"id": snapshot_id, "budget": segment.budget, "compute": self.compute}})
-        self._remove_snapshot()
-        self._snapshot_id = snapshot_id
-
-    def _remove_snapshot(self) -> None:
-        if self._snapshot_id is not None and self.snapshot_store is not None:
-            try:
-                self.snapshot_store.remove(self._snapshot_id)
-            except Exception:  # already gone (removed by hand, or a store that lost it): nothing to free
-                pass
-            self._snapshot_id = None
 
     def _resume(self, record: dict) -> None:
         """Continue a retried trial from the rung snapshot its failed attempt left."""
-        recorded_compute = self.trial.user_attrs.get(ATTR_COMPUTE, record["compute"])
+        assert self._io is not None
         try:
-            with self.snapshot_store.open_reader(record["id"]) as reader:
-                state = torch.load(io.BytesIO(reader.read()), map_location="cpu", weights_only=True)
+            state = self._io.read_snapshot(record)
             if self._initial is not None and state["initial"] is not None:
                 self._initial = state["initial"]
             if state["current"] is not None:
                 self._restore(state["current"])
         except Exception as error:  # unreadable, corrupted or mismatched: train from zero, say why
-            self.compute = recorded_compute  # the lost attempts' work still counts
-            self._set_attrs(
-                {
-                    ATTR_RESUMED: f"snapshot {record['id']} unusable ({type(error).__name__}: {error}); trained from zero",
-                    ATTR_COMPUTE: self.compute,
-                }
-            )
+            self.compute = self._io.resume_failed(record, error)
             return
-        self._snapshot_id = record["id"]
         self._next_segment = state["next_segment"]
         self.rung_values = dict(state["rung_values"])
         self.segment_compute = dict(state["segment_compute"])
         self._lr_trace = array.array("d", state["lr_trace"])
         self.grad_norms = [tuple(g) for g in state["grad_norms"]]
-        self._trunk_pos = state["trunk_pos"]
         self._trunk = state["trunk"]
-        frozen = self.trial.study._storage.get_trial(self.trial._trial_id)
-        for budget, value in self.rung_values.items():
-            if budget not in frozen.intermediate_values:
-                self.trial.report(value, step=budget)
-        self._count_lost_work(state["budget"], state["compute"])
-
-    def _count_lost_work(self, budget: int | None, saved_compute: int) -> None:
-        """Start a retry's compute at the work its failed attempt did: ``saved_compute``
-        (kept in the snapshot of ``budget``; None: no snapshot) plus the work done after
-        it and lost with the worker, known from the attempt's last progress record."""
-        lost = max(0, int(self.trial.user_attrs.get(ATTR_COMPUTE, saved_compute)) - saved_compute)
-        self.compute = saved_compute + lost
-        frozen = self.trial.study._storage.get_trial(self.trial._trial_id)
-        self._set_attrs(
-            {
-                ATTR_RESUMED: {"from_trial": frozen.system_attrs.get("failed_trial"), "budget": budget, "lost_compute": lost},
-                ATTR_COMPUTE: self.compute,
-            }
-        )
+        self.compute = self._io.resumed(record, self.rung_values, state["budget"], state["compute"])
 
     # -- reports ------------------------------------------------------------------------
 
@@ -524,64 +439,22 @@ class BudgetedRun:
             self.rung_values[budget] = value
             if budget == self.budgets[-1]:
                 self.ended = f"completed at budget {budget}"
-        if self.trial is None:
+        if self._io is None:
             return
         import optuna
 
-        self._set_attrs(trial_attrs_for_rung(self.rung_values, self.compute))
+        self._io.rung(self.rung_values, self.compute)
         if self.diverged is None:
-            self.trial.report(value, step=budget)
-            if self.ended is None and self.trial.should_prune():
+            self._io.trial.report(value, step=budget)
+            if self.ended is None and self._io.trial.should_prune():
                 self.ended = f"pruned at budget {budget}"
         if self.ended is None:
-            self._save_snapshot(segment)
+            if self.snapshot_store is not None:
+                self._io.save_snapshot(self._snapshot_state(segment), budget, self.compute)
         else:
-            self._remove_snapshot()
-            self._set_attrs(
-                {
-                    ATTR_ENDED: self.ended,
-                    ATTR_LR_TRACE: self._trace_summary(),
-                    **({ATTR_GRAD_NORMS: [list(g) for g in self.grad_norms[-_TRACE_POINTS:]]} if self.grad_norms else {}),
-                }
-            )
+            self._io.ended(self.ended, self._lr_trace, self.grad_norms)
             if not self.ended.startswith("completed"):
                 raise optuna.TrialPruned(self.ended)
-
-    def _trace_summary(self) -> list[list[float]]:
-        """At most ``_TRACE_POINTS`` (iteration, lr) pairs of the trace, evenly spaced."""
-        n = len(self._lr_trace)
-        stride = max(1, math.ceil(n / _TRACE_POINTS))
-        points = list(range(0, n, stride))
-        if n and points[-1] != n - 1:
-            points.append(n - 1)
-        return [[i, self._lr_trace[i]] for i in points]
-
-    def _profile_label(self) -> str:
-        params = ", ".join(f"{k}={v}" for k, v in self.profile_params.items())
-        label = f"{self.profile}({params})" if params else self.profile
-        if self.mode == "branch":
-            label = f"constant trunk + {label} cooldown over {self.cooldown:g} of each budget"
-        if self.warmup:
-            label += f", warmup {self.warmup}"
-        if self.horizon_exponent:
-            label += f", peak rate x (B_max/B)^{self.horizon_exponent:g}"
-        return label
-
-    def _set_attrs(self, attrs: dict) -> None:
-        for key, value in attrs.items():
-            self.trial.set_user_attr(key, value)
-
-
-def trial_attrs_for_plan(mode: str, budgets: Sequence[int], profile: str) -> dict:
-    """The user attrs a budget-aware trial records when it starts: its mode, plan and
-    schedule (what :class:`~budgetopt.BudgetSampler` and the dashboard read)."""
-    return {ATTR_MODE: mode, ATTR_PLAN: list(budgets), ATTR_PROFILE: profile}
-
-
-def trial_attrs_for_rung(rung_values: dict[int, float], compute: int) -> dict:
-    """The user attrs a trial records at each rung: every budget-converged value so far
-    and the compute spent."""
-    return {ATTR_RUNG_VALUES: {str(b): v for b, v in rung_values.items()}, ATTR_COMPUTE: compute}
 
 
 def _check_budgets(budgets: object) -> tuple[int, ...]:
@@ -593,19 +466,3 @@ def _check_budgets(budgets: object) -> tuple[int, ...]:
     if any(b >= c for b, c in zip(checked, checked[1:])):
         raise ValueError(f"budgets must be strictly increasing, got {list(checked)}")
     return checked
-
-
-def _plan_of(trial: optuna.trial.Trial) -> tuple[int, ...]:
-    """The budgets the study's BudgetPruner lets this trial reach."""
-    study = trial.study
-    if len(study.directions) > 1:
-        raise ValueError(
-            "BudgetedRun does not support multi-objective studies: Optuna's trial.report is single-objective"
-        )
-    plan = getattr(study.pruner, "plan", None)
-    if plan is None:
-        raise ValueError(
-            f"the trial's study has no BudgetPruner (its pruner is {type(study.pruner).__name__}) "
-            "and no budgets were given: pass budgets=[...] or use budgetopt.BudgetPruner"
-        )
-    return tuple(plan(study, trial))

@@ -13,10 +13,11 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from budgetopt.pruners import ATTR_BRACKET, BudgetPruner
-from budgetopt.run import ATTR_MODE, ATTR_PLAN, ATTR_RUNG_VALUES
+from budgetopt.attrs import ATTR_BRACKET, ATTR_FIT_BUDGET, ATTR_MODE, ATTR_PLAN, ATTR_RUNG_VALUES
+from budgetopt.modes import MODE_TYPES
+from budgetopt.pruners import BudgetPruner
 
-ATTR_FIT_BUDGET = "budgetopt.fit_budget"
+__all__ = ["ATTR_FIT_BUDGET", "BudgetSampler", "budget_observations"]
 
 
 class BudgetSampler(BaseSampler):
@@ -168,9 +169,11 @@ def budget_observations(trials: list[FrozenTrial]) -> dict[int, list[tuple[Froze
         rung_values = t.user_attrs.get(ATTR_RUNG_VALUES)
         if not rung_values or t.state == TrialState.FAIL:
             continue
-        horizon = str(t.user_attrs[ATTR_PLAN][-1]) if t.user_attrs.get(ATTR_MODE) == "continue" else None
+        mode = MODE_TYPES.get(t.user_attrs.get(ATTR_MODE))  # type: ignore[arg-type]
+        # None: every value is converged for its budget (a budget-aware mode, or no mode recorded)
+        converged = None if mode is None or mode.budget_aware else {str(b) for b in mode.converged(t.user_attrs[ATTR_PLAN])}
         for budget, value in rung_values.items():
-            if (horizon is None or budget == horizon) and value is not None and value == value:
+            if (converged is None or budget in converged) and value is not None and value == value:
                 observations.setdefault(int(budget), []).append((t, value))
     return observations
 

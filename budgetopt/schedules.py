@@ -160,7 +160,7 @@ def check_warmup(warmup: object, budget: int, name: str = "warmup", what: str = 
     return warmup
 
 
-def _check_optimizer(optimizer: object) -> None:
+def check_optimizer(optimizer: object) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     if not optimizer.param_groups:
@@ -174,7 +174,7 @@ class _ProfileScheduler(LRScheduler):
     _unsaved: tuple[str, ...] = ("_fn",)
 
     def __init__(self, optimizer: Optimizer, profile: str, warmup: int, last_epoch: int, profile_params: dict) -> None:
-        _check_optimizer(optimizer)
+        check_optimizer(optimizer)
         self._fn = get_profile(profile, **profile_params)
         self.profile = profile
         self.profile_params = profile_params

@@ -98,10 +98,9 @@ import importlib.util
 import inspect
 import itertools
 import os
-import pkgutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -109,6 +108,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from budgetopt._messages import typed_line
+from budgetopt.attrs import ATTR_SEED, ATTR_TEST_VALUE
 from budgetopt.ladder import Ladder
 from budgetopt.run import BudgetedRun
 
@@ -126,8 +127,6 @@ CALLS = {
     "load_data": {"data_dir": None, "quick": False},
 }
 DIRECTIONS = ("maximize", "minimize")
-ATTR_SEED = "budgetopt.seed"
-ATTR_TEST_VALUE = "budgetopt.test_value"
 
 
 class StudyScriptError(ValueError):
@@ -145,11 +144,21 @@ def script_files() -> frozenset[str]:
     return frozenset(_SCRIPT_FILES)
 
 
-def builtin_studies() -> tuple[str, ...]:
-    """Names of the study scripts that come with budgetopt (``budgetopt/studies/*.py``)."""
-    import budgetopt.studies
+# The study scripts known by name: name -> importable module. budgetopt's own register
+# themselves (budgetopt/studies/__init__.py, imported by ``import budgetopt``): the
+# registry lives with the studies, and this protocol does not import them.
+_NAMED: dict[str, str] = {}
 
-    return tuple(sorted(m.name for m in pkgutil.iter_modules(budgetopt.studies.__path__) if not m.name.startswith("_")))
+
+def register_studies(modules: Mapping[str, str]) -> None:
+    """Make study scripts loadable by name: ``{name: importable module name}``."""
+    _NAMED.update(modules)
+
+
+def builtin_studies() -> tuple[str, ...]:
+    """Names of the study scripts that load by name: those that come with budgetopt
+    (``budgetopt/studies/*.py``), and any :func:`register_studies` added."""
+    return tuple(sorted(_NAMED))
 
 
 @dataclass
@@ -233,7 +242,7 @@ def load_study_script(name_or_path: str | Path) -> StudyScript:
             raise StudyScriptError(
                 f"unknown study {text!r}: the built-in studies are {', '.join(known)}; or give the path of a .py study script"
             )
-        module = importlib.import_module(f"budgetopt.studies.{name}")
+        module = importlib.import_module(_NAMED[name])
         path = Path(module.__file__)
     return _check(name, path, module)
 
@@ -249,7 +258,7 @@ def _import_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as error:
         del sys.modules[module_name]
-        raise StudyScriptError(f"study script {path} failed to import: {_one_line(error)}") from None
+        raise StudyScriptError(f"study script {path} failed to import: {typed_line(error)}") from None
     _SCRIPT_FILES.add(os.path.abspath(path))
     return module
 
@@ -296,11 +305,6 @@ def _ladder(path: Path, attr: str, value: object) -> Ladder:
         raise StudyScriptError(f"study script {path}: {attr} {tuple(value)!r} is not a ladder: {error}") from None
 
 
-def _one_line(error: BaseException) -> str:
-    message = " ".join(str(error).split())
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
-
-
 def _as_script(script: StudyScript | str | Path) -> StudyScript:
     return script if isinstance(script, StudyScript) else load_study_script(script)
 
@@ -311,14 +315,14 @@ def _as_script(script: StudyScript | str | Path) -> StudyScript:
 def _train(script: StudyScript, run: BudgetedRun, params: dict, data: Any, seed: int, device: torch.device | str) -> None:
     """Train ``run`` over its budgets and report each budget's validation score.
 
-    Restart mode also restarts the batch order, so that the model of each budget is
-    exactly a fresh run of that budget (the paper's independent runs); the other modes
-    go on through one stream of batches.
+    A mode that restores the initial state before each budget (restart) also restarts the
+    batch order, so that the model of each budget is exactly a fresh run of that budget
+    (the paper's independent runs); the other modes go on through one stream of batches.
     """
     module, model, optimizer = script.module, run.model, run.optimizer
     stream = None
     for segment in run.segments():
-        if stream is None or run.mode == "restart":
+        if stream is None or run.mode_object.keeps == "initial":
             stream = iter(module.batches(data, seed, device))
         model.train()
         for _ in segment:

@@ -40,7 +40,7 @@ What is guaranteed, with every worker a budgetopt worker:
   ``max_repeated_errors`` trials in a row: then it stops with that error. A NaN/inf
   loss or value prunes the trial (:class:`~budgetopt.BudgetedRun`). Ctrl-C or SIGTERM
   fails the running trial and re-queues it, so it resumes elsewhere from its snapshot.
-- **Disk** (rung snapshots in an Optuna artifact store, :func:`open_snapshot_store`):
+- **Disk** (rung snapshots in an Optuna artifact store, :func:`budgetopt.storage.open_snapshot_store`):
   at most one snapshot per unfinished trial (two while one is written); a trial's
   snapshot is removed when it completes, is pruned, fails by an error, or its worker
   died once more than ``max_retry`` allows. A worker killed while writing one can
@@ -52,7 +52,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import io
 import os
 import re
 import signal
@@ -62,7 +61,6 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -72,12 +70,20 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from budgetopt.pruners import STUDY_ATTR_LADDER, BudgetPruner
-from budgetopt.run import ATTR_COMPUTE, ATTR_ENDED, ATTR_SNAPSHOT
+from budgetopt._messages import typed_line
+from budgetopt.attrs import (
+    ATTR_COMPUTE,
+    ATTR_ENDED,
+    ATTR_SNAPSHOT,
+    ATTR_WORKER,
+    STUDY_ATTR_LADDER,
+    STUDY_ATTR_SETUP,
+    compute_spent,
+    fresh_trial_count,
+)
+from budgetopt.pruners import BudgetPruner
 from budgetopt.samplers import BudgetSampler
-
-ATTR_WORKER = "budgetopt.worker"  # {host, pid, device} of the process that ran the trial
-STUDY_ATTR_SETUP = "budgetopt.setup"  # {script, mode} every worker of the study must share
+from budgetopt.storage import backend_of, lock_file_of
 
 LAUNCH_LABEL = "BUDGETOPT_WORKER_LABEL"  # set by launch: "worker K (GPU G)"
 _ADVISORY_NAMESPACE = 0x62756467  # "budg": the first key of budgetopt's PostgreSQL advisory locks
@@ -88,23 +94,6 @@ class RepeatedTrialError(RuntimeError):
 
 
 # -- the study's budget ---------------------------------------------------------------------
-
-
-def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
-    """Numbers of the trials that were re-queued: a later trial is their retry."""
-    return {n for t in trials for n in t.system_attrs.get("retry_history", ())}
-
-
-def fresh_trial_count(trials: Sequence[FrozenTrial]) -> int:
-    """The study's trials, a retry of a dead worker's trial not counted again."""
-    return sum("failed_trial" not in t.system_attrs for t in trials)
-
-
-def compute_spent(trials: Sequence[FrozenTrial]) -> int:
-    """Iterations executed by the study's trials (``budgetopt.compute``), each retried
-    trial once: its retry carries the work of the attempts before it."""
-    retried = retried_numbers(trials)
-    return sum(int(t.user_attrs.get(ATTR_COMPUTE, 0)) for t in trials if t.number not in retried)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,22 +119,6 @@ class StudyBudget:
 # -- the ask lock ---------------------------------------------------------------------------
 
 
-def _backend(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
-    # optuna.create_study wraps an RDBStorage in a private _CachedStorage; the lock needs the engine.
-    return getattr(storage, "_backend", storage) if type(storage).__name__ == "_CachedStorage" else storage
-
-
-def lock_file_of(storage: optuna.storages.BaseStorage) -> str | None:
-    """The file a SQLite database or a journal file lives in (None for other storages)."""
-    storage = _backend(storage)
-    if isinstance(storage, optuna.storages.RDBStorage) and storage.engine.dialect.name == "sqlite":
-        return storage.engine.url.database or None
-    backend = getattr(storage, "_backend", None)  # JournalStorage's log backend
-    if isinstance(backend, optuna.storages.journal.JournalFileBackend):
-        return backend._file_path  # no public accessor in Optuna 5
-    return None
-
-
 @contextlib.contextmanager
 def ask_lock(storage: optuna.storages.BaseStorage, study_id: int) -> Iterator[bool]:
     """Hold the study's ask lock (yields True), or nothing where the storage has none (False).
@@ -154,7 +127,7 @@ def ask_lock(storage: optuna.storages.BaseStorage, study_id: int) -> Iterator[bo
     at its end -- or by the server when the worker dies. SQLite and journal files:
     ``fcntl.flock`` on ``FILE.budgetopt-ask.lock``, released by the kernel likewise.
     """
-    backend = _backend(storage)
+    backend = backend_of(storage)
     if isinstance(backend, optuna.storages.RDBStorage) and backend.engine.dialect.name == "postgresql":
         import sqlalchemy
 
@@ -236,58 +209,6 @@ def _ladder_text(described: dict) -> str:
 
 
 # -- rung snapshots -------------------------------------------------------------------------
-
-
-def default_snapshot_location(storage_url: str) -> str:
-    """Beside a file storage: ``studies.db`` or ``studies.log`` -> ``studies.snapshots/``.
-    For a database server: ``budgetopt-snapshots/`` in the current directory (on several
-    machines, give a shared directory or an ``s3://`` / ``gs://`` bucket instead)."""
-    if "://" not in storage_url:
-        path = Path(storage_url)
-    elif storage_url.startswith("sqlite:///"):
-        path = Path(storage_url[len("sqlite:///") :].split("?", 1)[0])
-    else:
-        return "budgetopt-snapshots"
-    return str(path.with_suffix(".snapshots"))
-
-
-def open_snapshot_store(location: str) -> Any:
-    """The Optuna artifact store at ``location``, checked by writing and removing a probe.
-
-    ``location``: a directory or ``file://DIR`` (``FileSystemArtifactStore``, created when
-    missing), ``s3://BUCKET`` (``Boto3ArtifactStore``) or ``gs://BUCKET``
-    (``GCSArtifactStore``). Raises ValueError with a one-line reason.
-    """
-    from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore, GCSArtifactStore
-
-    scheme, _, rest = location.partition("://") if "://" in location else ("file", "", location)
-    if scheme == "file":
-        directory = Path(rest).expanduser()
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ValueError(f"snapshot directory {location} cannot be created: {error.strerror or error}") from None
-        store: Any = FileSystemArtifactStore(str(directory))
-        shown = f"snapshot directory {location}"
-    elif scheme in ("s3", "gs"):
-        bucket = rest.strip("/")
-        if not bucket or "/" in bucket:
-            raise ValueError(f"snapshots {location!r}: give a bucket, {scheme}://BUCKET (no prefix)")
-        try:
-            store = Boto3ArtifactStore(bucket) if scheme == "s3" else GCSArtifactStore(bucket)
-        except ImportError as error:
-            package = "boto3" if scheme == "s3" else "google-cloud-storage"
-            raise ValueError(f"snapshots in {scheme}:// need {package}: pip install {package} ({error})") from None
-        shown = f"snapshot bucket {location}"
-    else:
-        raise ValueError(f"snapshots must be a directory, file://DIR, s3://BUCKET or gs://BUCKET, got {location!r}")
-    probe = f"budgetopt-probe-{uuid.uuid4()}"
-    try:
-        store.write(probe, io.BytesIO(b"budgetopt"))
-        store.remove(probe)
-    except Exception as error:
-        raise ValueError(f"{shown} is not writable: {getattr(error, 'strerror', None) or _one_line(error)}") from None
-    return store
 
 
 def remove_snapshot(store: Any, trial: FrozenTrial) -> None:
@@ -449,7 +370,7 @@ def _run_objective(study, trial, objective, snapshot_store, requeue) -> tuple[Tr
             )
         raise
     except Exception as error:
-        text = _one_line(error)
+        text = typed_line(error)
         trial.set_user_attr(ATTR_ENDED, f"failed: {text}{_where(error)}")
         study.tell(trial, state=TrialState.FAIL)
         remove_snapshot(snapshot_store, study._storage.get_trial(trial._trial_id))
@@ -503,11 +424,6 @@ def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int, interval: in
     finally:
         stop.set()
         thread.join()
-
-
-def _one_line(error: BaseException) -> str:
-    message = " ".join(str(error).split())
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _where(error: BaseException) -> str:

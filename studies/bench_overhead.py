@@ -173,7 +173,7 @@ class Bench:
         for _ in range(reps):
             self.sync()
             start = self.clock()
-            run._snapshot_trunk()
+            run._keep_trunk()
             run._restore(run._trunk)
             self.sync()
             times.append(self.clock() - start)

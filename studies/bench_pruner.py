@@ -31,8 +31,8 @@ import torch
 from optuna.trial import TrialState
 
 import budgetopt
+from budgetopt.attrs import ATTR_MODE, ATTR_PLAN, ATTR_RUNG_VALUES
 from budgetopt.pruners import ATTR_BRACKET
-from budgetopt.run import ATTR_MODE, ATTR_PLAN, ATTR_RUNG_VALUES
 
 LADDER = dict(min_budget=1, max_budget=27, reduction_factor=3)
 RUNGS = budgetopt.Ladder(**LADDER).rungs

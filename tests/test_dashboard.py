@@ -75,7 +75,8 @@ def test_publish_writes_note_and_figures_that_optuna_dashboard_serves(study):
     trials = study.trials
     compute = sum(t.user_attrs["budgetopt.compute"] for t in trials)
     assert "rungs 3 → 9 → 27 iterations; reduction factor 3" in note
-    assert "**Mode** `restart` (20 trials)" in note
+    assert note.splitlines()[2].startswith("Budget-aware search: ")
+    assert "**Mode** `restart` (20 trials)" in note and "**Schedule**: linear (20 trials)" in note
     assert f"**Compute**: {compute:,} iterations spent" in note
     assert f"would have cost 20 × 27 = {20 * 27:,} iterations" in note
     best = study.best_trial
@@ -89,7 +90,7 @@ def test_publish_writes_note_and_figures_that_optuna_dashboard_serves(study):
     assert set(figures) == GRAPHS
     lr = figures[GRAPH_LR_PROFILES]
     assert {trace["name"] for trace in lr["data"] if trace.get("showlegend", True)} == {
-        "restart (this study)", "branch", "continue"
+        "restart (this study): linear", "branch: constant trunk + linear cooldown over 0.2 of each budget", "continue: linear"
     }
     rungs = figures[GRAPH_RUNG_VALUES]["data"]
     assert any(trace["name"].startswith("pruned") for trace in rungs)
@@ -261,23 +262,6 @@ def test_mode_schedules_draw_a_large_ladder_scaled_down():
     assert len(x) < 1000 and max(y) == 1 and min(y) == 0
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        dict(mode="restart"),
-        dict(mode="branch", cooldown=0.1, warmup=2),
-        dict(mode="restart", profile="poly", power=3.0),
-        dict(mode="continue", profile="cosine", warmup=5),
-    ],
-)
-def test_profile_label_written_by_budgeted_run_reads_back(kwargs):
-    model = torch.nn.Linear(1, 1, bias=False)
-    run = budgetopt.BudgetedRun([20, 60], model, torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
-    expected = {k: v for k, v in kwargs.items() if k != "mode"}
-    expected.setdefault("profile", "linear")
-    assert dashboard.schedule_of_label(run._profile_label()) == expected
-
-
 def test_trial_note_summarizes_lr_trace_and_grad_norms():
     study = optuna.create_study(direction="maximize", pruner=budgetopt.BudgetPruner(3, 27, 3))
 
@@ -295,7 +279,7 @@ def test_trial_note_summarizes_lr_trace_and_grad_norms():
 
     study.optimize(train, n_trials=1)
     note = dashboard.trial_note_markdown(study.trials[0])
-    assert "plan 3 → 9 → 27 iterations; compute 39" in note
+    assert "- mode `restart`, schedule linear; plan 3 → 9 → 27 iterations; compute 39" in note
     assert "- ended: completed at budget 27." in note
     assert "learning rate: peak 0.1" in note and "2 rise(s) back up" in note
     assert "gradient norm:" in note and "records in `budgetopt.grad_norms`" in note
@@ -316,7 +300,6 @@ def test_hyperband_brackets_are_described(tmp_path):
     study.optimize(objective, n_trials=12)
     note = dashboard.note_markdown(dashboard.summarize(study))
     assert "**Brackets**: 3 (Hyperband): bracket 0: 3 → 9 → 27 (9 per cycle); bracket 1: 9 → 27" in note
-
 
 
 def test_a_retried_attempt_is_counted_once_in_its_retry(tmp_path):
@@ -344,3 +327,92 @@ def test_a_retried_attempt_is_counted_once_in_its_retry(tmp_path):
     assert [t.number for t in summary.trials] == [1] and summary.retried == 1
     assert summary.compute == retry.user_attrs["budgetopt.compute"]
     assert "1 attempt(s) of dead workers retried" in dashboard.note_markdown(summary)
+
+
+# -- a baseline study is described as one -----------------------------------------------------
+
+
+def baseline_study(profile: str, pruner: optuna.pruners.BasePruner, n_trials: int = 6, mode: str = "continue"):
+    """A study of BudgetedRun trials in ``mode`` on one full-length ``profile`` schedule over
+    the ladder 3, 9, 27, judged by ``pruner`` (as ``compare`` and ``bench`` make them)."""
+    study = optuna.create_study(direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def train(trial):
+        lr = trial.suggest_float("lr", 1e-3, 1, log=True)
+        model = torch.nn.Linear(1, 1, bias=False)
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        run = budgetopt.BudgetedRun(trial, model, opt, budgets=[3, 9, 27], mode=mode, profile=profile)
+        for segment in run.segments():
+            for _ in segment:
+                opt.step()
+            segment.report(lr * segment.budget)
+        return run.value
+
+    study.optimize(train, n_trials=n_trials)
+    return study
+
+
+def test_a_continue_only_study_is_described_as_the_baseline_not_as_budget_aware():
+    study = baseline_study("step", optuna.pruners.SuccessiveHalvingPruner(min_resource=3, reduction_factor=3))
+    summary = dashboard.summarize(study)
+    assert summary.is_baseline
+    note = dashboard.note_markdown(summary)
+    assert "Budget-aware search" not in note and "decays to zero exactly there" not in note
+    opening = note.splitlines()[2]
+    assert opening.startswith("Baseline search, not budget-aware:")
+    assert "one full-length schedule" in opening and "judged at the rungs mid-schedule" in opening
+    assert "**Mode** `continue` (6 trials)" in note and "**Schedule**: step (6 trials)" in note
+    assert "baseline: full-length schedules judged mid-schedule" in dashboard.report_text(summary)
+
+
+def test_a_budget_aware_study_with_baseline_trials_says_both():
+    study = baseline_study("linear", budgetopt.BudgetPruner(3, 27, 3), n_trials=2)
+    optuna_study = baseline_study("linear", budgetopt.BudgetPruner(3, 27, 3), n_trials=3, mode="restart")
+    for trial in optuna_study.trials:
+        study.add_trial(trial)
+    summary = dashboard.summarize(study)
+    assert not summary.is_baseline
+    opening = dashboard.note_markdown(summary).splitlines()[2]
+    assert opening.startswith("Budget-aware search: ") and "2 baseline trial(s) train one full-length schedule" in opening
+
+
+def test_the_baseline_figure_draws_each_mode_with_its_own_schedule():
+    study = baseline_study("step", optuna.pruners.SuccessiveHalvingPruner(min_resource=3, reduction_factor=3))
+    figure = dashboard.lr_profile_figure(dashboard.summarize(study))
+    lines = {t.legendgroup: t for t in figure.data if t.mode == "lines"}
+    assert lines["continue"].name == "continue (this study): step"
+    assert lines["restart"].name == "restart: linear"
+    assert lines["branch"].name == "branch: constant trunk + linear cooldown over 0.2 of each budget"
+    # continue: the study's step schedule over 27 iterations (x0.1 from 50%, x0.01 from 75%)
+    rate = dict(zip(lines["continue"].x, lines["continue"].y))
+    assert [rate[t] for t in range(27)] == pytest.approx([1.0] * 14 + [0.1] * 7 + [0.01] * 6)
+    # restart: linear decay to 0 at each budget, not the study's step profile
+    x, y = list(lines["restart"].x), list(lines["restart"].y)
+    assert y[: x.index(3) + 1] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
+    # branch: a constant trunk then a linear cooldown
+    x, y = list(lines["branch"].x), list(lines["branch"].y)
+    assert y[: x.index(3) + 1] == pytest.approx([1.0, 1.0, 1.0, 0.0])
+
+
+def test_the_figure_draws_a_recorded_schedule_with_its_options():
+    study = optuna.create_study(direction="maximize", pruner=budgetopt.BudgetPruner(4, 16, 2))
+
+    def train(trial):
+        model = torch.nn.Linear(1, 1, bias=False)
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        run = budgetopt.BudgetedRun(trial, model, opt, mode="branch", cooldown=0.5)
+        for segment in run.segments():
+            for _ in segment:
+                opt.step()
+            segment.report(1.0)
+        return run.value
+
+    study.optimize(train, n_trials=1)
+    assert study.trials[0].user_attrs["budgetopt.schedule"] == {
+        "mode": "branch", "profile": "linear", "params": {}, "warmup": 0, "cooldown": 0.5, "horizon_exponent": 0.0
+    }
+    figure = dashboard.lr_profile_figure(dashboard.summarize(study))
+    branch = next(t for t in figure.data if t.mode == "lines" and t.legendgroup == "branch")
+    assert branch.name == "branch (this study): constant trunk + linear cooldown over 0.5 of each budget"
+    # budget 4 with cooldown 0.5: trunk 0-1, cooldown 1, 0.5, then 0 at the report
+    assert list(branch.y[:5]) == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.0])

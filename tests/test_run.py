@@ -377,8 +377,10 @@ def test_diverged_trial_is_pruned_with_its_reason():
             [10, 20], {"mode": "branch", "warmup": 8}, ValueError,
             r"warmup must be smaller than the first trunk .*\(8 iterations\), got 8",
         ),
-        ([10], {"cooldown": 0}, ValueError, r"cooldown must be in \(0, 1\], got 0"),
-        ([10], {"cooldown": 1.5}, ValueError, r"cooldown must be in \(0, 1\], got 1\.5"),
+        ([10], {"mode": "branch", "cooldown": 0}, ValueError, r"cooldown must be in \(0, 1\], got 0"),
+        ([10], {"mode": "branch", "cooldown": 1.5}, ValueError, r"cooldown must be in \(0, 1\], got 1\.5"),
+        ([10], {"mode": "restart", "cooldown": 0.2}, ValueError, r"cooldown is branch mode's .* got it with mode='restart'"),
+        ([10], {"mode": "continue", "cooldown": 0.2}, ValueError, r"cooldown is branch mode's .* got it with mode='continue'"),
         ([10], {"profile": "linaer"}, ValueError, r"profile must be one of .*; got 'linaer'"),
         ([10], {"profile": "poly", "power": -1}, ValueError, r"power must be a number > 0, got -1"),
         ([10], {"grad_norm_every": 0}, ValueError, r"grad_norm_every must be an integer >= 1, got 0"),
@@ -447,7 +449,7 @@ def test_reporting_a_tensor_records_its_value():
 def test_counted_compute_at_every_budget_equals_the_modes_formula(mode, budgets, cooldown):
     from budgetopt.modes import compute
 
-    run = BudgetedRun(budgets, *make(), mode=mode, cooldown=cooldown)
+    run = BudgetedRun(budgets, *make(), mode=mode, **({"cooldown": cooldown} if mode == "branch" else {}))
     counted = []
     for segment in run.segments():
         for t in segment:

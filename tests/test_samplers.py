@@ -5,8 +5,8 @@ import pytest
 from optuna.trial import TrialState
 
 import budgetopt
+from budgetopt.attrs import ATTR_MODE, ATTR_PLAN, ATTR_RUNG_VALUES
 from budgetopt.pruners import ATTR_BRACKET
-from budgetopt.run import ATTR_MODE, ATTR_PLAN, ATTR_RUNG_VALUES
 from budgetopt.samplers import ATTR_FIT_BUDGET
 
 from synthetic import make_study, objective

@@ -10,7 +10,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 import budgetopt
-from budgetopt.run import ATTR_RESUMED, ATTR_SNAPSHOT
+from budgetopt.attrs import ATTR_RESUMED, ATTR_SNAPSHOT
 
 X = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
 Y = X.sum(1, keepdim=True)

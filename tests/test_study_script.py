@@ -11,9 +11,8 @@ import torch
 
 import budgetopt  # noqa: F401  (repairs torchvision before timm is imported)
 from budgetopt import BudgetPruner, study_script
+from budgetopt.attrs import ATTR_SEED, ATTR_TEST_VALUE
 from budgetopt.study_script import (
-    ATTR_SEED,
-    ATTR_TEST_VALUE,
     StudyScriptError,
     builtin_studies,
     load_study_script,

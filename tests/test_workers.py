@@ -13,17 +13,15 @@ import pytest
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 
+from budgetopt.attrs import ATTR_COMPUTE, ATTR_ENDED, ATTR_MODE, ATTR_RESUMED, ATTR_SCHEDULE, ATTR_SEED, ATTR_SNAPSHOT
 from budgetopt.cli import build_parser, main
 from budgetopt.cli.workers import _worker_argv
-from budgetopt.run import ATTR_COMPUTE, ATTR_ENDED, ATTR_PROFILE, ATTR_RESUMED, ATTR_SNAPSHOT
-from budgetopt.study_script import ATTR_SEED
+from budgetopt.storage import default_snapshot_location, open_snapshot_store
 from budgetopt.workers import (
     ATTR_WORKER,
     RetryStaleTrial,
     compute_spent,
-    default_snapshot_location,
     fresh_trial_count,
-    open_snapshot_store,
 )
 
 from test_multiprocess import check_study_is_consistent
@@ -68,7 +66,8 @@ def test_branch_workers_train_with_their_cooldown_and_launch_forwards_it(tmp_pat
     assert worker(tmp_path, "--n-trials", "2", "--mode", "branch", "--cooldown", "0.5") == 0
     study = load(f"sqlite:///{tmp_path}/study.db", "s")
     assert study.user_attrs["budgetopt.setup"] == {"script": "synthetic_study", "mode": "branch", "cooldown": 0.5}
-    assert all("cooldown over 0.5 of each budget" in t.user_attrs[ATTR_PROFILE] for t in study.trials)
+    assert all(t.user_attrs[ATTR_SCHEDULE]["cooldown"] == 0.5 for t in study.trials)
+    assert all(t.user_attrs[ATTR_MODE] == "branch" for t in study.trials)
     args = build_parser().parse_args(
         ["launch", SCRIPT, "--storage", "x.log", "--study", "s", "--workers", "2", "--mode", "branch", "--cooldown", "0.5"]
     )

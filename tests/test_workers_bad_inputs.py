@@ -11,7 +11,8 @@ import pytest
 
 from budgetopt import BudgetPruner
 from budgetopt.cli import main
-from budgetopt.workers import RetryStaleTrial, heartbeat_options, join_study, launch, open_snapshot_store
+from budgetopt.storage import open_snapshot_store
+from budgetopt.workers import RetryStaleTrial, heartbeat_options, join_study, launch
 
 from postgres import free_port
 from worker_processes import HEARTBEAT, SCRIPT, start, stderr_of, wait_all

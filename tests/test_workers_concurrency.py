@@ -13,9 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from optuna.trial import TrialState
 
+from budgetopt.attrs import ATTR_COMPUTE, ATTR_RESUMED, ATTR_SNAPSHOT, ATTR_WORKER, fresh_trial_count, retried_numbers
 from budgetopt.pruners import ATTR_BRACKET, ATTR_DECISIONS
-from budgetopt.run import ATTR_COMPUTE, ATTR_RESUMED, ATTR_SNAPSHOT
-from budgetopt.workers import ATTR_WORKER, fresh_trial_count, retried_numbers
 
 from scripts.synthetic_study import score
 from test_multiprocess import check_study_is_consistent

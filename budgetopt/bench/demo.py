@@ -65,7 +65,7 @@ class _StopAtCompute:
         self.spent = 0
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        from budgetopt.run import ATTR_COMPUTE
+        from budgetopt.attrs import ATTR_COMPUTE
 
         self.spent += int(trial.user_attrs.get(ATTR_COMPUTE, 0))
         if self.spent >= self.compute:

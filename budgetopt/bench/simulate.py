@@ -55,8 +55,8 @@ from budgetopt.bench.table import Table, parse_kind
 from budgetopt.modes import COOLDOWN
 from budgetopt.modes import compute as mode_compute
 from budgetopt.pruners import BudgetPruner
-from budgetopt.run import trial_attrs_for_plan, trial_attrs_for_rung
 from budgetopt.samplers import BudgetSampler
+from budgetopt.trial_io import trial_attrs_for_plan, trial_attrs_for_rung
 
 GRID_POINTS = 61  # anytime curves: compute from 0 to the cap in 60 steps
 

@@ -27,7 +27,7 @@ Adding a command is one function that builds its subparser and one handler, with
 builder listed in ``COMMANDS``::
 
     def _add_compare(commands) -> None:
-        parser = _command(commands, "compare", "compare modes at equal compute", '''
+        parser = add_command(commands, "compare", "compare modes at equal compute", '''
             budgetopt compare fashion_mnist --storage sqlite:///compare.db
         ''')
         parser.add_argument("script", help="a built-in study script or a .py file")
@@ -48,12 +48,13 @@ import os
 import sys
 from collections.abc import Callable
 
-from budgetopt.cli._common import _command, load_study, open_storage, progress, say, study_names
-from budgetopt.cli.dashboard import _add_dashboard
+from budgetopt.cli._common import add_command, progress, say
+from budgetopt.cli.dashboard import add_dashboard
 from budgetopt.cli.errors import CommandError, classify
-from budgetopt.cli.report import _add_report
-from budgetopt.cli.schedules import _add_schedules
-from budgetopt.cli.workers import _add_launch, _add_worker
+from budgetopt.cli.report import add_report
+from budgetopt.cli.schedules import add_schedules
+from budgetopt.cli.workers import add_launch, add_worker
+from budgetopt.storage import load_study, open_storage, study_names
 
 __all__ = ["COMMANDS", "CommandError", "build_parser", "load_study", "main", "open_storage", "progress", "say", "study_names"]
 
@@ -64,26 +65,26 @@ __all__ = ["COMMANDS", "CommandError", "build_parser", "load_study", "main", "op
 def _add_compare(commands: argparse._SubParsersAction) -> None:
     from budgetopt.bench.cli import add_compare
 
-    add_compare(commands, _command)
+    add_compare(commands, add_command)
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
     from budgetopt.bench.cli import add_demo
 
-    add_demo(commands, _command)
+    add_demo(commands, add_command)
 
 
 def _add_bench(commands: argparse._SubParsersAction) -> None:
     from budgetopt.bench.cli import add_bench
 
-    add_bench(commands, _command)
+    add_bench(commands, add_command)
 
 
 # -- main -----------------------------------------------------------------------------------
 
 # One builder per command: it adds a subparser and sets its handler (see the module docstring).
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_dashboard, _add_schedules, _add_report, _add_worker, _add_launch, _add_compare, _add_demo, _add_bench
+    add_dashboard, add_schedules, add_report, add_worker, add_launch, _add_compare, _add_demo, _add_bench
 )
 
 

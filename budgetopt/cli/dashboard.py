@@ -9,12 +9,14 @@ from typing import Any
 
 import optuna
 
-from budgetopt.cli._common import CommandError, _command, load_study, open_storage, say, study_names
-from budgetopt.cli.errors import one_line
+from budgetopt._messages import message_line
+from budgetopt.cli._common import add_command, say
+from budgetopt.cli.errors import CommandError
+from budgetopt.storage import load_study, open_storage, study_names
 
 
-def _add_dashboard(commands: argparse._SubParsersAction) -> None:
-    parser = _command(
+def add_dashboard(commands: argparse._SubParsersAction) -> None:
+    parser = add_command(
         commands,
         "dashboard",
         "publish the note and figures, then serve optuna-dashboard",
@@ -64,8 +66,8 @@ def _run_dashboard(args: argparse.Namespace) -> int:
         if error.errno == errno.EADDRINUSE:
             raise CommandError(f"port {args.port} on {args.host} is in use: choose another with --port", status=1) from error
         if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
-            raise CommandError(f"cannot listen on host {args.host!r}: {one_line(error)}") from error
-        raise CommandError(f"cannot listen on {args.host}:{args.port}: {one_line(error)}", status=1) from error
+            raise CommandError(f"cannot listen on host {args.host!r}: {message_line(error)}") from error
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {message_line(error)}", status=1) from error
 
     with server:
         if not args.no_publish:

@@ -59,6 +59,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from budgetopt._messages import install_hint, message_line, typed_line
+
 
 class CommandError(Exception):
     """A one-line error for the user; ``status`` is the exit status (2: bad input, 1: the
@@ -89,60 +91,34 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep 
 _REMOTE = (concurrent.futures.process._RemoteTraceback, multiprocessing.pool.RemoteTraceback)  # type: ignore[attr-defined]
 _FRAME_LINE = re.compile(r'^\s*File "(?P<file>.+)", line (?P<line>\d+), in (?P<name>.+)$')
 
-# Python modules of budgetopt's optional features -> what ``pip install`` takes. The hint
-# names the distribution, not ``budgetopt[extra]``: that fits a PyPI install and a source
-# checkout alike (where ``pip install 'budgetopt[extra]'`` would fetch budgetopt itself).
-_PACKAGES = {
-    "optuna_dashboard": "optuna-dashboard", "plotly": "plotly", "matplotlib": "matplotlib", "scipy": "scipy",
-    "torchvision": "torchvision", "timm": "timm", "sklearn": "scikit-learn", "psycopg": "'psycopg[binary]'",
-    "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient", "pymysql": "pymysql", "boto3": "boto3",
-    "google": "google-cloud-storage", "lightning": "lightning",
-}
-
-
-def install_hint(module: str) -> str:
-    """``pip install PACKAGE`` for the missing Python module ``module``."""
-    top = module.split(".")[0]
-    return f"pip install {_PACKAGES.get(top, top)}"
-
-
 def classify(error: BaseException) -> Failure | None:
     """The failure ``error`` is, or None for a bug in budgetopt (show its traceback)."""
-    if isinstance(error, CommandError):
-        return Failure(BAD_INPUT if error.status == 2 else ENVIRONMENT, error.status, one_line(error))
+    from budgetopt.storage import StorageError
+
+    if isinstance(error, (CommandError, StorageError)):
+        return Failure(BAD_INPUT if error.status == 2 else ENVIRONMENT, error.status, message_line(error))
     frames = _frames(error)
     where = _in_study_script(frames)
     if where is not None:
-        return Failure(STUDY_SCRIPT, 1, f"{_typed(error)} (at {where})")
+        return Failure(STUDY_SCRIPT, 1, f"{typed_line(error)} (at {where})")
     from budgetopt.bench.table import TableError
     from budgetopt.study_script import StudyScriptError
 
     if isinstance(error, (StudyScriptError, TableError)) or (
         isinstance(error, _INPUT_TYPES) and frames and _raised_by_budgetopt(error, frames[-1])
     ):
-        return Failure(BAD_INPUT, 2, one_line(error))
+        return Failure(BAD_INPUT, 2, message_line(error))
     if isinstance(error, ImportError) and not (error.name or "").startswith("budgetopt"):
         if isinstance(error, ModuleNotFoundError) and error.name:
             return Failure(ENVIRONMENT, 1, f"the Python module {error.name!r} is not installed: {install_hint(error.name)}")
-        return Failure(ENVIRONMENT, 1, one_line(error))
+        return Failure(ENVIRONMENT, 1, message_line(error))
     if isinstance(error, OSError):
         return Failure(ENVIRONMENT, 1, _os_error(error))
     import optuna
 
     if isinstance(error, optuna.exceptions.StorageInternalError):
-        return Failure(ENVIRONMENT, 1, f"the storage failed: {one_line(error)}")
+        return Failure(ENVIRONMENT, 1, f"the storage failed: {message_line(error)}")
     return None
-
-
-def one_line(error: BaseException) -> str:
-    """The message of ``error`` on one line (a KeyError's without its quotes)."""
-    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-    return " ".join(str(text).split()) or type(error).__name__
-
-
-def _typed(error: BaseException) -> str:
-    message = " ".join(str(error).split())
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -205,8 +181,8 @@ def _raised_by_budgetopt(error: BaseException, frame: _Frame) -> bool:
 def _os_error(error: OSError) -> str:
     """An OSError that names its file, and the missing directory when that is the cause."""
     if error.filename is None:
-        return one_line(error)
-    reason = error.strerror or one_line(error)
+        return message_line(error)
+    reason = error.strerror or message_line(error)
     if error.errno == errno.ENOENT:
         parent = Path(os.fsdecode(error.filename)).parent
         if not parent.is_dir():

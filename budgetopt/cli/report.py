@@ -6,11 +6,13 @@ import argparse
 import re
 from pathlib import Path
 
-from budgetopt.cli._common import CommandError, _command, load_study, open_storage, say
+from budgetopt.cli._common import add_command, say
+from budgetopt.cli.errors import CommandError
+from budgetopt.storage import load_study, open_storage
 
 
-def _add_report(commands: argparse._SubParsersAction) -> None:
-    parser = _command(
+def add_report(commands: argparse._SubParsersAction) -> None:
+    parser = add_command(
         commands,
         "report",
         "summarize a study and write its figures as HTML",

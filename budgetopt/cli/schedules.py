@@ -6,15 +6,16 @@ import argparse
 import importlib
 from pathlib import Path
 
-from budgetopt.cli._common import CommandError, _command, say
+from budgetopt.cli._common import add_command, say
+from budgetopt.cli.errors import CommandError
 
 _FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def _add_schedules(commands: argparse._SubParsersAction) -> None:
+def add_schedules(commands: argparse._SubParsersAction) -> None:
     from budgetopt.schedules import PROFILES
 
-    parser = _command(
+    parser = add_command(
         commands,
         "schedules",
         "show the learning-rate profiles at a budget",

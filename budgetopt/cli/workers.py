@@ -8,16 +8,22 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 
-from budgetopt.cli._common import CommandError, _command, _safe_url, open_storage, say
-from budgetopt.cli.errors import classify, one_line
+if TYPE_CHECKING:
+    from budgetopt.modes import Mode
+
+from budgetopt._messages import message_line
+from budgetopt.cli._common import add_command, say
+from budgetopt.cli.errors import CommandError, classify
+from budgetopt.storage import StorageError, default_snapshot_location, open_snapshot_store, open_storage, safe_url
 
 
 def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options ``worker`` and ``launch`` share (``launch`` hands them to each worker)."""
-    from budgetopt.run import COOLDOWN, MODES
+    from budgetopt.modes import COOLDOWN, MODES
 
     options.add_argument("script", help="a built-in study script (digits, fashion_mnist, cifar10) or a .py file")
     options.add_argument(
@@ -82,8 +88,8 @@ def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentPa
     return options
 
 
-def _add_worker(commands: argparse._SubParsersAction) -> None:
-    parser = _command(
+def add_worker(commands: argparse._SubParsersAction) -> None:
+    parser = add_command(
         commands,
         "worker",
         "run trials of a shared study until the study has its trials or compute",
@@ -104,8 +110,8 @@ def _add_worker(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run_worker)
 
 
-def _add_launch(commands: argparse._SubParsersAction) -> None:
-    parser = _command(
+def add_launch(commands: argparse._SubParsersAction) -> None:
+    parser = add_command(
         commands,
         "launch",
         "start one worker per GPU (or N on the CPU) on this machine and wait for them",
@@ -147,6 +153,8 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     grace = 2 * heartbeat if args.grace_period is None else check_iterations(args.grace_period, "--grace-period (seconds)")
     brackets = int(args.brackets) if args.brackets.isdigit() else args.brackets
     check_fraction(args.cooldown, "--cooldown")
+    mode = _mode(args)
+    mode = _mode(args)
     script = load_study_script(args.script)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise CommandError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
@@ -158,7 +166,7 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
             if classify(error) is not None:  # bad input, the user's code, the environment: main says which
                 raise
             # What a built-in study's download or files raise: unclassified, but the data's.
-            raise CommandError(f"{script.name}: loading its data failed: {one_line(error)}", status=1) from error
+            raise CommandError(f"{script.name}: loading its data failed: {message_line(error)}", status=1) from error
     ladder = script.ladder_for(args.quick)
     pruner = BudgetPruner(ladder.min_budget, ladder.max_budget, ladder.reduction_factor, brackets=brackets)
     retry = workers.RetryStaleTrial(args.max_retry)
@@ -168,27 +176,34 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     storage = _open_shared_storage(args.storage, rdb_options)
     # After the storage, and removed again when the study is refused: a bad input leaves
     # no empty snapshot directory behind.
-    snapshots = args.snapshots or workers.default_snapshot_location(args.storage)
+    snapshots = args.snapshots or default_snapshot_location(args.storage)
     new_directory = "://" not in snapshots and not Path(snapshots).exists()
-    store = retry.snapshot_store = workers.open_snapshot_store(snapshots)
+    store = retry.snapshot_store = open_snapshot_store(snapshots)
     try:
         study = workers.join_study(
             storage, args.study, direction=script.direction, pruner=pruner,
-            setup=_worker_study_setup(script.name, args.mode, args.cooldown), create=args.create,
+            setup=_worker_study_setup(script.name, mode), create=args.create,
         )
     except Exception:
         if new_directory:
             with contextlib.suppress(OSError):
                 Path(snapshots).rmdir()
         raise
-    return {"script": script, "data": data, "budget": budget, "store": store, "snapshots": snapshots,
+    return {"script": script, "mode": mode, "data": data, "budget": budget, "store": store, "snapshots": snapshots,
             "retry": retry, "heartbeat": heartbeat, "study": study}
 
 
-def _worker_study_setup(script: str, mode: str, cooldown: float) -> dict:
-    """What every worker of a study must share: the script and mode, and in branch mode
-    the cooldown."""
-    return {"script": script, "mode": mode} | ({"cooldown": cooldown} if mode == "branch" else {})
+def _mode(args: argparse.Namespace) -> Mode:
+    """The workers' mode; ``--cooldown`` is branch mode's (the others have none)."""
+    from budgetopt.modes import mode_with
+
+    return mode_with(args.mode, cooldown=args.cooldown)
+
+
+def _worker_study_setup(script: str, mode: Mode) -> dict:
+    """What every worker of a study must share: the script and mode, and the mode's
+    option (branch: the cooldown)."""
+    return {"script": script, "mode": mode.name} | mode.options()
 
 
 def _open_shared_storage(url: str, rdb_options: dict) -> optuna.storages.BaseStorage:
@@ -201,7 +216,7 @@ def _open_shared_storage(url: str, rdb_options: dict) -> optuna.storages.BaseSto
     for attempt in range(5):
         try:
             return open_storage(url, create=True, rdb_options=rdb_options)
-        except CommandError as error:
+        except StorageError as error:
             text = str(error.__cause__ or "")
             if attempt == 4 or not ("already exists" in text or "duplicate key" in text):
                 raise
@@ -239,9 +254,10 @@ def _run_worker(args: argparse.Namespace) -> int:
     device = _check_device(args.device)
     setup = _worker_setup(args, load_data=True)
     script, study = setup["script"], setup["study"]
+    mode = setup["mode"]
     objective = make_objective(
-        script, mode=args.mode, device=device, seed=args.seed, data=setup["data"],
-        snapshot_store=setup["store"], progress_seconds=setup["heartbeat"], cooldown=args.cooldown,
+        script, mode=mode.name, device=device, seed=args.seed, data=setup["data"],
+        snapshot_store=setup["store"], progress_seconds=setup["heartbeat"], **mode.options(),
     )
     identity = workers.worker_identity(device)
     label = os.environ.get(workers.LAUNCH_LABEL)
@@ -257,7 +273,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     except workers.RepeatedTrialError as error:
         raise CommandError(str(error), status=1) from error
     except optuna.exceptions.StorageInternalError as error:
-        raise CommandError(f"lost the storage {_safe_url(args.storage)!r}: {one_line(error)}", status=1) from error
+        raise CommandError(f"lost the storage {safe_url(args.storage)!r}: {message_line(error)}", status=1) from error
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(f"worker {identity['host']}:{identity['pid']}: {report.trials} trials "

@@ -44,7 +44,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from budgetopt._validation import check_choice, check_iterations
 from budgetopt.ladder import Ladder
-from budgetopt.modes import MODES, compute
+from budgetopt.modes import MODES
 from budgetopt.run import BudgetedRun, Segment
 
 
@@ -170,7 +170,7 @@ class BudgetPruningCallback(Callback):
         optimizer = optimizers[0] if len(optimizers) == 1 else _Optimizers(optimizers)
         self.run = BudgetedRun(self._source, pl_module, optimizer, budgets=self._budgets, mode=self.mode, **self._options)
         run = self.run
-        self.total_steps = total = compute(run.mode, run.budgets, cooldown=run.cooldown)
+        self.total_steps = total = run.mode_object.compute(run.budgets)
         plan = f"{run.mode} over budgets {list(run.budgets)} takes {total} optimizer steps"
         if trainer.max_steps != -1 and trainer.max_steps < total:
             raise ValueError(

@@ -1,0 +1,97 @@
+"""Every attr budgetopt writes to or reads from an Optuna study, with its value's shape.
+
+User attrs, because optuna-dashboard shows user attrs (not system attrs). All values
+are JSON: budgets are ints, except as keys of a JSON object, where they are strings.
+
+Trial user attrs, written by whom:
+
+============================  ==========================================================  ==============
+key                           value                                                       written by
+============================  ==========================================================  ==============
+``budgetopt.mode``            ``"restart"``, ``"branch"`` or ``"continue"``               BudgetedRun
+``budgetopt.plan``            ``[budget, ...]``: the budgets the trial may reach          BudgetedRun
+``budgetopt.profile``         the profile's name, e.g. ``"linear"``                       BudgetedRun
+``budgetopt.schedule``        ``{"mode", "profile", "params": {name: number},             BudgetedRun
+                              "warmup": int, "cooldown": float | null (branch only),
+                              "horizon_exponent": float}``: the whole schedule
+``budgetopt.rung_values``     ``{"budget": value}``: every budget-converged value so far  BudgetedRun
+``budgetopt.compute``         int: iterations executed so far, re-done ones included      BudgetedRun
+``budgetopt.ended``           why it ended: ``"completed at budget B"``,                  BudgetedRun,
+                              ``"pruned at budget B"``, ``"diverged: ..."``,              BudgetPruner,
+                              ``"failed: ..."``                                           workers
+``budgetopt.lr_trace``        ``[[iteration, lr], ...]``, at most 200 evenly spaced       BudgetedRun
+``budgetopt.grad_norms``      ``[[budget, t, lr, norm], ...]`` (the last 200)             BudgetedRun
+``budgetopt.snapshot``        ``{"id", "budget", "compute"}``: the last rung snapshot     BudgetedRun
+``budgetopt.resumed``         ``{"from_trial", "budget" | null, "lost_compute"}``, or a   BudgetedRun
+                              sentence when the snapshot was unusable
+``budgetopt.bracket``         int: the Hyperband bracket                                  BudgetPruner
+``budgetopt.decisions``       ``{"budget": [rank, k, promoted]}``                         BudgetPruner
+``budgetopt.fit_budget``      int: the budget the sampler's model was fitted on           BudgetSampler
+``budgetopt.seed``            int: the seed of the trial's weights and batches            study scripts
+``budgetopt.test_value``      float: the test score of the last budget's model            study scripts
+``budgetopt.worker``          ``{"host", "pid", "device"}``: who ran the trial            workers
+============================  ==========================================================  ==============
+
+Study user attrs: ``budgetopt.ladder`` (``{"rungs", "reduction_factor", "brackets":
+[{"index", "rungs", "n_trials"}]}``, BudgetPruner) and ``budgetopt.setup`` (``{"script",
+"mode"}`` plus the mode's option, e.g. ``"cooldown"``: what every worker of a study
+shares).
+
+Optuna's own system attrs read here: ``retry_history`` (trial numbers retried into this
+one) and ``failed_trial`` (the trial a retry copies), written by Optuna's heartbeat
+callback. Nothing here imports Optuna.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+ATTR_MODE = "budgetopt.mode"
+ATTR_PLAN = "budgetopt.plan"
+ATTR_PROFILE = "budgetopt.profile"
+ATTR_SCHEDULE = "budgetopt.schedule"
+ATTR_RUNG_VALUES = "budgetopt.rung_values"
+ATTR_COMPUTE = "budgetopt.compute"
+ATTR_ENDED = "budgetopt.ended"
+ATTR_LR_TRACE = "budgetopt.lr_trace"
+ATTR_GRAD_NORMS = "budgetopt.grad_norms"
+ATTR_SNAPSHOT = "budgetopt.snapshot"
+ATTR_RESUMED = "budgetopt.resumed"
+ATTR_BRACKET = "budgetopt.bracket"
+ATTR_DECISIONS = "budgetopt.decisions"
+ATTR_FIT_BUDGET = "budgetopt.fit_budget"
+ATTR_SEED = "budgetopt.seed"
+ATTR_TEST_VALUE = "budgetopt.test_value"
+ATTR_WORKER = "budgetopt.worker"
+
+STUDY_ATTR_LADDER = "budgetopt.ladder"
+STUDY_ATTR_SETUP = "budgetopt.setup"
+
+TRIAL_ATTRS = (
+    ATTR_MODE, ATTR_PLAN, ATTR_PROFILE, ATTR_SCHEDULE, ATTR_RUNG_VALUES, ATTR_COMPUTE, ATTR_ENDED, ATTR_LR_TRACE,
+    ATTR_GRAD_NORMS, ATTR_SNAPSHOT, ATTR_RESUMED, ATTR_BRACKET, ATTR_DECISIONS, ATTR_FIT_BUDGET, ATTR_SEED,
+    ATTR_TEST_VALUE, ATTR_WORKER,
+)
+STUDY_ATTRS = (STUDY_ATTR_LADDER, STUDY_ATTR_SETUP)
+TRACE_POINTS = 200  # points of budgetopt.lr_trace (and records of budgetopt.grad_norms) kept
+
+
+def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
+    """Numbers of the trials that were re-queued: a later trial is their retry."""
+    return {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+
+
+def fresh_trial_count(trials: Sequence[FrozenTrial]) -> int:
+    """The study's trials, a retry of a dead worker's trial not counted again."""
+    return sum("failed_trial" not in t.system_attrs for t in trials)
+
+
+def compute_spent(trials: Sequence[FrozenTrial]) -> int:
+    """Iterations executed by the study's trials (``budgetopt.compute``), each retried
+    trial once: its retry carries the work of the attempts before it."""
+    retried = retried_numbers(trials)
+    return sum(int(t.user_attrs.get(ATTR_COMPUTE, 0)) for t in trials if t.number not in retried)

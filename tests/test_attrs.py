@@ -1,0 +1,35 @@
+"""budgetopt.attrs: the one home of every ``budgetopt.*`` attr key, and the README lists them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import budgetopt.attrs as attrs
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = attrs.TRIAL_ATTRS + attrs.STUDY_ATTRS
+
+
+def test_every_attr_constant_is_listed_once():
+    constants = {v for k, v in vars(attrs).items() if k.startswith(("ATTR_", "STUDY_ATTR_"))}
+    assert constants == set(KEYS) and len(KEYS) == len(set(KEYS)) == 19
+    assert all(key.startswith("budgetopt.") for key in KEYS)
+
+
+def test_no_module_spells_a_key_of_its_own():
+    for path in (ROOT / "budgetopt").rglob("*.py"):
+        if path.name == "attrs.py" and path.parent.name == "budgetopt":
+            continue
+        found = re.findall(r"[\"']budgetopt\.[a-z_]+[\"']", path.read_text())
+        assert not found, f"{path}: {found} (attr keys live in budgetopt/attrs.py)"
+
+
+def test_attrs_docstring_and_readme_list_every_key():
+    documented = attrs.__doc__ or ""
+    readme = (ROOT / "README.md").read_text()
+    bullet = readme[readme.index("- Everything a user needs to see") :].split("\n\n", 1)[0]
+    shown = set(re.findall(r"`(?:budgetopt)?\.?([a-z_]+)`", bullet))
+    for key in KEYS:
+        assert f"``{key}``" in documented, f"{key} is not documented in budgetopt/attrs.py"
+        assert key.split(".", 1)[1] in shown, f"{key} is not in the README's user-attrs bullet"
