@@ -44,7 +44,7 @@ LAYERS = documented_layers()
 
 # Private names one module of the benchmark engine takes from another: that package is
 # left to its own issue (the bench engine issue), the rest of the package has none.
-PRIVATE_EXEMPT = {("bench.cli", "bench.report", "_ci"), ("bench.cli", "bench.report", "_f")}
+PRIVATE_EXEMPT: set[tuple[str, str, str]] = set()
 
 
 def module_name(path: Path) -> str:

@@ -139,7 +139,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 def summary_text(results: dict, out: Path) -> str:
     """A short table of the largest cap, and the verdict in words (:func:`~budgetopt.bench.report.verdict_sentences`)."""
-    from budgetopt.bench.report import _ci, _f, verdict_sentences
+    from budgetopt.bench.report import format_interval, format_number, verdict_sentences
 
     caps = results["searches"]["caps"]
     cap = caps[max(caps, key=int)]
@@ -151,11 +151,11 @@ def summary_text(results: dict, out: Path) -> str:
         f"{'method':<{width}}  {'regret':>8}  {'minus baseline (95%)':>28}  {'deployable':>10}  {'minus baseline (95%)':>28}",
     ]
     for method, e in cap["methods"].items():
-        d = _ci(e["regret_minus_baseline"], sign=True) if "regret_minus_baseline" in e else ""
-        p = _ci(e["deployable_minus_baseline"], sign=True) if "deployable_minus_baseline" in e else ""
+        d = format_interval(e["regret_minus_baseline"], sign=True) if "regret_minus_baseline" in e else ""
+        p = format_interval(e["deployable_minus_baseline"], sign=True) if "deployable_minus_baseline" in e else ""
         lines.append(
-            f"{method:<{width}}  {_f(e['regret_summary']['mean']):>8}  {d:>28}  "
-            f"{_f(e['deployable_summary']['mean']):>10}  {p:>28}"
+            f"{method:<{width}}  {format_number(e['regret_summary']['mean']):>8}  {d:>28}  "
+            f"{format_number(e['deployable_summary']['mean']):>10}  {p:>28}"
         )
     lines += ["", *verdict_sentences(results), "", f"report: {out / 'report.md'}"]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ FILES = {
 }
 
 
-def _f(x, digits: int = 4) -> str:
+def format_number(x, digits: int = 4) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
@@ -22,8 +22,8 @@ def _signed(x, digits: int = 4) -> str:
     return "—" if x is None else f"{x:+.{digits}f}"
 
 
-def _ci(entry: dict, digits: int = 4, sign: bool = False) -> str:
-    fmt = _signed if sign else _f
+def format_interval(entry: dict, digits: int = 4, sign: bool = False) -> str:
+    fmt = _signed if sign else format_number
     if entry.get("low") is None:
         return fmt(entry.get("mean"), digits)
     return f"{fmt(entry['mean'], digits)} ({fmt(entry['low'], digits)} to {fmt(entry['high'], digits)})"
@@ -65,8 +65,8 @@ def verdict_sentences(results: dict) -> list[str]:
             }
             lines.append(
                 f"- `{method}` {selection.get(_better_or_worse(d, True), 'is not measurable against')} `{baseline}` at "
-                f"{cap['full_budgets']:g} full budgets (selection regret {_ci(d, sign=True)}); "
-                f"{deploy[_better_or_worse(p, not maximize)]} (deployable score {_ci(p, sign=True)})."
+                f"{cap['full_budgets']:g} full budgets (selection regret {format_interval(d, sign=True)}); "
+                f"{deploy[_better_or_worse(p, not maximize)]} (deployable score {format_interval(p, sign=True)})."
             )
     if lines:
         lines.append(
@@ -112,13 +112,14 @@ def render(results: dict) -> str:
             reach = (e.get("compute_to_reach_baseline") or {}).get("mean")
             reach_text = "never" if reach is None else f"{reach['full_budgets']:g} FB ({reach['fraction_of_cap']:.2f}x)"
             paired = "regret_minus_baseline" in e
-            regret_diff = _ci(e["regret_minus_baseline"], sign=True) if paired else ""
+            regret_diff = format_interval(e["regret_minus_baseline"], sign=True) if paired else ""
             counts = f"{e['regret_lower_than_baseline_in']} / {e['regret_higher_than_baseline_in']}" if paired else ""
-            deploy_diff = _ci(e["deployable_minus_baseline"], sign=True) if paired else ""
+            deploy_diff = format_interval(e["deployable_minus_baseline"], sign=True) if paired else ""
             lines.append(
-                f"| `{method}` | {_ci(e['regret_summary'])} | {regret_diff} | {counts} | "
-                f"{_ci(e['deployable_summary'])} | {deploy_diff} | "
-                f"{_f(e.get('average_rank'), 2)} | {e['compute_summary']['mean']:,.0f} / {e['compute_summary']['max']:,} | "
+                f"| `{method}` | {format_interval(e['regret_summary'])} | {regret_diff} | {counts} | "
+                f"{format_interval(e['deployable_summary'])} | {deploy_diff} | "
+                f"{format_number(e.get('average_rank'), 2)} | "
+                f"{e['compute_summary']['mean']:,.0f} / {e['compute_summary']['max']:,} | "
                 f"{e['trials_summary']['mean']:.1f} ({e['trials_summary']['full_budget']:.1f}) | {reach_text} |"
             )
         rungs = results["table"]["rungs"]
@@ -136,7 +137,7 @@ def render(results: dict) -> str:
             cells = []
             for b in rungs:
                 f = e["frontier_regret"][str(b)]
-                cells.append("—" if not f["reached"] else f"{_ci(f)} [{f['reached']}]")
+                cells.append("—" if not f["reached"] else f"{format_interval(f)} [{f['reached']}]")
             lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Reading, against the baseline", "", *verdict_sentences(results), ""]
@@ -160,7 +161,9 @@ def render(results: dict) -> str:
                 else f"{_signed(e['regret_minus_baseline_mean'])} "
                 f"({_signed(e['regret_minus_baseline_low'])} to {_signed(e['regret_minus_baseline_high'])})"
             )
-            lines.append(f"| `{method}` | {_f(e['mean_regret_low'])} to {_f(e['mean_regret_high'])} | {diff} |")
+            lines.append(
+                f"| `{method}` | {format_number(e['mean_regret_low'])} to {format_number(e['mean_regret_high'])} | {diff} |"
+            )
         lines.append("")
     fid = results.get("fidelity")
     if fid:
@@ -185,7 +188,10 @@ def render(results: dict) -> str:
             for kind, per_rung in entry["rho"].items():
                 lines.append(
                     f"| `{kind}` | "
-                    + " | ".join(f"{_f(p['rho'], 3)} ({_f(p['low'], 2)} to {_f(p['high'], 2)})" for p in per_rung)
+                    + " | ".join(
+                        f"{format_number(p['rho'], 3)} ({format_number(p['low'], 2)} to {format_number(p['high'], 2)})"
+                        for p in per_rung
+                    )
                     + " |"
                 )
             lines += [

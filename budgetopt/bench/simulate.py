@@ -52,7 +52,7 @@ from optuna.distributions import json_to_distribution
 from optuna.trial import TrialState
 
 from budgetopt.bench.table import Table, parse_kind
-from budgetopt.modes import COOLDOWN
+from budgetopt.modes import COOLDOWN, mode_with
 from budgetopt.modes import compute as mode_compute
 from budgetopt.pruners import BudgetPruner
 from budgetopt.samplers import BudgetSampler
@@ -349,6 +349,7 @@ def run_search(table: Table, method: Method, repeat: int, cap: int, lookup: _Loo
     kind = parse_kind(method.kind)
     mode = kind.mode
     cooldown = table.meta.get("cooldown", COOLDOWN)
+    schedule = mode_with(mode, cooldown=cooldown, horizon_exponent=kind.horizon_exponent).schedule(kind.profile)
     study = optuna.create_study(
         study_name=f"{method.name}-{repeat}",  # HyperbandPruner's brackets hash the study name: fixed, reproducible
         direction=table.meta["direction"],
@@ -374,7 +375,7 @@ def run_search(table: Table, method: Method, repeat: int, cap: int, lookup: _Loo
             plan = tuple(pruner.plan(study, trial))
         else:
             plan = rungs
-        for key, value in trial_attrs_for_plan(mode, plan, kind.profile).items():
+        for key, value in trial_attrs_for_plan(mode, plan, schedule).items():
             trial.set_user_attr(key, value)
         state, last_value, rung_values = TrialState.PRUNED, None, {}
         for k, budget in enumerate(plan):
