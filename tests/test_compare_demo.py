@@ -66,6 +66,7 @@ def test_demo_runs_a_live_study_and_replays_the_committed_table(capsys, tmp_path
     for method in ("sha_cosine", "restart", "branch", "sha_cosine@random", "restart@random"):
         assert f"\n{method} " in stdout
     assert "at 30 full budgets (selection regret" in stdout  # a sentence per method against the baseline
+    assert "With the same random sampler, `restart@random` against `sha_cosine@random`" in stdout
     assert f"dashboard: budgetopt dashboard sqlite:///{out / 'studies.db'}" in stdout
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{out / 'studies.db'}")
     rows = frontier(study)

@@ -85,6 +85,7 @@ def live_study(study: str, out: Path, data_dir: str | None, compute_full_budgets
     db = out / "studies.db"
     db.unlink(missing_ok=True)  # the demo's own output: a fresh study every time
     url = f"sqlite:///{db}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial would bury the result
     optuna_study = optuna.create_study(
         study_name=STUDY_NAME,
         storage=url,
@@ -95,12 +96,7 @@ def live_study(study: str, out: Path, data_dir: str | None, compute_full_budgets
     data = script.load_data(data_dir=data_dir)
     objective = make_objective(script, mode="restart", data=data, record_test=True)
     stop = _StopAtCompute(compute_full_budgets * ladder.max_budget)
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial would bury the result
-    try:
-        optuna_study.optimize(objective, callbacks=[stop], gc_after_trial=False)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    optuna_study.optimize(objective, callbacks=[stop], gc_after_trial=False)
     return optuna_study, url
 
 
@@ -116,6 +112,25 @@ def frontier(study: optuna.Study) -> list[tuple[int, int, float, dict]]:
         trial, value = (max if maximize else min)(pairs, key=lambda p: p[1])
         rows.append((budget, trial.number, value, trial.params))
     return rows
+
+
+def same_sampler(results: dict, method: str = "restart@random", baseline: str = "sha_cosine@random") -> list[str]:
+    """The comparison that isolates the promotion rule: both methods with a random sampler."""
+    from budgetopt.bench.report import format_interval
+    from budgetopt.bench.results import paired_interval
+
+    lines = []
+    for cap in results["searches"]["caps"].values():
+        m, b = cap["methods"].get(method), cap["methods"].get(baseline)
+        if m is None or b is None:
+            continue
+        regret = paired_interval(m["regret"], b["regret"])
+        deploy = paired_interval(m["deployable"], b["deployable"])
+        lines.append(
+            f"- With the same random sampler, `{method}` against `{baseline}` (the promotion rule and the schedule alone): "
+            f"selection regret {format_interval(regret, sign=True)}, deployable score {format_interval(deploy, sign=True)}."
+        )
+    return lines
 
 
 def run_demo(

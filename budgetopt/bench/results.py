@@ -107,6 +107,11 @@ def _interval(values) -> dict:
     return {"mean": _r(mean), "low": _r(low), "high": _r(high)}
 
 
+def paired_interval(values, baseline_values) -> dict:
+    """Mean and 95% interval of the paired differences ``values - baseline_values`` (None pairs skipped)."""
+    return _interval([a - b for a, b in zip(values, baseline_values) if a is not None and b is not None])
+
+
 def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, baseline: str) -> dict:
     """The ``"searches"`` and ``"pool_bootstrap"`` parts of results.json."""
     scorer = Scorer(table)
@@ -167,12 +172,9 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                 if method == baseline:
                     continue
                 d_regret = [a - b for a, b in zip(regrets[method], regrets[baseline])]
+                entry["regret_minus_baseline"] = paired_interval(regrets[method], regrets[baseline])
                 # the raw difference, in the study's direction (negative is better when minimizing)
-                d_deploy = [
-                    a - b if a is not None and b is not None else None for a, b in zip(entry["deployable"], base["deployable"])
-                ]
-                entry["regret_minus_baseline"] = _interval(d_regret)
-                entry["deployable_minus_baseline"] = _interval(d_deploy)
+                entry["deployable_minus_baseline"] = paired_interval(entry["deployable"], base["deployable"])
                 entry["regret_lower_than_baseline_in"] = int(sum(d < 0 for d in d_regret))
                 entry["regret_higher_than_baseline_in"] = int(sum(d > 0 for d in d_regret))
             for entry in per_method.values():
