@@ -198,6 +198,7 @@ def run_demo(
     lines += [
         "",
         *verdict_sentences(results),
+        *same_sampler(results),
         "",
         f"report:    {out / 'simulation' / 'report.md'}",
         f"dashboard: budgetopt dashboard {url}",
