@@ -1,6 +1,6 @@
 """A budget-aware Optuna study of a small CNN on scikit-learn's digits.
 
-The user code of DESIGN.md, running for real: BudgetSampler + BudgetPruner give every
+The user code of the README's "Use it", running for real: BudgetSampler + BudgetPruner give every
 trial a plan of budgets (successive halving over 10 / 30 / 90 / 270 iterations),
 BudgetedRun trains each budget with a learning rate decaying linearly to 0 at it
 ("restart" mode: the paper, exactly), and each rung's validation accuracy is

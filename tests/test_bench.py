@@ -17,7 +17,7 @@ import pytest
 from budgetopt.bench.build import build_table
 from budgetopt.bench.replay import simulate
 from budgetopt.bench.results import Scorer
-from budgetopt.bench.simulate import BUILTIN, _Lookup, resolve_method, run_search
+from budgetopt.bench.simulate import BUILTIN, PoolLookup, resolve_method, run_search
 from budgetopt.bench.table import COLUMNS, TableError, read_table
 from budgetopt.cli import main
 from budgetopt.modes import compute as mode_compute
@@ -190,7 +190,7 @@ def _quiet():
 def test_every_method_regret_nonnegative_and_compute_never_above_the_cap(table_dir):
     _quiet()
     table = read_table(table_dir)
-    lookup = _Lookup(table, table.complete_configs)
+    lookup = PoolLookup(table, table.complete_configs)
     scorer = Scorer(table)
     names = [*BUILTIN, "restart_beta0.5", "restart@random", "sha_cosine@random", "budgetopt.pruners:BudgetPruner@branch",
              "optuna.pruners:MedianPruner@continue_step"]
@@ -209,7 +209,7 @@ def test_every_method_regret_nonnegative_and_compute_never_above_the_cap(table_d
 def test_paired_repeats_identical_across_two_runs_and_seeds_paired_across_methods(table_dir):
     _quiet()
     table = read_table(table_dir)
-    lookup = _Lookup(table, table.complete_configs)
+    lookup = PoolLookup(table, table.complete_configs)
     for name in ("restart", "hyperband_step", "restart_hb"):
         a = run_search(table, resolve_method(name), 3, 800, lookup)
         b = run_search(table, resolve_method(name), 3, 800, lookup)
@@ -225,7 +225,7 @@ def test_simulated_trials_train_pool_configurations_and_budget_sampler_fits_one_
     from budgetopt.bench import simulate as sim
 
     table = read_table(table_dir)
-    lookup = _Lookup(table, table.complete_configs)
+    lookup = PoolLookup(table, table.complete_configs)
     studies = []
     original = optuna.create_study
     monkeypatch.setattr(sim.optuna, "create_study", lambda **kw: studies.append(original(**kw)) or studies[-1])

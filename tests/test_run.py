@@ -33,7 +33,7 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, t: int) -> torch.Te
 
 
 def drive(run: BudgetedRun, on_step=None) -> list[float]:
-    """The protocol of DESIGN.md; returns the rate the optimizer held at each user step."""
+    """The protocol of the README's "Use it"; returns the rate the optimizer held at each user step."""
     seen = []
     for segment in run.segments():
         for t in segment:

@@ -54,7 +54,7 @@ def test_manual_example_is_a_complete_study_script(tiny):
 def test_builtin_studies_load_by_name():
     assert builtin_studies() == ("cifar10", "digits", "fashion_mlp", "fashion_mlp_fixed_lr", "fashion_mnist")
     fashion = load_study_script("fashion_mnist")
-    assert fashion.ladder.rungs == (27, 81, 243, 729)  # DESIGN.md's reference ladder
+    assert fashion.ladder.rungs == (27, 81, 243, 729)  # the reference ladder
     assert load_study_script("fashion-mnist").module is fashion.module
     assert load_study_script("digits").ladder_for(quick=True).rungs == (3, 9, 27, 81)
 

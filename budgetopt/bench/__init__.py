@@ -8,6 +8,8 @@ One job per module, data flowing down the list:
   crash-safe appends, resume;
 - :mod:`~budgetopt.bench.simulate`: methods (sampler x pruner x kind) and one replayed
   search, a real Optuna study whose training is a table lookup;
+- :mod:`~budgetopt.bench.runner`: many searches (every method, cap and repeat, and the
+  pool resampling) in worker processes;
 - :mod:`~budgetopt.bench.stats`: intervals, rank fidelity, ranks (numpy / scipy only);
 - :mod:`~budgetopt.bench.results`: from searches to every number of ``results.json``;
 - :mod:`~budgetopt.bench.report`: ``report.md`` and plots, from ``results.json`` alone;

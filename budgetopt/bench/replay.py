@@ -16,7 +16,8 @@ import optuna
 
 from budgetopt.bench import report
 from budgetopt.bench.results import summarize
-from budgetopt.bench.simulate import BASELINE, DEFAULT_METHODS, caps_from, check_methods, fast_tpe_patch, run_searches
+from budgetopt.bench.runner import caps_from, check_methods, fast_tpe_patch, run_searches
+from budgetopt.bench.simulate import BASELINE, DEFAULT_METHODS
 from budgetopt.bench.stats import rank_fidelity
 from budgetopt.bench.table import read_table, writable_directory
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from budgetopt.bench.simulate import GRID_POINTS, SearchResult, bootstrap_cap, resolve_method
+from budgetopt.bench.runner import bootstrap_cap
+from budgetopt.bench.simulate import GRID_POINTS, SearchResult, resolve_method
 from budgetopt.bench.stats import average_ranks, interval95, percentile95, signed
 
 

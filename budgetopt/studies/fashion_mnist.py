@@ -1,4 +1,4 @@
-"""Fashion-MNIST with a small two-layer CNN: the reference study of DESIGN.md.
+"""Fashion-MNIST with a small two-layer CNN: the project's first reference study.
 
 Model: conv 3x3 (``width`` channels) - ReLU - max-pool 2 - conv 3x3 (``2 * width``) - ReLU -
 max-pool 2 - linear to 10 classes. SGD with momentum, batch 128, cross-entropy with
