@@ -21,8 +21,6 @@ from pathlib import Path
 
 import optuna
 
-from budgetopt.bench.replay import simulate
-from budgetopt.bench.report import verdict_sentences
 from budgetopt.bench.table import read_meta
 
 LIVE_COMPUTE = 8  # full budgets of the live study
@@ -145,6 +143,9 @@ def run_demo(
     say=lambda message: None,
 ) -> str:
     """Run the demo; returns the text it prints at the end."""
+    from budgetopt.bench.replay import simulate  # scipy and matplotlib: the bench extra
+    from budgetopt.bench.report import verdict_sentences
+
     table_dir = Path(table) if table is not None else committed_table()
     read_meta(table_dir, expect={"study": "fashion_mlp"})  # checked before any training
     study, reason = choose_study(data_dir, digits)
