@@ -441,3 +441,31 @@ def test_simulate_on_a_missing_truncated_or_edited_table(capsys, table_dir, tmp_
 def test_read_table_checks_what_the_caller_expects(table_dir):
     with pytest.raises(TableError, match="was built for study 'digits', not 'fashion_mlp'"):
         read_table(table_dir, expect={"study": "fashion_mlp"})
+
+
+def test_worker_processes_end_when_the_build_is_killed(tmp_path):
+    """A SIGKILLed build leaves no worker training units nobody will write."""
+    process = subprocess.Popen([*_build_command(tmp_path / "t"), "--jobs", "2"], cwd=ROOT)
+    deadline = time.monotonic() + 120
+    children: list[int] = []
+    while time.monotonic() < deadline and len(children) < 2:
+        found = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        children = [int(p) for p in found]
+        time.sleep(0.2)
+    assert len(children) >= 2, children  # the pool's workers (and spawn's resource tracker)
+    time.sleep(3)  # the workers are importing and training
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 30
+    alive = children
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.5)
+        alive = [p for p in alive if Path(f"/proc/{p}").exists() and "zombie" not in _state(p)]
+    assert not alive, alive
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "gone"

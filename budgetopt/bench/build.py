@@ -30,6 +30,7 @@ import numpy as np
 import optuna
 import torch
 
+from budgetopt.bench._process import exit_with_parent
 from budgetopt.bench.table import (
     DEFAULT_KINDS,
     META_FILE,
@@ -83,6 +84,7 @@ def _prepared(spec: BuildSpec) -> tuple[StudyScript, Any]:
 
 
 def _init_worker(threads: int) -> None:
+    exit_with_parent()
     torch.set_num_threads(threads)
 
 

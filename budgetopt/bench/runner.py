@@ -12,10 +12,16 @@ from typing import Any
 import numpy as np
 import optuna
 
+from budgetopt.bench._process import exit_with_parent
 from budgetopt.bench.simulate import BUILTIN, PoolLookup, SearchResult, resolve_method, run_search
 from budgetopt.bench.table import Table
 
 _WORKER: dict[str, Any] = {}
+
+
+def _init_pool_worker(table_dir: str, configs: list[int]) -> None:
+    exit_with_parent()
+    _init_worker(table_dir, configs)
 
 
 def _init_worker(table_dir: str, configs: list[int]) -> None:
@@ -77,7 +83,7 @@ def run_searches(
             bar.update(1)
     else:
         with concurrent.futures.ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=args
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_pool_worker, initargs=args
         ) as executor:
             chunk = max(1, len(tasks) // (jobs * 8))
             for i, result in enumerate(executor.map(_search_task_star, tasks, chunksize=chunk)):
