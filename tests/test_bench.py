@@ -449,8 +449,7 @@ def test_worker_processes_end_when_the_build_is_killed(tmp_path):
     deadline = time.monotonic() + 120
     children: list[int] = []
     while time.monotonic() < deadline and len(children) < 2:
-        found = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
-        children = [int(p) for p in found]
+        children = _children(process.pid)
         time.sleep(0.2)
     assert len(children) >= 2, children  # the pool's workers (and spawn's resource tracker)
     time.sleep(3)  # the workers are importing and training
@@ -462,6 +461,19 @@ def test_worker_processes_end_when_the_build_is_killed(tmp_path):
         time.sleep(0.5)
         alive = [p for p in alive if Path(f"/proc/{p}").exists() and "zombie" not in _state(p)]
     assert not alive, alive
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid``, from /proc (no procps needed)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def _state(pid: int) -> str:
