@@ -45,25 +45,7 @@ def _add_build(group, command) -> None:
 def _run_build(args: argparse.Namespace) -> int:
     from budgetopt.bench.build import build_table, measured_cost
 
-    out = build_table(
-        args.script,
-        args.out,
-        configs=args.configs,
-        seeds=args.seeds,
-        kinds=[k for k in args.kinds.split(",") if k],
-        ladder=args.ladder,
-        pool_seed=args.pool_seed,
-        cooldown=args.cooldown,
-        jobs=args.jobs,
-        threads=args.threads,
-        device=args.device,
-        data_dir=args.data_dir,
-        quick=args.quick,
-        resume=args.resume,
-        progress=not args.quiet,
-        command=_command_line(args),
-        say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
-    )
+    out = build_table(args.script, args.out, **_table_options(args), command=_command_line(args), say=_say(args))
     cost = measured_cost(Path(out))
     print(f"table: {out}")
     print("measured seconds per unit: " + ", ".join(f"{k} {v:g}" for k, v in cost.items()))
@@ -230,6 +212,21 @@ def _add_search_options(parser: argparse.ArgumentParser, compute_default: str) -
     )
 
 
+def _table_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`~budgetopt.bench.build.build_table` that
+    :func:`_add_table_options` defines (``bench build`` and ``compare``)."""
+    return dict(
+        configs=args.configs, seeds=args.seeds, kinds=[k for k in args.kinds.split(",") if k], ladder=args.ladder,
+        pool_seed=args.pool_seed, cooldown=args.cooldown, jobs=args.jobs, threads=args.threads, device=args.device,
+        data_dir=args.data_dir, quick=args.quick, resume=args.resume, progress=not args.quiet,
+    )
+
+
+def _say(args: argparse.Namespace):
+    """Status lines on stderr, unless ``--quiet``."""
+    return lambda message: None if args.quiet else print(f"budgetopt: {message}", file=sys.stderr)
+
+
 def _command_line(args: argparse.Namespace) -> str:
     import shlex
 
@@ -269,26 +266,14 @@ def _run_compare(args: argparse.Namespace) -> int:
     results = compare(
         args.script,
         out,
-        configs=args.configs,
-        seeds=args.seeds,
-        kinds=[k for k in args.kinds.split(",") if k],
-        ladder=args.ladder,
-        pool_seed=args.pool_seed,
-        cooldown=args.cooldown,
+        **_table_options(args),
         methods=[m for m in args.methods.split(",") if m],
         compute=args.compute,
         repeats=args.repeats,
         baseline=args.baseline,
         pool_bootstrap=args.pool_bootstrap,
-        jobs=args.jobs,
-        threads=args.threads,
-        device=args.device,
-        data_dir=args.data_dir,
-        quick=args.quick,
-        resume=args.resume,
         command=_command_line(args),
-        progress=not args.quiet,
-        say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
+        say=_say(args),
     )
     print(summary_text(results, out))
     return 0
@@ -340,7 +325,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         repeats=args.repeats,
         progress=not args.quiet,
-        say=lambda m: None if args.quiet else print(f"budgetopt: {m}", file=sys.stderr),
+        say=_say(args),
     )
     print(text)
     return 0
