@@ -301,6 +301,53 @@ def test_simulate_writes_report_results_and_plots_and_is_reproducible(table_dir,
     assert "## Rank fidelity" in report and "selection regret" in report
 
 
+def test_sub_ladder_searches_report_only_its_budgets_at_its_reduction_factor_within_the_cap(table_dir, monkeypatch):
+    """``--rungs 9,81``: every method's trials report at 9 and 81 only, the values the table
+    holds there; Optuna's pruners get reduction factor 9; the cap holds and the search goes
+    on while a sub-ladder's lowest rung still fits."""
+    _quiet()
+    from budgetopt.bench import simulate as sim
+
+    table = read_table(table_dir)
+    lookup = PoolLookup(table, table.complete_configs)
+    studies = []
+    original = optuna.create_study
+    monkeypatch.setattr(sim.optuna, "create_study", lambda **kw: studies.append(original(**kw)) or studies[-1])
+    cap = 81 * 6 + 5
+    for name in ("sha_step", "restart", "branch", "hyperband_cosine", "restart_hb"):
+        result = run_search(table, resolve_method(name), 0, cap, lookup, (9, 81))
+        assert result.compute <= cap and cap - result.compute < 9, (name, result.compute)
+        study = studies[-1]
+        kind = table.kind_index(resolve_method(name).kind)
+        reported = [t for t in study.get_trials() if t.intermediate_values]
+        assert reported, name
+        for trial in reported:
+            assert set(trial.intermediate_values) <= {9, 81}, (name, trial.intermediate_values)
+            config = table.pool.index(trial.params)
+            for budget, value in trial.intermediate_values.items():
+                assert value in table.value[config, :, kind, table.rungs.index(budget)], (name, budget)
+        assert set(result.frontier) <= {9, 81}
+    assert studies[0].pruner._reduction_factor == 9 and studies[0].pruner._min_resource == 9
+    # the whole ladder given explicitly is the default search
+    a = run_search(table, resolve_method("restart"), 1, cap, lookup, table.rungs)
+    b = run_search(table, resolve_method("restart"), 1, cap, lookup)
+    assert (a.events, a.compute) == (b.events, b.compute)
+
+
+def test_pool_range_draws_only_those_configurations(table_dir, tmp_path):
+    results = simulate(
+        table_dir, tmp_path / "s", methods=["sha_step", "restart@random"], compute="3", repeats=4, pool="1:3",
+        rungs="9,27,81", pool_bootstrap=0, fidelity_resamples=20, progress=False,
+    )
+    assert results["settings"]["pool"] == [1, 3] and results["settings"]["rungs"] == [9, 27, 81]
+    assert results["table"]["configs_complete"] == 2 and not results["table"]["partial"]
+    for e in results["searches"]["caps"][str(243)]["methods"].values():
+        assert {tuple(p)[0] for p in e["picks"] if p} <= {1, 2}
+        assert set(e["frontier_regret"]) == {"9", "27", "81"}
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert "pool positions 1 to 2 only" in report and "sub-ladder 9/27/81 (reduction factor 3)" in report
+
+
 def test_partial_table_simulates_with_a_one_line_warning(table_dir, tmp_path, capsys):
     partial = tmp_path / "partial"
     shutil.copytree(table_dir, partial)
@@ -392,6 +439,14 @@ def test_build_unwritable_out(capsys, tmp_path):
         (["--methods", "restart", "--baseline", "sha_step"], ["--baseline 'sha_step' is not one of the methods"]),
         (["--methods", "sha_step,no_such_module:Pruner"], ["cannot import no_such_module:Pruner"]),
         (["--methods", "sha_step,continue_exp"], ["no unit kind 'continue_exp'"]),
+        (["--rungs", "9,80"], ["--rungs '9,80'", "allowed are budgets of the table's ladder 3/9/27/81"]),
+        (["--rungs", "9,27"], ["--rungs '9,27'", "ending at 81"]),
+        (["--rungs", "3,27,81"], ["--rungs '3,27,81'", "constant integer ratio"]),
+        (["--rungs", "81"], ["--rungs '81'"]),
+        (["--rungs", "9,x"], ["--rungs '9,x'"]),
+        (["--pool", "4:2"], ["--pool '4:2'", "0 <= A < B <= 5"]),
+        (["--pool", "3"], ["--pool '3'", "A:B"]),
+        (["--pool", "4:5"], ["1 complete configuration", "at least 2"]),
     ],
 )
 def test_simulate_bad_input_one_line_exit_2(capsys, table_dir, tmp_path, argv, fragments):

@@ -87,6 +87,15 @@ def _add_simulate(group, command) -> None:
         metavar="S",
         help="report met/not met: lowest-rung Spearman over configurations that train >= S",
     )
+    parser.add_argument(
+        "--rungs",
+        metavar="B,B",
+        help="a sub-ladder of the table's every method uses, e.g. 90,270,810,2430 (a higher minimum rung) or 30,270,2430 "
+        "(reduction factor 9) (default: the table's ladder)",
+    )
+    parser.add_argument(
+        "--pool", metavar="A:B", help="draw only pool positions A <= c < B, e.g. to report on configurations not tuned on"
+    )
     parser.add_argument("--out", metavar="DIR", help="output directory (default: TABLE/simulation)")
     parser.set_defaults(handler=_run_simulate)
 
@@ -107,6 +116,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
         compute=args.compute,
         repeats=args.repeats,
         baseline=args.baseline,
+        rungs=args.rungs,
+        pool=args.pool,
         jobs=args.jobs,
         pool_bootstrap=args.pool_bootstrap,
         bootstrap_repeats=args.bootstrap_repeats,

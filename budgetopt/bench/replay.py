@@ -16,7 +16,7 @@ import optuna
 
 from budgetopt.bench import report
 from budgetopt.bench.results import summarize
-from budgetopt.bench.runner import caps_from, check_methods, fast_tpe_patch, run_searches
+from budgetopt.bench.runner import caps_from, check_methods, fast_tpe_patch, pool_range, run_searches, sub_ladder
 from budgetopt.bench.simulate import BASELINE, DEFAULT_METHODS
 from budgetopt.bench.stats import rank_fidelity
 from budgetopt.bench.table import read_table, writable_directory
@@ -40,6 +40,8 @@ def simulate(
     compute: str | list = "30",
     repeats: int = 200,
     baseline: str = BASELINE,
+    rungs: str | list | None = None,
+    pool: str | None = None,
     jobs: int = 1,
     pool_bootstrap: int = 20,
     bootstrap_repeats: int = 20,
@@ -51,7 +53,9 @@ def simulate(
 ) -> dict:
     """Replay ``repeats`` paired searches of every method at every cap of ``compute``
     (full budgets, e.g. ``"10,30,100"``) against the table in ``table_dir``; write
-    report.md, results.json and plots to ``out``; return the results."""
+    report.md, results.json and plots to ``out``; return the results. ``rungs``: a
+    sub-ladder every method uses (:func:`~budgetopt.bench.runner.sub_ladder`); ``pool``:
+    ``"A:B"``, only the pool positions A <= c < B (:func:`~budgetopt.bench.runner.pool_range`)."""
     table = read_table(table_dir)
     methods = check_methods(list(methods or DEFAULT_METHODS), table)
     if baseline not in methods:
@@ -64,11 +68,19 @@ def simulate(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    caps = caps_from(compute, table)
+    ladder = sub_ladder(rungs, table)
+    caps = caps_from(compute, table, ladder)
+    span = pool_range(pool, table)
     configs = table.complete_configs
+    if span is not None:
+        configs = configs[(configs >= span[0]) & (configs < span[1])]
     if len(configs) < 2:
-        raise ValueError(f"the table in {table_dir} has {len(configs)} complete configuration(s); a search needs at least 2")
-    if len(configs) < len(table.pool):
+        raise ValueError(
+            f"the table in {table_dir} has {len(configs)} complete configuration(s)"
+            + (f" at pool positions {pool}" if span else "")
+            + "; a search needs at least 2"
+        )
+    if span is None and len(configs) < len(table.pool):
         warn(f"partial table: {len(configs)} of {len(table.pool)} configurations are complete; simulating on those")
     out = writable_directory(Path(out))
     start = time.perf_counter()
@@ -83,6 +95,7 @@ def simulate(
                 caps,
                 repeats,
                 configs=configs,
+                rungs=ladder,
                 jobs=jobs,
                 pool_bootstrap=pool_bootstrap,
                 bootstrap_repeats=bootstrap_repeats,
@@ -104,7 +117,7 @@ def simulate(
             "rungs": list(table.rungs),
             "configs": len(table.pool),
             "configs_complete": int(len(configs)),
-            "partial": bool(len(configs) < len(table.pool)),
+            "partial": bool(len(table.complete_configs) < len(table.pool)),
             "seeds": list(table.seeds),
             "kinds": list(table.kinds),
             "cooldown": table.meta.get("cooldown"),
@@ -115,11 +128,13 @@ def simulate(
             "caps": caps,
             "repeats": repeats,
             "baseline": baseline,
+            "rungs": list(ladder),
+            "pool": list(span) if span else None,
             "pool_bootstrap": pool_bootstrap,
             "bootstrap_repeats": bootstrap_repeats,
             "jobs": jobs,
         },
-        "searches": summarize(table, searches, bootstrap, configs, baseline),
+        "searches": summarize(table, searches, bootstrap, configs, baseline, ladder),
         "fidelity": rank_fidelity(table, configs, resamples=fidelity_resamples),
         "seconds": round(seconds, 1),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "optuna": optuna.__version__},

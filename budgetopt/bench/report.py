@@ -88,7 +88,14 @@ def render(results: dict) -> str:
         "",
         f"Table `{t['directory']}` (built with `{t['command']}`): {t['configs_complete']} complete configurations"
         + (f" of {t['configs']} drawn (**partial table**)" if t["partial"] else "")
-        + f", seeds {', '.join(map(str, t['seeds']))}, unit kinds {', '.join(t['kinds'])}, branch cooldown {t['cooldown']:g}.",
+        + (f" (pool positions {s['pool'][0]} to {s['pool'][1] - 1} only)" if s.get("pool") else "")
+        + f", seeds {', '.join(map(str, t['seeds']))}, unit kinds {', '.join(t['kinds'])}, branch cooldown {t['cooldown']:g}."
+        + (
+            f" Every method searches on the sub-ladder {'/'.join(map(str, s['rungs']))} (reduction factor "
+            f"{s['rungs'][1] // s['rungs'][0]})."
+            if s.get("rungs") and s["rungs"] != t["rungs"]
+            else ""
+        ),
         "",
         f"Each search is a real Optuna study (sampler and pruner of its method) whose training is a lookup in the table; "
         f"{s['repeats']} paired repeats per method (repeat k: sampler seed k, the same training seeds); no search spends more "
@@ -122,7 +129,7 @@ def render(results: dict) -> str:
                 f"{e['compute_summary']['mean']:,.0f} / {e['compute_summary']['max']:,} | "
                 f"{e['trials_summary']['mean']:.1f} ({e['trials_summary']['full_budget']:.1f}) | {reach_text} |"
             )
-        rungs = results["table"]["rungs"]
+        rungs = s.get("rungs") or results["table"]["rungs"]
         lines += [
             "",
             "Regret per budget (the frontier: for each budget, the best configuration the search saw reported at that budget, "

@@ -113,8 +113,10 @@ def paired_interval(values, baseline_values) -> dict:
     return _interval([a - b for a, b in zip(values, baseline_values) if a is not None and b is not None])
 
 
-def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, baseline: str) -> dict:
-    """The ``"searches"`` and ``"pool_bootstrap"`` parts of results.json."""
+def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, baseline: str, rungs=None) -> dict:
+    """The ``"searches"`` and ``"pool_bootstrap"`` parts of results.json (``rungs``: the
+    ladder the searches ran, the table's by default)."""
+    rungs = tuple(rungs or table.rungs)
     scorer = Scorer(table)
     max_budget = table.rungs[-1]
     caps = sorted({cap for _, cap in searches})
@@ -157,6 +159,7 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                         "reached": sum(b in r.frontier for r in runs),
                     }
                     for i, b in enumerate(table.rungs)
+                    if b in rungs
                 },
                 "curve": {
                     "compute_full_budgets": [_r(g / max_budget, 4) for g in grid],

@@ -19,12 +19,12 @@ from budgetopt.bench.table import Table
 _WORKER: dict[str, Any] = {}
 
 
-def _init_pool_worker(table_dir: str, configs: list[int]) -> None:
+def _init_pool_worker(table_dir: str, configs: list[int], rungs: list[int]) -> None:
     exit_with_parent()
-    _init_worker(table_dir, configs)
+    _init_worker(table_dir, configs, rungs)
 
 
-def _init_worker(table_dir: str, configs: list[int]) -> None:
+def _init_worker(table_dir: str, configs: list[int], rungs: list[int]) -> None:
     from budgetopt.bench.table import read_table
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -34,6 +34,7 @@ def _init_worker(table_dir: str, configs: list[int]) -> None:
     _WORKER["table"] = table
     _WORKER["lookups"] = {}
     _WORKER["default"] = tuple(configs)
+    _WORKER["rungs"] = tuple(rungs)
 
 
 def _search_task(method_name: str, repeat: int, cap: int, configs: tuple[int, ...] | None) -> SearchResult:
@@ -42,7 +43,7 @@ def _search_task(method_name: str, repeat: int, cap: int, configs: tuple[int, ..
     lookup = _WORKER["lookups"].get(configs)
     if lookup is None:
         lookup = _WORKER["lookups"][configs] = PoolLookup(table, np.array(configs))
-    return run_search(table, resolve_method(method_name), repeat, cap, lookup)
+    return run_search(table, resolve_method(method_name), repeat, cap, lookup, _WORKER["rungs"])
 
 
 def run_searches(
@@ -52,6 +53,7 @@ def run_searches(
     repeats: int,
     *,
     configs: np.ndarray,
+    rungs: tuple[int, ...] | None = None,
     jobs: int = 1,
     pool_bootstrap: int = 0,
     bootstrap_repeats: int = 20,
@@ -74,7 +76,7 @@ def run_searches(
         owners += [b] * (len(methods) * bootstrap_repeats)
     results: list[SearchResult | None] = [None] * len(tasks)
     bar = tqdm(total=len(tasks), unit="search", desc="bench simulate", disable=not progress, dynamic_ncols=True, smoothing=0.05)
-    args = (str(table.directory), configs.tolist())
+    args = (str(table.directory), configs.tolist(), list(rungs or table.rungs))
     if jobs == 1:
         _init_worker(*args)
         _WORKER["table"] = table
@@ -133,11 +135,58 @@ def check_methods(names: list[str], table: Table) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def caps_from(spec: str | list, table: Table) -> list[int]:
+def sub_ladder(spec: str | list | None, table: Table) -> tuple[int, ...]:
+    """The rungs every method of a simulation uses: the table's ladder (``spec`` None or
+    empty), or a sub-ladder of it given as comma-separated budgets (``90,270,810,2430``,
+    ``30,270,2430``): budgets of the table's ladder, at least two, ending at its full
+    budget, each an integer multiple >= 2 of the one before, the same multiple throughout
+    (the reduction factor). A larger reduction factor or a higher minimum rung is thereby
+    measured on the same table: every value and compute it needs is one the table holds."""
+    if spec is None or spec == "" or spec == []:
+        return table.rungs
+    items = spec if isinstance(spec, list) else [s for s in re.split(r"[,\s]+", str(spec)) if s]
+    allowed = (
+        f"budgets of the table's ladder {'/'.join(map(str, table.rungs))}, ascending, ending at {table.rungs[-1]}, "
+        "at a constant integer ratio >= 2"
+    )
+    try:
+        rungs = tuple(int(item) for item in items)
+    except ValueError:
+        raise ValueError(f"--rungs {','.join(map(str, items))!r}: allowed are {allowed}") from None
+    ratios = {b // a if a and b % a == 0 else 0 for a, b in zip(rungs, rungs[1:])}
+    if (
+        len(rungs) < 2
+        or any(b not in table.rungs for b in rungs)
+        or rungs[-1] != table.rungs[-1]
+        or len(ratios) != 1
+        or min(ratios) < 2
+    ):
+        raise ValueError(f"--rungs {','.join(map(str, rungs))!r}: allowed are {allowed}")
+    return rungs
+
+
+def pool_range(spec: str | None, table: Table) -> tuple[int, int] | None:
+    """``A:B`` -> the pool positions ``A <= c < B`` a simulation draws from (``:B``, ``A:``
+    allowed): tune on one part of a pool and report on another it never saw."""
+    if not spec:
+        return None
+    n = len(table.pool)
+    first, sep, last = str(spec).partition(":")
+    try:
+        low, high = int(first or 0), int(last or n)
+    except ValueError:
+        low = high = -1
+    if not sep or not 0 <= low < high <= n:
+        raise ValueError(f"--pool {spec!r}: allowed is A:B with 0 <= A < B <= {n} (the table's pool positions)")
+    return low, high
+
+
+def caps_from(spec: str | list, table: Table, rungs: tuple[int, ...] | None = None) -> list[int]:
     """Compute caps in iterations from ``spec``: full budgets, comma-separated (``10,30,100``)."""
     items = spec if isinstance(spec, list) else [s for s in re.split(r"[,\s]+", str(spec)) if s]
     caps = []
-    max_budget, min_budget = table.rungs[-1], table.rungs[0]
+    rungs = rungs or table.rungs
+    max_budget, min_budget = rungs[-1], rungs[0]
     for item in items:
         try:
             full_budgets = float(item)

@@ -336,10 +336,23 @@ def _better(a: float, b: float, maximize: bool) -> bool:
     return a > b if maximize else a < b
 
 
-def run_search(table: Table, method: Method, repeat: int, cap: int, lookup: PoolLookup) -> SearchResult:
+def ladder_eta(rungs: tuple[int, ...], table: Table) -> int:
+    """The reduction factor of ``rungs``: the table's own for its ladder, the ratio of
+    consecutive rungs for a sub-ladder (see :func:`~budgetopt.bench.runner.sub_ladder`)."""
+    if tuple(rungs) == table.rungs or len(rungs) < 2:
+        return int(table.meta["ladder"]["reduction_factor"])
+    return rungs[1] // rungs[0]
+
+
+def run_search(
+    table: Table, method: Method, repeat: int, cap: int, lookup: PoolLookup, rungs: tuple[int, ...] | None = None
+) -> SearchResult:
     """One search of ``method`` with sampler seed ``repeat`` and compute cap ``cap``
-    (iterations) against ``table`` (see the module docstring)."""
-    rungs, eta = table.rungs, table.meta["ladder"]["reduction_factor"]
+    (iterations) against ``table`` (see the module docstring), on the table's ladder or
+    on ``rungs``, a sub-ladder of it (a larger reduction factor or a higher minimum
+    rung: every value and compute of a sub-ladder is one the table holds exactly)."""
+    rungs = tuple(rungs or table.rungs)
+    eta = ladder_eta(rungs, table)
     k_index = table.kind_index(method.kind)
     kind = parse_kind(method.kind)
     mode = kind.mode
@@ -374,14 +387,14 @@ def run_search(table: Table, method: Method, repeat: int, cap: int, lookup: Pool
             trial.set_user_attr(key, value)
         state, last_value, rung_values = TrialState.PRUNED, None, {}
         for k, budget in enumerate(plan):
-            r = rungs.index(budget)
+            r = table.rungs.index(budget)
             cost = mode_compute(mode, plan, k, cooldown) - (mode_compute(mode, plan, k - 1, cooldown) if k else 0)
             value = table.value[config, seed, k_index, r]
             diverged = not math.isfinite(value)
             if diverged:
                 # Charge only what the unit executed before it stopped.
                 executed = table.compute[config, seed, k_index, r]
-                full = mode_compute(mode, rungs, r, cooldown)
+                full = mode_compute(mode, table.rungs, r, cooldown)  # the unit ran the table's whole ladder
                 if math.isfinite(executed):
                     cost = max(1, cost - int(full - executed))
             if spent + cost > cap:  # a rung that does not fit is not started; the trial ends here
