@@ -1,5 +1,6 @@
 """ModelPromotionPruner: promotes by the predicted full-budget value, not the rung value."""
 
+import numpy as np
 import optuna
 import pytest
 
@@ -45,3 +46,16 @@ def test_model_promotes_what_the_full_budget_favours_and_the_rung_rule_prunes(x)
 
 def test_model_falls_back_to_the_rung_rule_with_too_few_points():
     assert _decide(ModelPromotionPruner(3, 27, 3, min_points=10_000), 0.97) is True
+
+
+def test_forest_predict_equals_scikit_learns_predict():
+    from sklearn.ensemble import RandomForestRegressor
+
+    from budgetopt.promotion import forest_predict
+
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 5))
+    y = x @ rng.random(5) + rng.normal(0, 0.1, 300)
+    model = RandomForestRegressor(n_estimators=50, min_samples_leaf=2, random_state=0, n_jobs=1).fit(x, y)
+    new = rng.random((40, 5))
+    np.testing.assert_allclose(forest_predict(model, new), model.predict(new), rtol=1e-12, atol=1e-12)
