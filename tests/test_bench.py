@@ -192,7 +192,8 @@ def test_every_method_regret_nonnegative_and_compute_never_above_the_cap(table_d
     table = read_table(table_dir)
     lookup = PoolLookup(table, table.complete_configs)
     scorer = Scorer(table)
-    names = [*BUILTIN, "restart_beta0.5", "restart@random", "sha_cosine@random", "budgetopt.pruners:BudgetPruner@branch",
+    names = [*BUILTIN, "restart_beta0.5", "restart@random", "sha_cosine@random", "sha_cosine@budget", "restart@tpe",
+             "budgetopt.pruners:BudgetPruner@branch",
              "optuna.pruners:MedianPruner@continue_step"]
     for cap in (3, 81 * 4 + 7):
         for name in names:
@@ -237,6 +238,30 @@ def test_simulated_trials_train_pool_configurations_and_budget_sampler_fits_one_
     fitted = [t.user_attrs.get("budgetopt.fit_budget") for t in trials]
     assert set(fitted) - {None} <= set(table.rungs) and any(fitted)
     assert all("budgetopt.rung_values" in t.user_attrs for t in trials if t.intermediate_values)
+
+
+def test_sampler_suffix_swaps_only_the_sampler(table_dir, monkeypatch):
+    """``sha_cosine@budget``: Optuna's successive halving on cosine values, with BudgetSampler,
+    which fits one budget of those values; ``restart@tpe``: BudgetPruner with Optuna's TPE."""
+    _quiet()
+    from budgetopt.bench import simulate as sim
+    from budgetopt.samplers import BudgetSampler
+
+    table = read_table(table_dir)
+    lookup = PoolLookup(table, table.complete_configs)
+    studies = []
+    original = optuna.create_study
+    monkeypatch.setattr(sim.optuna, "create_study", lambda **kw: studies.append(original(**kw)) or studies[-1])
+    plain, swapped = resolve_method("sha_cosine"), resolve_method("sha_cosine@budget")
+    assert (swapped.kind, swapped.pruner, swapped.deploy_kind) == (plain.kind, plain.pruner, plain.deploy_kind)
+    assert swapped.sampler == "budget"
+    run_search(table, swapped, 0, 81 * 20, lookup)
+    assert isinstance(studies[-1].sampler.base, BudgetSampler)
+    assert isinstance(studies[-1].pruner, optuna.pruners.SuccessiveHalvingPruner)
+    fitted = {t.user_attrs.get("budgetopt.fit_budget") for t in studies[-1].get_trials()} - {None}
+    assert fitted and fitted <= set(table.rungs)
+    run_search(table, resolve_method("restart@tpe"), 0, 81 * 20, lookup)
+    assert type(studies[-1].sampler.base) is optuna.samplers.TPESampler and isinstance(studies[-1].pruner, BudgetPruner)
 
 
 def test_budget_pruner_decides_as_optunas_successive_halving_on_the_same_values():

@@ -200,7 +200,7 @@ def _add_search_options(parser: argparse.ArgumentParser, compute_default: str) -
         default=",".join(DEFAULT_METHODS),
         metavar="M,M",
         help=f"methods: {', '.join(BUILTIN)}; a table kind (restart_beta0.3); module:Class[@kind] for your own "
-        "optuna pruner; add @random for a random sampler (default: %(default)s)",
+        "optuna pruner; add @random, @tpe or @budget to choose the sampler (default: %(default)s)",
     )
     parser.add_argument(
         "--compute",

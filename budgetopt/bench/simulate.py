@@ -165,6 +165,7 @@ BUILTIN = {
     ),
     "tpe": Method("tpe", "restart", "none", "tpe", "restart", "TPE, every trial at the full budget (linear decay)"),
 }
+SAMPLERS = {"random": "random sampler", "tpe": "Optuna's TPESampler", "budget": "BudgetSampler"}  # method@sampler
 DEFAULT_METHODS = ("sha_step", "sha_cosine", "hyperband_step", "restart", "branch", "tpe")
 BASELINE = "sha_step"
 
@@ -172,10 +173,13 @@ BASELINE = "sha_step"
 def resolve_method(name: str, table: Table | None = None) -> Method:
     """The method called ``name``: a built-in (:data:`BUILTIN`), a table kind run with
     ``BudgetPruner`` (``restart_beta0.3``), ``module:Class[@kind]`` (a user's pruner), each
-    with an optional ``@random`` suffix (random sampler instead of the model-based one)."""
+    with an optional sampler suffix (:data:`SAMPLERS`): ``@random``, ``@tpe`` or
+    ``@budget`` (``sha_cosine@budget``: Optuna's successive halving on the cosine values
+    with BudgetSampler, which separates the sampler's share of a difference from the
+    schedule's)."""
     base, _, suffix = name.partition("@")
-    random_sampler = suffix == "random"
-    kind_override = suffix if suffix and not random_sampler else None
+    sampler_override = suffix if suffix in SAMPLERS else None
+    kind_override = suffix if suffix and sampler_override is None else None
     if base in BUILTIN and kind_override is None:
         method = BUILTIN[base]
     elif ":" in base:
@@ -195,13 +199,14 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
         except ValueError:
             raise ValueError(
                 f"unknown method {name!r}: allowed are {', '.join(BUILTIN)}, a table kind (e.g. restart_beta0.3), "
-                "or module:Class[@kind] for your own pruner; add @random for a random sampler"
+                "or module:Class[@kind] for your own pruner; add @random, @tpe or @budget for that sampler"
             ) from None
         pruner = "sha" if kind.mode == "continue" else "budget"
         sampler = "tpe" if kind.mode == "continue" else "budget"
         method = Method(base, kind.name, pruner, sampler, kind.name, f"{pruner} on {kind.name} values")
-    if random_sampler:
-        method = Method(name, method.kind, method.pruner, "random", method.deploy_kind, method.words + ", random sampler")
+    if sampler_override:
+        words = f"{method.words}, {SAMPLERS[sampler_override]}"
+        method = Method(name, method.kind, method.pruner, sampler_override, method.deploy_kind, words)
     if table is not None:
         for kind in (method.kind, method.deploy_kind):
             table.kind_index(kind)  # a TableError naming the kinds the table has
