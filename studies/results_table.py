@@ -1,0 +1,76 @@
+"""Render the README's result tables from simulation reports (results.json, or its gzip).
+
+    python studies/results_table.py studies/results/holdout_fashion_mlp-long_factor9_random [DIR ...] [--deployable]
+
+One markdown row per (report, method): selection regret at every cap of the report, and
+the paired difference against the report's baseline with its 95% interval (with
+``--deployable``, the deployable score's difference too). Nothing is recomputed: the
+numbers are those of each report's results.json, so a README table and its report agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+
+def load(directory: Path) -> dict:
+    plain, packed = directory / "results.json", directory / "results.json.gz"
+    if plain.exists():
+        return json.loads(plain.read_text())
+    if packed.exists():
+        return json.loads(gzip.decompress(packed.read_bytes()))
+    raise SystemExit(f"results_table: no results.json(.gz) in {directory}")
+
+
+def interval(e: dict | None) -> str:
+    if not e or e.get("mean") is None:
+        return ""
+    return f"{e['mean']:+.4f} ({e['low']:+.4f} to {e['high']:+.4f})"
+
+
+def rows(results: dict, deployable: bool) -> list[str]:
+    s = results["settings"]
+    ladder = "/".join(map(str, s.get("rungs") or results["table"]["rungs"]))
+    pool = f"{s['pool'][0]}-{s['pool'][1] - 1}" if s.get("pool") else f"all {results['table']['configs_complete']}"
+    out = []
+    caps = results["searches"]["caps"]
+    for method in results["searches"]["methods"]:
+        cells = [f"`{method}`", ladder, pool]
+        for cap in caps.values():
+            e = cap["methods"][method]
+            cells.append(f"{e['regret_summary']['mean']:.4f}")
+            cells.append(interval(e.get("regret_minus_baseline")))
+            if deployable:
+                cells.append(interval(e.get("deployable_minus_baseline")))
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def header(results: dict, deployable: bool) -> list[str]:
+    baseline = results["settings"]["baseline"]
+    cols = ["method", "ladder", "pool"]
+    for cap in results["searches"]["caps"].values():
+        fb = f"{cap['full_budgets']:g} FB"
+        cols += [f"regret, {fb}", f"minus {baseline}"]
+        if deployable:
+            cols.append(f"deployable minus {baseline}")
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * 3 + "---:|" * (len(cols) - 3)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reports", nargs="+", type=Path, help="simulation output directories")
+    parser.add_argument("--deployable", action="store_true", help="add the deployable score's paired difference")
+    args = parser.parse_args()
+    for i, directory in enumerate(args.reports):
+        results = load(directory)
+        if i == 0:
+            print("\n".join(header(results, args.deployable)))
+        print("\n".join(rows(results, args.deployable)))
+
+
+if __name__ == "__main__":
+    main()
