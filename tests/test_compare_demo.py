@@ -63,10 +63,11 @@ def test_demo_runs_a_live_study_and_replays_the_committed_table(capsys, tmp_path
     assert status == 0, err
     assert f"Live study '{STUDY_NAME}' (digits)" in stdout
     assert "Replayed on the committed table" in stdout
-    for method in ("sha_cosine", "restart", "branch", "sha_cosine@random", "restart@random"):
+    for method in ("sha_cosine", "sha_cosine@budget", "restart", "branch", "sha_cosine@random", "restart@random"):
         assert f"\n{method} " in stdout
     assert "at 30 full budgets (selection regret" in stdout  # a sentence per method against the baseline
-    assert "With the same random sampler, `restart@random` against `sha_cosine@random`" in stdout
+    assert "- `sha_cosine@budget` against `sha_cosine` (the sampler alone" in stdout
+    assert "- `restart@random` against `sha_cosine@random` (the promotion rule and the schedule alone" in stdout
     assert f"dashboard: budgetopt dashboard sqlite:///{out / 'studies.db'}" in stdout
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{out / 'studies.db'}")
     rows = frontier(study)
