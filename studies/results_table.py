@@ -4,7 +4,8 @@
 
 One markdown row per (report, method): selection regret at every cap of the report, and
 the paired difference against the report's baseline with its 95% interval (with
-``--deployable``, the deployable score's difference too). Nothing is recomputed: the
+``--deployable``, the deployable score's difference too; where the report resampled its
+pool, the difference's mean and 95% percentile interval over the resampled pools). Nothing is recomputed: the
 numbers are those of each report's results.json, so a README table and its report agree.
 """
 
@@ -45,6 +46,12 @@ def rows(results: dict, deployable: bool) -> list[str]:
             cells.append(interval(e.get("regret_minus_baseline")))
             if deployable:
                 cells.append(interval(e.get("deployable_minus_baseline")))
+        boot = results["searches"].get("pool_bootstrap")
+        if boot:
+            b = boot["methods"].get(method, {})
+            mean = b.get("regret_minus_baseline_mean")
+            low, high = b.get("regret_minus_baseline_low"), b.get("regret_minus_baseline_high")
+            cells.append("" if mean is None else f"{mean:+.4f} ({low:+.4f} to {high:+.4f})")
         out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -57,6 +64,9 @@ def header(results: dict, deployable: bool) -> list[str]:
         cols += [f"regret, {fb}", f"minus {baseline}"]
         if deployable:
             cols.append(f"deployable minus {baseline}")
+    boot = results["searches"].get("pool_bootstrap")
+    if boot:
+        cols.append(f"minus {baseline}, {boot['pools']} resampled pools, {boot['cap'] / results['table']['rungs'][-1]:g} FB")
     return ["| " + " | ".join(cols) + " |", "|" + "---|" * 3 + "---:|" * (len(cols) - 3)]
 
 
