@@ -16,6 +16,8 @@ import gzip
 import json
 from pathlib import Path
 
+from budgetopt.bench.report import format_interval
+
 
 def load(directory: Path) -> dict:
     plain, packed = directory / "results.json", directory / "results.json.gz"
@@ -27,9 +29,7 @@ def load(directory: Path) -> dict:
 
 
 def interval(e: dict | None) -> str:
-    if not e or e.get("mean") is None:
-        return ""
-    return f"{e['mean']:+.4f} ({e['low']:+.4f} to {e['high']:+.4f})"
+    return format_interval(e, sign=True) if e and e.get("mean") is not None else ""
 
 
 def rows(results: dict, deployable: bool) -> list[str]:

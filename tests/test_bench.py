@@ -187,6 +187,16 @@ def _quiet():
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
+def _capture_studies(monkeypatch) -> list:
+    """The studies the simulator creates, in order (optuna.create_study wrapped)."""
+    from budgetopt.bench import simulate as sim
+
+    studies: list = []
+    original = optuna.create_study
+    monkeypatch.setattr(sim.optuna, "create_study", lambda **kw: studies.append(original(**kw)) or studies[-1])
+    return studies
+
+
 def test_every_method_regret_nonnegative_and_compute_never_above_the_cap(table_dir):
     _quiet()
     table = read_table(table_dir)
@@ -223,13 +233,10 @@ def test_simulated_trials_train_pool_configurations_and_budget_sampler_fits_one_
     """Every trial's parameters are a pool configuration's (the sampler's proposal moved
     there), and BudgetSampler sees the rung values a live BudgetedRun records."""
     _quiet()
-    from budgetopt.bench import simulate as sim
 
     table = read_table(table_dir)
     lookup = PoolLookup(table, table.complete_configs)
-    studies = []
-    original = optuna.create_study
-    monkeypatch.setattr(sim.optuna, "create_study", lambda **kw: studies.append(original(**kw)) or studies[-1])
+    studies = _capture_studies(monkeypatch)
     run_search(table, resolve_method("restart"), 0, 81 * 30, lookup)
     trials = studies[0].get_trials()
     assert len(trials) > 10
@@ -244,14 +251,11 @@ def test_sampler_suffix_swaps_only_the_sampler(table_dir, monkeypatch):
     """``sha_cosine@budget``: Optuna's successive halving on cosine values, with BudgetSampler,
     which fits one budget of those values; ``restart@tpe``: BudgetPruner with Optuna's TPE."""
     _quiet()
-    from budgetopt.bench import simulate as sim
     from budgetopt.samplers import BudgetSampler
 
     table = read_table(table_dir)
     lookup = PoolLookup(table, table.complete_configs)
-    studies = []
-    original = optuna.create_study
-    monkeypatch.setattr(sim.optuna, "create_study", lambda **kw: studies.append(original(**kw)) or studies[-1])
+    studies = _capture_studies(monkeypatch)
     plain, swapped = resolve_method("sha_cosine"), resolve_method("sha_cosine@budget")
     assert (swapped.kind, swapped.pruner, swapped.deploy_kind) == (plain.kind, plain.pruner, plain.deploy_kind)
     assert swapped.sampler == "budget"
@@ -331,13 +335,10 @@ def test_sub_ladder_searches_report_only_its_budgets_at_its_reduction_factor_wit
     holds there; Optuna's pruners get reduction factor 9; the cap holds and the search goes
     on while a sub-ladder's lowest rung still fits."""
     _quiet()
-    from budgetopt.bench import simulate as sim
 
     table = read_table(table_dir)
     lookup = PoolLookup(table, table.complete_configs)
-    studies = []
-    original = optuna.create_study
-    monkeypatch.setattr(sim.optuna, "create_study", lambda **kw: studies.append(original(**kw)) or studies[-1])
+    studies = _capture_studies(monkeypatch)
     cap = 81 * 6 + 5
     for name in ("sha_step", "restart", "branch", "hyperband_cosine", "restart_hb"):
         result = run_search(table, resolve_method(name), 0, cap, lookup, (9, 81))

@@ -142,7 +142,7 @@ def sub_ladder(spec: str | list | None, table: Table) -> tuple[int, ...]:
     budget, each an integer multiple >= 2 of the one before, the same multiple throughout
     (the reduction factor). A larger reduction factor or a higher minimum rung is thereby
     measured on the same table: every value and compute it needs is one the table holds."""
-    if spec is None or spec == "" or spec == []:
+    if not spec:
         return table.rungs
     items = spec if isinstance(spec, list) else [s for s in re.split(r"[,\s]+", str(spec)) if s]
     allowed = (
