@@ -113,7 +113,9 @@ class TrialIO:
         attempt of this trial left (``budgetopt.snapshot``) when there is one to resume
         from (else None), and the compute to start from: a retry with no snapshot trains
         from zero, and the work its failed attempt lost still counts."""
-        retry = ATTR_PLAN in self.trial.user_attrs  # copied from an attempt that got this far
+        # a retry of a failed attempt (Optuna's RetryFailedTrialCallback copies its attrs),
+        # even one interrupted before it recorded its plan
+        retry = ATTR_PLAN in self.trial.user_attrs or "failed_trial" in self._frozen().system_attrs
         self.set(trial_attrs_for_plan(mode, budgets, schedule))
         if self.snapshot_store is not None and ATTR_SNAPSHOT in self.trial.user_attrs:
             return self.trial.user_attrs[ATTR_SNAPSHOT], 0

@@ -14,6 +14,7 @@ import numpy as np
 import optuna
 import pytest
 
+from budgetopt.attrs import ATTR_COMPUTE, ATTR_PLAN, ATTR_SCHEDULE
 from budgetopt.bench.build import build_table
 from budgetopt.bench.replay import simulate
 from budgetopt.bench.results import Scorer
@@ -178,6 +179,45 @@ def test_resume_grows_the_pool_and_keeps_the_units(tmp_path):
     after = (out / "table.csv").read_text()
     assert after.startswith(before)
     assert read_table(out).done.all() and len(read_table(out).pool) == 3
+
+
+def test_resume_grows_the_kinds_with_a_branch_of_another_cooldown(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "t"
+    common = dict(configs=2, seeds=1, ladder="quick", progress=False)
+    build_table("digits", out, kinds=["restart", "branch"], **common)
+    before = (out / "table.csv").read_text()
+    build_table("digits", out, kinds=["branch_cooldown0.5", "restart", "branch"], resume=True, **common)
+    assert (out / "table.csv").read_text().startswith(before)  # the first build's rows untouched
+    table = read_table(out)  # checks every rung's compute against its kind's cooldown
+    assert list(table.kinds) == ["restart", "branch", "branch_cooldown0.5"] and table.done.all()
+    assert table.meta["cooldown"] == 0.2 and table.meta["complete"] is True
+    b, c = table.kind_index("branch"), table.kind_index("branch_cooldown0.5")
+    assert list(table.compute[0, 0, c]) == [mode_compute("branch", table.rungs, r, 0.5) for r in range(len(table.rungs))]
+    assert (table.compute[0, 0, c, 1:] > table.compute[0, 0, b, 1:]).all()  # a longer cooldown costs more
+    assert not np.array_equal(table.value[:, :, b], table.value[:, :, c])
+    # a simulated search charges the kind's own cooldown
+    studies = _capture_studies(monkeypatch)
+    run_search(table, resolve_method("branch_cooldown0.5@random", table), 0, 10**6, PoolLookup(table, np.arange(2)))
+    first = studies[0].trials[0]
+    assert first.user_attrs[ATTR_SCHEDULE]["cooldown"] == 0.5
+    reached = sorted(first.intermediate_values)
+    plan = first.user_attrs[ATTR_PLAN]
+    assert first.user_attrs[ATTR_COMPUTE] == mode_compute("branch", plan, plan.index(reached[-1]), 0.5)
+    # a resume cannot drop a kind
+    status, _, err = run_main(
+        capsys, "bench", "build", "digits", "--configs", "2", "--seeds", "1", "--ladder", "quick",
+        "--kinds", "restart,branch", "--out", str(out), "--resume", "-q",
+    )
+    assert status == 2
+    one_line_error(err, "branch_cooldown0.5", "lacks")
+
+
+@pytest.mark.parametrize("name", ["branch_cooldown0", "branch_cooldown1.5", "branch_cooldown", "branch_c0.1"])
+def test_a_bad_cooldown_kind_names_what_is_allowed(name):
+    from budgetopt.bench.table import parse_kind
+
+    with pytest.raises(ValueError, match=r"branch_cooldown<f> \(0 < f <= 1"):
+        parse_kind(name)
 
 
 # -- the simulator ------------------------------------------------------------------------------
@@ -542,6 +582,19 @@ def test_worker_processes_end_when_the_build_is_killed(tmp_path):
         time.sleep(0.5)
         alive = [p for p in alive if Path(f"/proc/{p}").exists() and "zombie" not in _state(p)]
     assert not alive, alive
+
+
+def test_a_worker_that_starts_after_its_parent_died_exits_at_once():
+    """Under load a spawned worker can finish importing after its parent was killed: it
+    has been re-parented by then, so it checks the pid its parent passed."""
+    code = "from budgetopt.bench._process import exit_with_parent; import os, time; exit_with_parent({}); time.sleep(60)"
+    gone = subprocess.run([sys.executable, "-c", code.format("os.getppid() + 10**7")], timeout=50)
+    assert gone.returncode == 1
+    alive = subprocess.Popen([sys.executable, "-c", code.format("os.getppid()")])
+    with pytest.raises(subprocess.TimeoutExpired):
+        alive.wait(timeout=2)  # its parent (this test) is alive: it keeps working
+    alive.kill()
+    alive.wait()
 
 
 def _children(pid: int) -> list[int]:

@@ -129,6 +129,22 @@ def test_a_retried_trial_keeps_its_seed_and_counts_its_lost_work(tmp_path):
     assert fresh_trial_count(load(url, "s").trials) == 1
 
 
+def test_a_retry_of_an_attempt_interrupted_before_its_plan_says_it_resumed(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    assert worker(tmp_path, "--n-trials", "1") == 0
+    study = load(url, "s")
+    first = study.trials[0]
+    # Ctrl-C between the trial's creation and its plan: the re-queued copy has no budgetopt attrs.
+    study.add_trial(optuna.create_trial(
+        state=TrialState.WAITING, params=first.params, distributions=first.distributions,
+        system_attrs={"failed_trial": 0, "retry_history": [0]},
+    ))
+    assert worker(tmp_path, "--n-trials", "1") == 0
+    retry = load(url, "s").trials[1]
+    assert retry.user_attrs[ATTR_RESUMED] == {"from_trial": 0, "budget": None, "lost_compute": 0}
+    assert retry.user_attrs[ATTR_COMPUTE] == sum(retry.intermediate_values)
+
+
 def test_a_corrupted_snapshot_retrains_from_zero_and_says_why(tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/study.db"
     assert worker(tmp_path, "--n-trials", "1") == 0
@@ -228,6 +244,7 @@ def test_launch_forwards_ctrl_c_and_the_interrupted_trials_resume(tmp_path):
     trials = load(url, "s").trials
     retries = [t for t in trials if "failed_trial" in t.system_attrs]
     assert len(retries) == 2 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in retries)
+    assert all(ATTR_RESUMED in t.user_attrs for t in retries)  # also one interrupted before its plan
     assert any(t.user_attrs[ATTR_RESUMED]["budget"] is not None for t in retries)  # from its rung snapshot
     assert fresh_trial_count(trials) == 12
 

@@ -7,11 +7,14 @@ import threading
 import time
 
 
-def exit_with_parent(poll_seconds: float = 1.0) -> None:
-    """In a worker process: end it as soon as its parent is gone (killed, crashed), so that
-    an interrupted build or simulation leaves no orphan spending the CPU on units nobody
-    will write. Call it from the pool's initializer."""
-    parent = os.getppid()
+def exit_with_parent(parent: int, poll_seconds: float = 1.0) -> None:
+    """In a worker process: end it as soon as its parent ``parent`` (the pid the parent
+    passed, ``os.getpid()`` there) is gone (killed, crashed), so that an interrupted build
+    or simulation leaves no orphan spending the CPU on units nobody will write. Call it
+    from the pool's initializer. The pid comes from the parent because a worker that
+    starts (imports torch) after its parent died has already been re-parented."""
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:

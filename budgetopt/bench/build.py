@@ -6,8 +6,8 @@ by :func:`~budgetopt.study_script.train_config` exactly as a live trial of that 
 trains. Units run in ``jobs`` worker processes (one torch thread each); only this
 process writes the table, one ``write`` + ``fsync`` per unit, so a crash or a SIGKILL
 loses at most the units in flight. ``resume`` repairs a cut-off last line, checks that
-the directory holds the same build (study script, ladder, pool seed, seeds, kinds,
-cooldown; the pool may grow) and runs the units that are missing. Units are ordered
+the directory holds the same build (study script, ladder, pool seed, seeds, cooldown;
+the pool may grow, and so may the kinds) and runs the units that are missing. Units are ordered
 configuration by configuration, so a partial table holds complete configurations.
 """
 
@@ -83,8 +83,8 @@ def _prepared(spec: BuildSpec) -> tuple[StudyScript, Any]:
     return _LOADED[key]
 
 
-def _init_worker(threads: int) -> None:
-    exit_with_parent()
+def _init_worker(parent: int, threads: int) -> None:
+    exit_with_parent(parent)
     torch.set_num_threads(threads)
 
 
@@ -196,12 +196,20 @@ def build_table(
     )
     if resume and meta_path.is_file():
         old_meta = read_meta(out)
-        for key in ("study", "script_sha256", "direction", "ladder", "quick", "space", "pool_seed", "seeds", "kinds", "cooldown"):
+        for key in ("study", "script_sha256", "direction", "ladder", "quick", "space", "pool_seed", "seeds", "cooldown"):
             if old_meta.get(key) != meta[key]:
                 raise TableError(
                     f"--resume: {out} holds a different build ({key} {old_meta.get(key)!r}, this command {meta[key]!r}); "
                     "use another --out, or the first build's options"
                 )
+        missing = [k for k in old_meta["kinds"] if k not in kinds]
+        if missing:
+            raise TableError(
+                f"--resume: {out} holds kinds {','.join(old_meta['kinds'])}; --kinds {','.join(kinds)} lacks "
+                f"{','.join(missing)} (a table grows by kinds, it does not lose them)"
+            )
+        kinds = [*old_meta["kinds"], *(k for k in kinds if k not in old_meta["kinds"])]  # the table's order first
+        meta["kinds"] = kinds
         if old_meta["pool"] != pool[: len(old_meta["pool"])]:
             raise TableError(f"--resume: the pool in {out} is not this command's (another budgetopt or study script version)")
         _repair(table_path)
@@ -302,7 +310,7 @@ def _run(spec, pending, pool, out, meta, finished, units, jobs, threads, progres
         executor: concurrent.futures.Executor = _InProcess()
     else:
         executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(), threads)
         )
     last_meta = time.monotonic()
     running: dict[concurrent.futures.Future, Unit] = {}

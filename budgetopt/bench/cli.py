@@ -33,7 +33,7 @@ def _add_build(group, command) -> None:
             "Draw --configs configurations from the study script's search space (Optuna's scrambled Sobol QMCSampler, "
             "--pool-seed), train each with every seed and unit kind on the ladder, and write table.csv (one row per "
             "configuration, seed, kind and rung) and meta.json to --out. Units run in --jobs processes; an interrupted "
-            "build keeps every finished unit and --resume completes it (or grows its pool)."
+            "build keeps every finished unit and --resume completes it (or grows its pool or its kinds)."
         ),
     )
     parser.add_argument("script", help="a built-in study (fashion_mlp, fashion_mlp_fixed_lr, digits, ...) or a .py study script")
@@ -177,7 +177,7 @@ def _add_table_options(parser: argparse.ArgumentParser, configs_default: int | N
         "--kinds",
         default=",".join(DEFAULT_KINDS),
         metavar="K,K",
-        help="unit kinds: restart, branch, continue_<profile>, restart_beta<b> (default: %(default)s)",
+        help="unit kinds: restart, branch, continue_<profile>, restart_beta<b>, branch_cooldown<f> (default: %(default)s)",
     )
     parser.add_argument("--pool-seed", type=int, default=0, metavar="S", help="seed of the pool's draw (default: %(default)s)")
     parser.add_argument(
@@ -188,7 +188,7 @@ def _add_table_options(parser: argparse.ArgumentParser, configs_default: int | N
     parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K (default: %(default)s)")
     parser.add_argument("--data-dir", metavar="DIR", help="where the study script finds its data")
     parser.add_argument("--quick", action="store_true", help="the script's quick data setting")
-    parser.add_argument("--resume", action="store_true", help="complete (or grow) the table already there")
+    parser.add_argument("--resume", action="store_true", help="complete the table already there, or grow its pool (--configs) or kinds (--kinds)")
 
 
 def _add_search_options(parser: argparse.ArgumentParser, compute_default: str) -> None:

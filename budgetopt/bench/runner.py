@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
 import re
 import warnings
 from typing import Any
@@ -19,8 +20,8 @@ from budgetopt.bench.table import Table
 _WORKER: dict[str, Any] = {}
 
 
-def _init_pool_worker(table_dir: str, configs: list[int], rungs: list[int]) -> None:
-    exit_with_parent()
+def _init_pool_worker(parent: int, table_dir: str, configs: list[int], rungs: list[int]) -> None:
+    exit_with_parent(parent)
     _init_worker(table_dir, configs, rungs)
 
 
@@ -85,7 +86,8 @@ def run_searches(
             bar.update(1)
     else:
         with concurrent.futures.ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_pool_worker, initargs=args
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_pool_worker,
+            initargs=(os.getpid(), *args),
         ) as executor:
             chunk = max(1, len(tasks) // (jobs * 8))
             for i, result in enumerate(executor.map(_search_task_star, tasks, chunksize=chunk)):

@@ -361,7 +361,7 @@ def run_search(
     k_index = table.kind_index(method.kind)
     kind = parse_kind(method.kind)
     mode = kind.mode
-    cooldown = table.meta.get("cooldown", COOLDOWN)
+    cooldown = kind.cooldown_in(table.meta.get("cooldown", COOLDOWN))
     schedule = mode_with(mode, cooldown=cooldown, horizon_exponent=kind.horizon_exponent).schedule(kind.profile)
     study = optuna.create_study(
         study_name=f"{method.name}-{repeat}",  # HyperbandPruner's brackets hash the study name: fixed, reproducible

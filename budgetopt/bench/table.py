@@ -78,7 +78,8 @@ class Kind:
 
     - ``restart``: restart mode, linear decay to each budget (its last rung is the
       configuration's *truth*: the full-budget score with linear decay);
-    - ``branch``: branch mode with the table's cooldown;
+    - ``branch``: branch mode with the table's cooldown; ``branch_cooldown<f>`` with
+      cooldown fraction ``f`` (0 < f <= 1) instead, so one table compares cooldowns;
     - ``continue_<profile>``: one ``<profile>`` schedule (``step``, ``cosine``, ...) over
       the full budget, read at the rungs: what Optuna's pruners see today;
     - ``restart_beta<b>``: restart mode with horizon-scaled peak rates, budget ``B`` at
@@ -89,12 +90,18 @@ class Kind:
     mode: str
     profile: str = "linear"
     horizon_exponent: float = 0.0
+    cooldown: float | None = None  # branch: None is the table's cooldown
+
+    def cooldown_in(self, table_cooldown: float) -> float:
+        """The cooldown this kind's units train with in a table built with ``table_cooldown``."""
+        return table_cooldown if self.cooldown is None else self.cooldown
 
     def run_options(self, cooldown: float) -> dict:
-        """Keyword arguments of :func:`~budgetopt.study_script.train_config` for this kind."""
+        """Keyword arguments of :func:`~budgetopt.study_script.train_config` for this kind
+        in a table built with ``cooldown``."""
         options: dict = {"profile": self.profile}
         if self.mode == "branch":
-            options["cooldown"] = cooldown
+            options["cooldown"] = self.cooldown_in(cooldown)
         if self.horizon_exponent:
             options["horizon_exponent"] = self.horizon_exponent
         return options
@@ -110,9 +117,13 @@ def parse_kind(name: str) -> Kind:
     match = re.fullmatch(r"restart_beta(\d+(?:\.\d+)?)", name)
     if match and float(match.group(1)) > 0:
         return Kind(name, "restart", horizon_exponent=float(match.group(1)))
+    match = re.fullmatch(r"branch_cooldown(\d+(?:\.\d+)?)", name)
+    if match and 0 < float(match.group(1)) <= 1:
+        return Kind(name, "branch", cooldown=float(match.group(1)))
     raise ValueError(
         f"unknown unit kind {name!r}: allowed are restart, branch, continue_<profile> "
-        f"(profile one of {', '.join(PROFILES)}) and restart_beta<b> (b > 0, e.g. restart_beta0.3)"
+        f"(profile one of {', '.join(PROFILES)}), restart_beta<b> (b > 0, e.g. restart_beta0.3) "
+        "and branch_cooldown<f> (0 < f <= 1, e.g. branch_cooldown0.1)"
     )
 
 
@@ -377,8 +388,8 @@ def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
                 ) from None
     # every rung a unit reported cost what its mode executes (a diverged rung: less)
     for k, kind in enumerate(kinds):
-        mode = parse_kind(kind).mode
-        expected = np.array([mode_compute(mode, rungs, r, meta.get("cooldown", COOLDOWN)) for r in range(len(rungs))])
+        mode, cooldown = parse_kind(kind).mode, parse_kind(kind).cooldown_in(meta.get("cooldown", COOLDOWN))
+        expected = np.array([mode_compute(mode, rungs, r, cooldown) for r in range(len(rungs))])
         wrong = np.isfinite(value[:, :, k]) & (compute[:, :, k] != expected)
         if wrong.any():
             c, s, r = np.argwhere(wrong)[0]
