@@ -212,6 +212,47 @@ def test_resume_grows_the_kinds_with_a_branch_of_another_cooldown(tmp_path, caps
     one_line_error(err, "branch_cooldown0.5", "lacks")
 
 
+def test_a_kind_for_some_configurations_reads_it_there_and_the_plain_kind_elsewhere(table_dir, monkeypatch):
+    table = read_table(table_dir)
+    method = resolve_method("restart_beta0.5[width=8]@random", table)
+    assert method.sampler == "random" and method.kind == "restart_beta0.5[width=8]"
+    studies = _capture_studies(monkeypatch)
+    lookup = PoolLookup(table, table.complete_configs)
+    run_search(table, method, 3, 10**6, lookup)
+    beta, plain = table.kind_index("restart_beta0.5"), table.kind_index("restart")
+    read = set()
+    for trial in studies[0].trials:
+        config = lookup.nearest(trial.params)
+        k = beta if table.pool[config]["width"] == 8 else plain
+        seed = int(np.random.default_rng([3, trial.number]).integers(len(table.seeds)))
+        assert trial.intermediate_values == {
+            b: table.value[config, seed, k, table.rungs.index(b)] for b in trial.intermediate_values
+        }
+        read.add(k)
+    assert read == {beta, plain}  # both kinds were read in this search
+    assert trial.user_attrs[ATTR_SCHEDULE]["horizon_exponent"] == (0.5 if k == beta else 0.0)
+    # the full budget is unchanged by horizon scaling: deployed like restart
+    np.testing.assert_array_equal(table.full_budget_scores(method.deploy_kind), table.full_budget_scores("restart"))
+
+
+@pytest.mark.parametrize(
+    "name, fragments",
+    [
+        ("restart_beta0.5[depth=3]", ["no parameter 'depth'", "width"]),
+        ("restart_beta0.5[width=64]", ["no configuration has width=64", "8, 16, 32"]),
+        ("continue_cosine[width=8]", ["needs a restart_beta<b> or branch_cooldown<f> kind"]),
+        ("restart_beta0.9[width=8]", ["no unit kind 'restart_beta0.9'"]),
+    ],
+)
+def test_a_bad_kind_choice_is_one_line_exit_2(capsys, table_dir, tmp_path, name, fragments):
+    status, _, err = run_main(
+        capsys, "bench", "simulate", str(table_dir), "--methods", name, "--out", str(tmp_path / "s"), "-q"
+    )
+    assert status == 2
+    one_line_error(err, *fragments)
+    assert not (tmp_path / "s").exists()
+
+
 @pytest.mark.parametrize("name", ["branch_cooldown0", "branch_cooldown1.5", "branch_cooldown", "branch_c0.1"])
 def test_a_bad_cooldown_kind_names_what_is_allowed(name):
     from budgetopt.bench.table import parse_kind

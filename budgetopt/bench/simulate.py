@@ -46,7 +46,7 @@ import optuna
 from optuna.distributions import json_to_distribution
 from optuna.trial import TrialState
 
-from budgetopt.bench.table import Table, parse_kind
+from budgetopt.bench.table import Table, parse_kind, parse_kind_choice
 from budgetopt.modes import COOLDOWN, mode_with
 from budgetopt.modes import compute as mode_compute
 from budgetopt.pruners import BudgetPruner
@@ -191,25 +191,28 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
         if not (isinstance(cls, type) and issubclass(cls, optuna.pruners.BasePruner)):
             raise ValueError(f"method {name!r}: {base} is not an optuna.pruners.BasePruner subclass")
         kind = kind_override or "restart"
-        mode = parse_kind(kind).mode
+        mode = parse_kind_choice(kind).kind.mode
         method = Method(base, kind, base, "budget" if mode != "continue" else "tpe", kind, f"{base} on {kind} values")
     else:
         try:
-            kind = parse_kind(base)
-        except ValueError:
+            kind = parse_kind_choice(base).kind
+        except ValueError as error:
+            if "[" in base:
+                raise ValueError(f"method {name!r}: {error}") from None
             raise ValueError(
-                f"unknown method {name!r}: allowed are {', '.join(BUILTIN)}, a table kind (e.g. restart_beta0.3), "
-                "or module:Class[@kind] for your own pruner; add @random, @tpe or @budget for that sampler"
+                f"unknown method {name!r}: allowed are {', '.join(BUILTIN)}, a table kind (e.g. restart_beta0.3, "
+                "or restart_beta0.3[optimizer=sgd] for some configurations only), or module:Class[@kind] for your "
+                "own pruner; add @random, @tpe or @budget for that sampler"
             ) from None
         pruner = "sha" if kind.mode == "continue" else "budget"
         sampler = "tpe" if kind.mode == "continue" else "budget"
-        method = Method(base, kind.name, pruner, sampler, kind.name, f"{pruner} on {kind.name} values")
+        method = Method(base, base, pruner, sampler, base, f"{pruner} on {base} values")
     if sampler_override:
         words = f"{method.words}, {SAMPLERS[sampler_override]}"
         method = Method(name, method.kind, method.pruner, sampler_override, method.deploy_kind, words)
     if table is not None:
         for kind in (method.kind, method.deploy_kind):
-            table.kind_index(kind)  # a TableError naming the kinds the table has
+            parse_kind_choice(kind).indices(table)  # a TableError naming the kinds the table has
     return method
 
 
@@ -358,11 +361,13 @@ def run_search(
     rung: every value and compute of a sub-ladder is one the table holds exactly)."""
     rungs = tuple(rungs or table.rungs)
     eta = ladder_eta(rungs, table)
-    k_index = table.kind_index(method.kind)
-    kind = parse_kind(method.kind)
-    mode = kind.mode
-    cooldown = kind.cooldown_in(table.meta.get("cooldown", COOLDOWN))
-    schedule = mode_with(mode, cooldown=cooldown, horizon_exponent=kind.horizon_exponent).schedule(kind.profile)
+    kind_of = parse_kind_choice(method.kind).indices(table)  # the kind each configuration's units are read from
+    mode = parse_kind(table.kinds[kind_of[0]]).mode
+    cooldowns, schedules = {}, {}
+    for k in set(kind_of.tolist()):
+        kind = parse_kind(table.kinds[k])
+        cooldowns[k] = kind.cooldown_in(table.meta.get("cooldown", COOLDOWN))
+        schedules[k] = mode_with(mode, cooldown=cooldowns[k], horizon_exponent=kind.horizon_exponent).schedule(kind.profile)
     study = optuna.create_study(
         study_name=f"{method.name}-{repeat}",  # HyperbandPruner's brackets hash the study name: fixed, reproducible
         direction=table.meta["direction"],
@@ -381,6 +386,8 @@ def run_search(
     while cap - spent >= smallest and idle < 100:
         trial = study.ask(lookup.space)
         config = lookup.nearest(trial.params)  # the trial's parameters are this configuration's (see _Snapping)
+        k_index = kind_of[config]
+        cooldown, schedule = cooldowns[k_index], schedules[k_index]
         seed = int(np.random.default_rng([repeat, trial.number]).integers(n_seeds))
         if method.pruner == "none":
             plan: tuple[int, ...] = (rungs[-1],)

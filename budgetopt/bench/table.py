@@ -127,6 +127,56 @@ def parse_kind(name: str) -> Kind:
     )
 
 
+@dataclass(frozen=True)
+class KindChoice:
+    """Which table kind a method's trials read, per configuration: a kind name (every
+    configuration alike), or ``KIND[param=value]``: ``KIND``'s units for configurations
+    whose ``param`` is ``value``, the plain kind of its mode (``restart``, ``branch``) for
+    the others. ``restart_beta0.3[optimizer=sgd]`` is a study that scales the rungs'
+    peak rates for SGD only (what a user does with ``horizon_exponent=0.3 if
+    params["optimizer"] == "sgd" else 0``): simulated from two kinds, no new training."""
+
+    name: str
+    kind: Kind
+    other: Kind | None = None  # for configurations the condition does not hold on
+    param: str | None = None
+    value: str | None = None
+
+    def indices(self, table: Table) -> np.ndarray:
+        """The kind index of every pool configuration; a :class:`TableError` when the
+        table lacks a kind or the parameter."""
+        k = table.kind_index(self.kind.name)
+        if self.other is None:
+            return np.full(len(table.pool), k)
+        j = table.kind_index(self.other.name)
+        if self.param not in table.meta["space"]:
+            raise TableError(
+                f"kind {self.name!r}: the table's space has no parameter {self.param!r}; it has {', '.join(table.meta['space'])}"
+            )
+        held = np.array([_cell(c.get(self.param, "")) == self.value for c in table.pool])
+        if not held.any():
+            from optuna.distributions import json_to_distribution
+
+            space = json_to_distribution(table.meta["space"][self.param])
+            values = [_cell(v) for v in getattr(space, "choices", sorted({c.get(self.param) for c in table.pool}))]
+            raise TableError(f"kind {self.name!r}: no configuration has {self.param}={self.value}; it takes {', '.join(values)}")
+        return np.where(held, k, j)
+
+
+def parse_kind_choice(name: str) -> KindChoice:
+    """The :class:`KindChoice` called ``name``; a ValueError names what is allowed."""
+    match = re.fullmatch(r"([\w.]+)\[(\w+)=([^\]]+)\]", name)
+    if match is None:
+        return KindChoice(name, parse_kind(name))
+    kind = parse_kind(match.group(1))
+    if kind.mode == "continue" or kind.name in ("restart", "branch"):
+        raise ValueError(
+            f"kind {name!r}: a condition needs a restart_beta<b> or branch_cooldown<f> kind "
+            "(the others read the plain restart or branch kind)"
+        )
+    return KindChoice(name, kind, Kind(kind.mode, kind.mode), match.group(2), match.group(3))
+
+
 # -- the pool ------------------------------------------------------------------------------
 
 
@@ -296,10 +346,10 @@ class Table:
     def full_budget_scores(self, kind: str, split: str = "test") -> np.ndarray:
         """``[config, seed]`` scores of ``kind``'s model at the full budget on ``split``
         (``"test"`` or ``"val"``), a diverged run counted at :meth:`floor`; NaN where the
-        unit is not in the table."""
-        k = self.kind_index(kind)
-        scores = self.test[:, :, k] if split == "test" else self.value[:, :, k, -1]
-        return np.where(self.done[:, :, k], np.where(np.isfinite(scores), scores, self.floor()), np.nan)
+        unit is not in the table. ``kind`` may choose per configuration (:class:`KindChoice`)."""
+        k, rows = parse_kind_choice(kind).indices(self), np.arange(len(self.pool))
+        scores = self.test[rows, :, k] if split == "test" else self.value[rows, :, k, -1]
+        return np.where(self.done[rows, :, k], np.where(np.isfinite(scores), scores, self.floor()), np.nan)
 
     def truth(self, split: str = "test") -> np.ndarray:
         """Each configuration's truth: its full-budget score with linear decay (the
