@@ -7,6 +7,13 @@ the paired difference against the report's baseline with its 95% interval (with
 ``--deployable``, the deployable score's difference too; where the report resampled its
 pool, the difference's mean and 95% percentile interval over the resampled pools). Nothing is recomputed: the
 numbers are those of each report's results.json, so a README table and its report agree.
+
+    python studies/results_table.py DIR --against restart@random
+
+adds, per cap, the paired difference against another method of the same report: the
+per-repeat regrets in results.json differenced repeat by repeat (the repeats are paired:
+the same seeds in every method), with the report's own 95% t-interval
+(:func:`budgetopt.bench.stats.interval95`).
 """
 
 from __future__ import annotations
@@ -16,7 +23,10 @@ import gzip
 import json
 from pathlib import Path
 
+import numpy as np
+
 from budgetopt.bench.report import format_interval
+from budgetopt.bench.stats import interval95
 
 
 def load(directory: Path) -> dict:
@@ -32,7 +42,13 @@ def interval(e: dict | None) -> str:
     return format_interval(e, sign=True) if e and e.get("mean") is not None else ""
 
 
-def rows(results: dict, deployable: bool) -> list[str]:
+def paired(a: list, b: list) -> dict:
+    """Mean and 95% t-interval of ``a - b``, repeat by repeat."""
+    mean, low, high = interval95(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+    return {"mean": mean, "low": low, "high": high}
+
+
+def rows(results: dict, deployable: bool, against: str | None = None) -> list[str]:
     s = results["settings"]
     ladder = "/".join(map(str, s.get("rungs") or results["table"]["rungs"]))
     pool = f"{s['pool'][0]}-{s['pool'][1] - 1}" if s.get("pool") else f"all {results['table']['configs_complete']}"
@@ -46,6 +62,8 @@ def rows(results: dict, deployable: bool) -> list[str]:
             cells.append(interval(e.get("regret_minus_baseline")))
             if deployable:
                 cells.append(interval(e.get("deployable_minus_baseline")))
+            if against:
+                cells.append("" if method == against else interval(paired(e["regret"], cap["methods"][against]["regret"])))
         boot = results["searches"].get("pool_bootstrap")
         if boot:
             b = boot["methods"].get(method, {})
@@ -56,7 +74,7 @@ def rows(results: dict, deployable: bool) -> list[str]:
     return out
 
 
-def header(results: dict, deployable: bool) -> list[str]:
+def header(results: dict, deployable: bool, against: str | None = None) -> list[str]:
     baseline = results["settings"]["baseline"]
     cols = ["method", "ladder", "pool"]
     for cap in results["searches"]["caps"].values():
@@ -64,6 +82,8 @@ def header(results: dict, deployable: bool) -> list[str]:
         cols += [f"regret, {fb}", f"minus {baseline}"]
         if deployable:
             cols.append(f"deployable minus {baseline}")
+        if against:
+            cols.append(f"minus {against}")
     boot = results["searches"].get("pool_bootstrap")
     if boot:
         cols.append(f"minus {baseline}, {boot['pools']} resampled pools, {boot['cap'] / results['table']['rungs'][-1]:g} FB")
@@ -74,12 +94,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", type=Path, help="simulation output directories")
     parser.add_argument("--deployable", action="store_true", help="add the deployable score's paired difference")
+    parser.add_argument("--against", metavar="M", help="add the paired regret difference against method M of each report")
     args = parser.parse_args()
     for i, directory in enumerate(args.reports):
         results = load(directory)
+        if args.against and args.against not in results["searches"]["methods"]:
+            parser.error(f"--against {args.against!r}: {directory} has {', '.join(results['searches']['methods'])}")
         if i == 0:
-            print("\n".join(header(results, args.deployable)))
-        print("\n".join(rows(results, args.deployable)))
+            print("\n".join(header(results, args.deployable, args.against)))
+        print("\n".join(rows(results, args.deployable, args.against)))
 
 
 if __name__ == "__main__":
