@@ -12,8 +12,13 @@ as a quadratic in ``log10(lr_param)`` plus a linear term in each other numeric
 hyperparameter (normalised as Optuna does: log where the distribution is log); the
 fitted optimum ``x*(B) = -c1 / (2 c2)`` (only where the parabola opens downwards and
 the optimum lies within the learning rates the configurations span: no extrapolation); and
-``b = -slope`` of ``x*`` against ``log10 B`` (least squares over the rungs). Intervals:
-95% percentile bootstrap over configurations (both seeds' values kept together).
+``b = -slope`` of ``x*`` against ``log10 B`` (least squares over the rungs that have an
+optimum for the whole group, at least 3). Intervals: 95% percentile bootstrap over
+configurations (both seeds' values kept together), each resample fitted over the same
+rungs. "Configurations that train" are those whose full-budget truth is beyond chance
+(:func:`budgetopt.bench.stats.trains_mask`, as in rank fidelity): a selection on the last
+rung's outcome, which moves the estimate (``--all-configs`` shows by how much); diverged
+rung values are left out, not counted at the floor.
 
 ``--sample N`` draws ``N`` configurations per group at random (the bootstrap then also
 draws which) -- the size of what one study trains at a rung -- to show how well a
@@ -29,7 +34,7 @@ import math
 import numpy as np
 from optuna.distributions import CategoricalDistribution, json_to_distribution
 
-from budgetopt.bench.stats import trains_mask
+from budgetopt.bench.stats import signed, trains_mask
 from budgetopt.bench.table import read_table
 
 
@@ -50,9 +55,16 @@ def _features(table, configs: np.ndarray, lr_param: str) -> tuple[np.ndarray, np
     return x, np.array(covariates).T if covariates else np.zeros((len(configs), 0))
 
 
-def optimum_drift(values: np.ndarray, x: np.ndarray, covariates: np.ndarray, rungs: tuple[int, ...]) -> dict:
-    """``values``: ``[config, seed, rung]`` restart values (NaN: diverged). The fitted
-    optimum ``x*`` per rung and ``b`` (NaN where a rung's parabola does not open down)."""
+def optimum_drift(
+    values: np.ndarray, x: np.ndarray, covariates: np.ndarray, rungs: tuple[int, ...], use: np.ndarray | None = None
+) -> dict:
+    """``values``: ``[config, seed, rung]`` restart values, larger is better (NaN:
+    diverged, left out). The fitted optimum ``x*`` per rung (NaN where the parabola does
+    not open downwards or its vertex lies outside the ``x`` spanned) and ``b``, the
+    negated slope of ``x*`` against ``log10`` budget over the rungs ``use`` (a boolean
+    mask; default: every rung with an optimum). ``b`` is NaN when a rung of ``use`` has no
+    optimum, or fewer than 3 rungs have one: a resample is fitted over the same rungs as
+    the whole group, never over whichever rungs it happens to define."""
     optima = []
     for r in range(len(rungs)):
         v = values[:, :, r]
@@ -64,8 +76,11 @@ def optimum_drift(values: np.ndarray, x: np.ndarray, covariates: np.ndarray, run
         optima.append(optimum if x.min() <= optimum <= x.max() else np.nan)  # not extrapolated
     optima = np.array(optima)
     ok = np.isfinite(optima)
-    slope = np.polyfit(np.log10(np.array(rungs)[ok]), optima[ok], 1)[0] if ok.sum() >= 2 else np.nan
-    return {"optima": optima, "beta": -slope}
+    use = ok if use is None else use
+    if use.sum() < 3 or not ok[use].all():
+        return {"optima": optima, "beta": np.nan, "use": use}
+    slope = np.polyfit(np.log10(np.array(rungs)[use]), optima[use], 1)[0]
+    return {"optima": optima, "beta": -slope, "use": use}
 
 
 def main() -> None:
@@ -75,18 +90,21 @@ def main() -> None:
     parser.add_argument("--lr", default="lr_scale", help="the learning-rate parameter (default: %(default)s)")
     parser.add_argument("--sample", type=int, help="configurations per group a study would have (default: all)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
+    parser.add_argument(
+        "--all-configs", action="store_true", help="every configuration, not only those that train (the estimate's sensitivity)"
+    )
     args = parser.parse_args()
     table = read_table(args.table)
     for name in (args.by, args.lr):
         if name is not None and name not in table.meta["space"]:
             parser.error(f"{name!r} is not a parameter of the table's space: allowed are {', '.join(table.meta['space'])}")
-    configs = table.complete_configs
-    truth = table.truth()[configs]
-    configs = configs[trains_mask(truth, table.meta.get("chance"), table.maximize)]
+    k = table.kind_index("restart")
+    configs = np.flatnonzero(table.done[:, :, k].all(axis=1))  # only restart's units are read
+    if not args.all_configs:  # those whose full-budget truth trains at all, as in rank fidelity
+        configs = configs[trains_mask(table.truth()[configs], table.meta.get("chance"), table.maximize)]
     groups: dict = {}
     for c in configs:
         groups.setdefault(table.pool[c][args.by] if args.by else "all", []).append(c)
-    k = table.kind_index("restart")
     rng = np.random.default_rng(0)
     size = f", {args.sample} configurations drawn per group" if args.sample else ""
     print(f"{args.table}: optimum of log10({args.lr}) per rung and b = its drift, restart units{size}")
@@ -95,13 +113,14 @@ def main() -> None:
     for group, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
         members = np.array(members)
         x, cov = _features(table, members, args.lr)
-        values = table.value[members, :, k, :]
+        values = signed(table.value[members, :, k, :], table.maximize)  # larger is better
         n = min(args.sample or len(members), len(members))
-        whole = optimum_drift(values, x, cov, table.rungs) if n == len(members) else None
+        fit = optimum_drift(values, x, cov, table.rungs)
+        whole = fit if n == len(members) else None
         betas = []
         for _ in range(args.resamples):
             pick = rng.choice(len(members), size=n, replace=True)
-            betas.append(optimum_drift(values[pick], x[pick], cov[pick], table.rungs)["beta"])
+            betas.append(optimum_drift(values[pick], x[pick], cov[pick], table.rungs, use=fit["use"])["beta"])
         betas = np.array(betas)
         finite = betas[np.isfinite(betas)]
         low, high = np.percentile(finite, [2.5, 97.5]) if finite.size else (np.nan, np.nan)

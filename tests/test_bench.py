@@ -187,6 +187,7 @@ def test_resume_grows_the_kinds_with_a_branch_of_another_cooldown(tmp_path, caps
     build_table("digits", out, kinds=["restart", "branch"], **common)
     before = (out / "table.csv").read_text()
     build_table("digits", out, kinds=["branch_cooldown0.5", "restart", "branch"], resume=True, **common)
+    after = (out / "table.csv").read_text()
     assert (out / "table.csv").read_text().startswith(before)  # the first build's rows untouched
     table = read_table(out)  # checks every rung's compute against its kind's cooldown
     assert list(table.kinds) == ["restart", "branch", "branch_cooldown0.5"] and table.done.all()
@@ -196,6 +197,12 @@ def test_resume_grows_the_kinds_with_a_branch_of_another_cooldown(tmp_path, caps
     assert (table.compute[0, 0, c, 1:] > table.compute[0, 0, b, 1:]).all()  # a longer cooldown costs more
     assert not np.array_equal(table.value[:, :, b], table.value[:, :, c])
     # a simulated search charges the kind's own cooldown
+    # a choice per configuration deploys each configuration's own kind
+    width = table.pool[0]["width"]
+    chosen = table.full_budget_scores(f"branch_cooldown0.5[width={width}]", split="val")
+    for config in range(2):
+        own = "branch_cooldown0.5" if table.pool[config]["width"] == width else "branch"
+        np.testing.assert_array_equal(chosen[config], table.full_budget_scores(own, split="val")[config])
     studies = _capture_studies(monkeypatch)
     run_search(table, resolve_method("branch_cooldown0.5@random", table), 0, 10**6, PoolLookup(table, np.arange(2)))
     first = studies[0].trials[0]
@@ -203,6 +210,16 @@ def test_resume_grows_the_kinds_with_a_branch_of_another_cooldown(tmp_path, caps
     reached = sorted(first.intermediate_values)
     plan = first.user_attrs[ATTR_PLAN]
     assert first.user_attrs[ATTR_COMPUTE] == mode_compute("branch", plan, plan.index(reached[-1]), 0.5)
+    # a resume without --kinds keeps the table's kinds and trains nothing; it keeps the cost and finish time
+    meta = json.loads((out / "meta.json").read_text())
+    status, _, err = run_main(
+        capsys, "bench", "build", "digits", "--configs", "2", "--seeds", "1", "--ladder", "quick", "--out", str(out),
+        "--resume", "-q",
+    )
+    assert status == 0 and (out / "table.csv").read_text() == after
+    again = json.loads((out / "meta.json").read_text())
+    assert again["kinds"] == meta["kinds"] and again["cost_seconds"] == meta["cost_seconds"]
+    assert again["finished"] == meta["finished"] and again["complete"] is True
     # a resume cannot drop a kind
     status, _, err = run_main(
         capsys, "bench", "build", "digits", "--configs", "2", "--seeds", "1", "--ladder", "quick",
@@ -228,9 +245,9 @@ def test_a_kind_for_some_configurations_reads_it_there_and_the_plain_kind_elsewh
         assert trial.intermediate_values == {
             b: table.value[config, seed, k, table.rungs.index(b)] for b in trial.intermediate_values
         }
+        assert trial.user_attrs[ATTR_SCHEDULE]["horizon_exponent"] == (0.5 if k == beta else 0.0)
         read.add(k)
     assert read == {beta, plain}  # both kinds were read in this search
-    assert trial.user_attrs[ATTR_SCHEDULE]["horizon_exponent"] == (0.5 if k == beta else 0.0)
     # the full budget is unchanged by horizon scaling: deployed like restart
     np.testing.assert_array_equal(table.full_budget_scores(method.deploy_kind), table.full_budget_scores("restart"))
 
@@ -242,6 +259,8 @@ def test_a_kind_for_some_configurations_reads_it_there_and_the_plain_kind_elsewh
         ("restart_beta0.5[width=64]", ["no configuration has width=64", "8, 16, 32"]),
         ("continue_cosine[width=8]", ["needs a restart_beta<b> or branch_cooldown<f> kind"]),
         ("restart_beta0.9[width=8]", ["no unit kind 'restart_beta0.9'"]),
+        ("restart_beta0.5[width]", ["expected KIND[param=value]"]),
+        ("restart_beta0.5[]", ["expected KIND[param=value]"]),
     ],
 )
 def test_a_bad_kind_choice_is_one_line_exit_2(capsys, table_dir, tmp_path, name, fragments):
@@ -259,6 +278,15 @@ def test_a_bad_cooldown_kind_names_what_is_allowed(name):
 
     with pytest.raises(ValueError, match=r"branch_cooldown<f> \(0 < f <= 1"):
         parse_kind(name)
+
+
+@pytest.mark.parametrize("name, canonical", [("branch_cooldown0.50", "branch_cooldown0.5"), ("branch_cooldown1.0", "branch_cooldown1"), ("restart_beta0.30", "restart_beta0.3")])
+def test_a_kind_has_one_spelling(name, canonical):
+    from budgetopt.bench.table import parse_kind
+
+    with pytest.raises(ValueError, match=f"write it {canonical}$"):
+        parse_kind(name)
+    assert parse_kind(canonical).name == canonical
 
 
 # -- the simulator ------------------------------------------------------------------------------

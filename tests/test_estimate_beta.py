@@ -27,6 +27,22 @@ def test_a_known_power_law_drift_is_recovered_and_a_flat_one_is_zero():
 
 def test_a_rung_without_an_interior_optimum_is_left_out():
     x = np.linspace(-1, 1, 40)
+    none = np.zeros((40, 0))
     rising = np.stack([np.stack([x, x], axis=1)] * 3, axis=2)  # value rises with lr at every rung: no optimum
-    fit = estimate_beta.optimum_drift(rising, x, np.zeros((40, 0)), (10, 30, 90))
+    fit = estimate_beta.optimum_drift(rising, x, none, (10, 30, 90))
     assert np.isnan(fit["optima"]).all() and np.isnan(fit["beta"])
+    valley = np.stack([np.stack([(x - 0.2) ** 2] * 2, axis=1)] * 3, axis=2)  # a minimum inside the range, not a maximum
+    fit = estimate_beta.optimum_drift(valley, x, none, (10, 30, 90))
+    assert np.isnan(fit["optima"]).all() and np.isnan(fit["beta"])
+
+
+def test_a_resample_is_fitted_over_the_whole_groups_rungs():
+    x = np.linspace(-1, 1, 40)
+    peaks = [0.5, 0.2, -0.1, 5.0]  # the last rung's optimum is outside the range: not used
+    values = np.stack([np.stack([-((x - p) ** 2)] * 2, axis=1) for p in peaks], axis=2)
+    fit = estimate_beta.optimum_drift(values, x, np.zeros((40, 0)), (10, 100, 1000, 10000))
+    assert list(fit["use"]) == [True, True, True, False] and abs(fit["beta"] - 0.3) < 1e-6
+    # a resample in which a used rung has no optimum is undefined, not fitted over fewer rungs
+    flat = values.copy()
+    flat[:, :, 1] = x[:, None]
+    assert np.isnan(estimate_beta.optimum_drift(flat, x, np.zeros((40, 0)), (10, 100, 1000, 10000), use=fit["use"])["beta"])

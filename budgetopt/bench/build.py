@@ -139,7 +139,7 @@ def build_table(
     *,
     configs: int,
     seeds: int | Sequence[int] = 2,
-    kinds: Sequence[str] = DEFAULT_KINDS,
+    kinds: Sequence[str] | None = None,
     ladder: str | None = None,
     pool_seed: int = 0,
     cooldown: float = COOLDOWN,
@@ -154,7 +154,9 @@ def build_table(
     say=lambda message: None,
 ) -> Path:
     """Build (or, with ``resume``, complete or grow) the table of ``configs`` x ``seeds``
-    x ``kinds`` in ``out``; returns ``out``. See the module docstring."""
+    x ``kinds`` in ``out``; returns ``out``. ``kinds``: default :data:`DEFAULT_KINDS`, or
+    with ``resume`` the table's own; kinds given with ``resume`` are added to the table's.
+    See the module docstring."""
     if isinstance(configs, bool) or not isinstance(configs, int) or configs < 1:
         raise ValueError(f"--configs must be an integer >= 1, got {configs!r}")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -162,6 +164,9 @@ def build_table(
         raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    out = Path(out)
+    if kinds is None:
+        kinds = read_meta(out)["kinds"] if resume and (out / META_FILE).is_file() else list(DEFAULT_KINDS)
     kinds = list(dict.fromkeys(kinds))
     for kind in kinds:
         parse_kind(kind)
@@ -208,7 +213,10 @@ def build_table(
                 f"--resume: {out} holds kinds {','.join(old_meta['kinds'])}; --kinds {','.join(kinds)} lacks "
                 f"{','.join(missing)} (a table grows by kinds, it does not lose them)"
             )
-        kinds = [*old_meta["kinds"], *(k for k in kinds if k not in old_meta["kinds"])]  # the table's order first
+        added = [k for k in kinds if k not in old_meta["kinds"]]
+        if added:
+            say(f"--resume: adding kind(s) {','.join(added)} to the table's {','.join(old_meta['kinds'])}")
+        kinds = [*old_meta["kinds"], *added]  # the table's order first
         meta["kinds"] = kinds
         if old_meta["pool"] != pool[: len(old_meta["pool"])]:
             raise TableError(f"--resume: the pool in {out} is not this command's (another budgetopt or study script version)")
@@ -219,6 +227,9 @@ def build_table(
         meta["started"] = old_meta.get("started")
         meta["commands"] = [*old_meta.get("commands", [old_meta.get("command")]), this_command]
         meta["command"] = old_meta.get("command")  # the first build's; "commands" has every run
+        for key in ("cost_seconds", "finished"):  # kept when this resume trains nothing
+            if key in old_meta:
+                meta[key] = old_meta[key]
     else:
         if resume:
             say(f"--resume: no table in {out} yet; building it")
@@ -264,6 +275,8 @@ def _write_meta(meta: dict, out: Path, finished: set[Unit], units: list[Unit]) -
     meta["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     if meta.get("complete"):
         meta.setdefault("finished", meta["updated"])
+    else:
+        meta.pop("finished", None)  # a table grown after it was finished
     write_json_atomic(out / META_FILE, meta)
 
 

@@ -175,9 +175,9 @@ def _add_table_options(parser: argparse.ArgumentParser, configs_default: int | N
     )
     parser.add_argument(
         "--kinds",
-        default=",".join(DEFAULT_KINDS),
         metavar="K,K",
-        help="unit kinds: restart, branch, continue_<profile>, restart_beta<b>, branch_cooldown<f> (default: %(default)s)",
+        help="unit kinds: restart, branch, continue_<profile>, restart_beta<b>, branch_cooldown<f> (default: "
+        f"{','.join(DEFAULT_KINDS)}; with --resume, the table's; kinds given with --resume are added to it)",
     )
     parser.add_argument("--pool-seed", type=int, default=0, metavar="S", help="seed of the pool's draw (default: %(default)s)")
     parser.add_argument(
@@ -199,8 +199,9 @@ def _add_search_options(parser: argparse.ArgumentParser, compute_default: str) -
         "--methods",
         default=",".join(DEFAULT_METHODS),
         metavar="M,M",
-        help=f"methods: {', '.join(BUILTIN)}; a table kind (restart_beta0.3); module:Class[@kind] for your own "
-        "optuna pruner; add @random, @tpe or @budget to choose the sampler (default: %(default)s)",
+        help=f"methods: {', '.join(BUILTIN)}; a table kind (restart_beta0.3), or one for some configurations "
+        "only (restart_beta0.3[optimizer=sgd]); module:Class[@kind] for your own optuna pruner; add @random, @tpe "
+        "or @budget to choose the sampler (default: %(default)s)",
     )
     parser.add_argument(
         "--compute",
@@ -227,7 +228,7 @@ def _table_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of :func:`~budgetopt.bench.build.build_table` that
     :func:`_add_table_options` defines (``bench build`` and ``compare``)."""
     return dict(
-        configs=args.configs, seeds=args.seeds, kinds=[k for k in args.kinds.split(",") if k], ladder=args.ladder,
+        configs=args.configs, seeds=args.seeds, kinds=None if args.kinds is None else [k for k in args.kinds.split(",") if k], ladder=args.ladder,
         pool_seed=args.pool_seed, cooldown=args.cooldown, jobs=args.jobs, threads=args.threads, device=args.device,
         data_dir=args.data_dir, quick=args.quick, resume=args.resume, progress=not args.quiet,
     )

@@ -172,7 +172,9 @@ BASELINE = "sha_step"
 
 def resolve_method(name: str, table: Table | None = None) -> Method:
     """The method called ``name``: a built-in (:data:`BUILTIN`), a table kind run with
-    ``BudgetPruner`` (``restart_beta0.3``), ``module:Class[@kind]`` (a user's pruner), each
+    ``BudgetPruner`` (``restart_beta0.3``, or ``restart_beta0.3[optimizer=sgd]`` for some
+    configurations only: :class:`~budgetopt.bench.table.KindChoice`),
+    ``module:Class[@kind]`` (a user's pruner), each
     with an optional sampler suffix (:data:`SAMPLERS`): ``@random``, ``@tpe`` or
     ``@budget`` (``sha_cosine@budget``: Optuna's successive halving on the cosine values
     with BudgetSampler, which separates the sampler's share of a difference from the
@@ -397,7 +399,7 @@ def run_search(
             plan = rungs
         for key, value in trial_attrs_for_plan(mode, plan, schedule).items():
             trial.set_user_attr(key, value)
-        state, last_value, rung_values = TrialState.PRUNED, None, {}
+        state, last_value, rung_values, trial_compute = TrialState.PRUNED, None, {}, 0
         for k, budget in enumerate(plan):
             r = table.rungs.index(budget)
             cost = mode_compute(mode, plan, k, cooldown) - (mode_compute(mode, plan, k - 1, cooldown) if k else 0)
@@ -412,11 +414,12 @@ def run_search(
             if spent + cost > cap:  # a rung that does not fit is not started; the trial ends here
                 break
             spent += cost
+            trial_compute += cost
             if diverged:
                 break
             trial.report(float(value), budget)
             rung_values[budget] = float(value)
-            for key, attr in trial_attrs_for_rung(rung_values, spent).items():
+            for key, attr in trial_attrs_for_rung(rung_values, trial_compute).items():  # the trial's, as live
                 trial.set_user_attr(key, attr)
             last_value = float(value)
             if best is None or budget > best[0] or (budget == best[0] and _better(value, best[1], maximize)):

@@ -114,12 +114,15 @@ def parse_kind(name: str) -> Kind:
     match = re.fullmatch(r"continue_(\w+)", name)
     if match and match.group(1) in PROFILES:
         return Kind(name, "continue", match.group(1))
-    match = re.fullmatch(r"restart_beta(\d+(?:\.\d+)?)", name)
-    if match and float(match.group(1)) > 0:
-        return Kind(name, "restart", horizon_exponent=float(match.group(1)))
-    match = re.fullmatch(r"branch_cooldown(\d+(?:\.\d+)?)", name)
-    if match and 0 < float(match.group(1)) <= 1:
-        return Kind(name, "branch", cooldown=float(match.group(1)))
+    match = re.fullmatch(r"(restart_beta|branch_cooldown)(\d+(?:\.\d+)?)", name)
+    if match:
+        number = float(match.group(2))
+        if f"{match.group(1)}{number:g}" != name:  # one spelling per kind: a table must not hold two
+            raise ValueError(f"unit kind {name!r}: write it {match.group(1)}{number:g}")
+        if match.group(1) == "restart_beta" and number > 0:
+            return Kind(name, "restart", horizon_exponent=number)
+        if match.group(1) == "branch_cooldown" and 0 < number <= 1:
+            return Kind(name, "branch", cooldown=number)
     raise ValueError(
         f"unknown unit kind {name!r}: allowed are restart, branch, continue_<profile> "
         f"(profile one of {', '.join(PROFILES)}), restart_beta<b> (b > 0, e.g. restart_beta0.3) "
@@ -167,6 +170,8 @@ def parse_kind_choice(name: str) -> KindChoice:
     """The :class:`KindChoice` called ``name``; a ValueError names what is allowed."""
     match = re.fullmatch(r"([\w.]+)\[(\w+)=([^\]]+)\]", name)
     if match is None:
+        if "[" in name or "]" in name:
+            raise ValueError(f"kind {name!r}: expected KIND[param=value], e.g. restart_beta0.3[optimizer=sgd]")
         return KindChoice(name, parse_kind(name))
     kind = parse_kind(match.group(1))
     if kind.mode == "continue" or kind.name in ("restart", "branch"):
