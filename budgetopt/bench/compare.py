@@ -23,7 +23,6 @@ from pathlib import Path
 from budgetopt.bench.build import build_table
 from budgetopt.bench.replay import simulate
 from budgetopt.bench.simulate import BASELINE, DEFAULT_METHODS
-from budgetopt.bench.table import DEFAULT_KINDS
 from budgetopt.modes import COOLDOWN
 
 
@@ -33,7 +32,7 @@ def compare(
     *,
     configs: int = 24,
     seeds: int = 2,
-    kinds=DEFAULT_KINDS,
+    kinds=None,
     ladder: str | None = None,
     pool_seed: int = 0,
     cooldown: float = COOLDOWN,
