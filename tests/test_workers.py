@@ -110,17 +110,23 @@ def test_nan_loss_prunes_the_trial_with_its_reason(tmp_path, monkeypatch):
     assert all(t.state != TrialState.FAIL for t in trials)
 
 
-def test_a_retried_trial_keeps_its_seed_and_counts_its_lost_work(tmp_path):
+def _requeue_first_trial(tmp_path, user_attrs: dict) -> str:
+    """Run one trial, then add a WAITING retry of it (as Optuna's retry callbacks do) with
+    ``user_attrs``; the storage URL."""
     url = f"sqlite:///{tmp_path}/study.db"
     assert worker(tmp_path, "--n-trials", "1") == 0
     study = load(url, "s")
     first = study.trials[0]
-    # What the heartbeat's callback makes of a trial whose worker died before its first rung.
     study.add_trial(optuna.create_trial(
         state=TrialState.WAITING, params=first.params, distributions=first.distributions,
-        user_attrs={ATTR_SEED: 7, "budgetopt.plan": [3, 9, 27], ATTR_COMPUTE: 2},
-        system_attrs={"failed_trial": 0, "retry_history": [0]},
+        user_attrs=user_attrs, system_attrs={"failed_trial": 0, "retry_history": [0]},
     ))
+    return url
+
+
+def test_a_retried_trial_keeps_its_seed_and_counts_its_lost_work(tmp_path):
+    # What the heartbeat's callback makes of a trial whose worker died before its first rung.
+    url = _requeue_first_trial(tmp_path, {ATTR_SEED: 7, "budgetopt.plan": [3, 9, 27], ATTR_COMPUTE: 2})
     assert worker(tmp_path, "--n-trials", "1") == 0  # the retry is run although the count is reached
     retry = load(url, "s").trials[1]
     assert retry.state != TrialState.WAITING and retry.user_attrs[ATTR_SEED] == 7
@@ -130,15 +136,8 @@ def test_a_retried_trial_keeps_its_seed_and_counts_its_lost_work(tmp_path):
 
 
 def test_a_retry_of_an_attempt_interrupted_before_its_plan_says_it_resumed(tmp_path):
-    url = f"sqlite:///{tmp_path}/study.db"
-    assert worker(tmp_path, "--n-trials", "1") == 0
-    study = load(url, "s")
-    first = study.trials[0]
     # Ctrl-C between the trial's creation and its plan: the re-queued copy has no budgetopt attrs.
-    study.add_trial(optuna.create_trial(
-        state=TrialState.WAITING, params=first.params, distributions=first.distributions,
-        system_attrs={"failed_trial": 0, "retry_history": [0]},
-    ))
+    url = _requeue_first_trial(tmp_path, {})
     assert worker(tmp_path, "--n-trials", "1") == 0
     retry = load(url, "s").trials[1]
     assert retry.user_attrs[ATTR_RESUMED] == {"from_trial": 0, "budget": None, "lost_compute": 0}
