@@ -139,8 +139,13 @@ def test_killed_workers_trials_resume_from_their_last_rung_snapshot(postgres_url
         assert final.user_attrs["budgetopt.rung_values"] == {str(b): v for b, v in final.intermediate_values.items()}
         chain = [by_number[n] for n in final.system_attrs.get("retry_history", [])]
         compute = final.user_attrs[ATTR_COMPUTE]
-        if not any("budgetopt.plan" in attempt.user_attrs for attempt in chain):  # no attempt began training
+        if not chain:  # not a retry
             assert ATTR_RESUMED not in final.user_attrs and compute == sum(reached)
+            continue
+        if not any("budgetopt.plan" in attempt.user_attrs for attempt in chain):  # no attempt began training
+            # a retry all the same: it says so, with nothing lost and nothing to resume from
+            assert final.user_attrs[ATTR_RESUMED] == {"from_trial": chain[0].number, "budget": None, "lost_compute": 0}
+            assert compute == sum(reached)
             continue
         # The retry went on from the last attempt's last rung snapshot, counting the lost work.
         resumed, snapshot = final.user_attrs[ATTR_RESUMED], chain[-1].user_attrs.get(ATTR_SNAPSHOT)
