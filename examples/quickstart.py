@@ -5,7 +5,7 @@ Trains one configuration at three budgets (50, 150 and 450 iterations) with
 
 - ``restart``: every budget trained from the initial weights with the learning rate
   decaying linearly to 0 at that budget (Li et al., ICLR 2020);
-- ``branch``: one constant-rate trunk, a linear cooldown over the last 20% of each
+- ``branch``: one constant-rate trunk, a linear cooldown over the last half of each
   budget, the trunk restored after each report (warmup-stable-decay);
 - ``continue``: the baseline, one linear schedule over the largest budget, evaluated
   at the smaller budgets while the rate is still high.

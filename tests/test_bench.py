@@ -184,8 +184,9 @@ def test_resume_grows_the_pool_and_keeps_the_units(tmp_path):
 def test_resume_grows_the_kinds_with_a_branch_of_another_cooldown(tmp_path, capsys, monkeypatch):
     out = tmp_path / "t"
     common = dict(configs=2, seeds=1, ladder="quick", progress=False)
-    build_table("digits", out, kinds=["restart", "branch"], **common)
+    build_table("digits", out, kinds=["restart", "branch"], cooldown=0.2, **common)
     before = (out / "table.csv").read_text()
+    # without a cooldown, the resume keeps the table's (0.2), not the library's default
     build_table("digits", out, kinds=["branch_cooldown0.5", "restart", "branch"], resume=True, **common)
     after = (out / "table.csv").read_text()
     assert (out / "table.csv").read_text().startswith(before)  # the first build's rows untouched
@@ -555,6 +556,15 @@ def test_build_into_an_existing_table_needs_resume_and_resume_needs_the_same_bui
     )
     assert status == 2
     one_line_error(err, "holds a different build", "seeds")
+
+
+@pytest.mark.parametrize("cooldown", ["0", "1.5", "nan"])
+def test_build_a_bad_cooldown_names_what_is_allowed(capsys, tmp_path, cooldown):
+    out = tmp_path / "t"
+    status, _, err = run_main(capsys, "bench", "build", "digits", "--configs", "2", "--cooldown", cooldown, "--out", str(out), "-q")
+    assert status == 2
+    one_line_error(err, f"--cooldown must be in (0, 1], got {float(cooldown)}")
+    assert not out.exists()  # nothing half-written
 
 
 def test_build_unwritable_out(capsys, tmp_path):

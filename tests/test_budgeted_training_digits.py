@@ -115,8 +115,8 @@ def test_quickstart_prints_accuracy_and_compute_per_budget_and_mode(quickstart, 
         torch.set_num_threads(threads)
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
     table = {(row[0], row[1]): row[2:] for row in rows}
-    # compute: restart 10 + 30; branch 30 + the cooldown of 10 (2); continue 30
-    assert [table[mode, "total"][0] for mode in ("restart", "branch", "continue")] == ["40", "32", "30"]
-    assert table["branch", "30"][1] == str((24 - 8) + 6)  # trunk from 8 to 24, cooldown 6
+    # compute: restart 10 + 30; branch 30 + the cooldown of 10 (5, cooldown 0.5); continue 30
+    assert [table[mode, "total"][0] for mode in ("restart", "branch", "continue")] == ["40", "35", "30"]
+    assert table["branch", "30"][1] == str((15 - 5) + 15)  # trunk from 5 to 15, cooldown 15
     for mode in ("restart", "branch", "continue"):
         assert 0.5 < float(table[mode, "30"][0]) <= 1.0  # accuracy: well above chance (0.1)

@@ -6,7 +6,7 @@ import sqlite3
 import optuna
 
 from budgetopt.bench.demo import STUDY_NAME, committed_table, frontier
-from budgetopt.bench.table import read_table
+from budgetopt.bench.table import read_meta, read_table
 
 from conftest import require
 from test_cli import one_line_error, run_main
@@ -63,7 +63,7 @@ def test_demo_runs_a_live_study_and_replays_the_committed_table(capsys, tmp_path
     assert status == 0, err
     assert f"Live study '{STUDY_NAME}' (digits)" in stdout
     assert "Replayed on the committed table" in stdout
-    for method in ("sha_cosine", "sha_cosine@budget", "restart", "branch", "sha_cosine@random", "restart@random"):
+    for method in ("sha_cosine", "sha_cosine@budget", "restart", "branch_cooldown0.5", "sha_cosine@random", "restart@random"):
         assert f"\n{method} " in stdout
     assert "at 30 full budgets (selection regret" in stdout  # a sentence per method against the baseline
     assert "- `sha_cosine@budget` against `sha_cosine` (the sampler alone" in stdout
@@ -83,3 +83,15 @@ def test_demo_names_a_table_that_is_not_there(capsys, tmp_path):
     status, _, err = run_main(capsys, "demo", "--table", str(tmp_path / "none"), "--out", str(tmp_path / "d"), "-q")
     assert status == 2
     one_line_error(err, "holds no benchmark table")
+
+
+def test_the_demo_replays_branch_with_the_default_cooldown():
+    from budgetopt.bench.demo import BRANCH, DEMO_METHODS, demo_methods
+    from budgetopt.modes import COOLDOWN
+
+    assert BRANCH == f"branch_cooldown{COOLDOWN:g}" and BRANCH in DEMO_METHODS
+    # the committed table: built with cooldown 0.2, and a kind with the default
+    assert demo_methods(read_meta(committed_table())) == list(DEMO_METHODS)
+    # a table built with the default cooldown: its own branch kind; one without that kind: branch
+    for meta in ({"cooldown": COOLDOWN, "kinds": ["restart", "branch"]}, {"cooldown": 0.2, "kinds": ["restart", "branch"]}):
+        assert demo_methods(meta) == ["branch" if m == BRANCH else m for m in DEMO_METHODS]

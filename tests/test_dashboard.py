@@ -90,7 +90,7 @@ def test_publish_writes_note_and_figures_that_optuna_dashboard_serves(study):
     assert set(figures) == GRAPHS
     lr = figures[GRAPH_LR_PROFILES]
     assert {trace["name"] for trace in lr["data"] if trace.get("showlegend", True)} == {
-        "restart (this study): linear", "branch: constant trunk + linear cooldown over 0.2 of each budget", "continue: linear"
+        "restart (this study): linear", "branch: constant trunk + linear cooldown over 0.5 of each budget", "continue: linear"
     }
     rungs = figures[GRAPH_RUNG_VALUES]["data"]
     assert any(trace["name"].startswith("pruned") for trace in rungs)
@@ -199,11 +199,11 @@ def test_publish_refuses_a_study_that_budgetopt_did_not_run():
 
 
 # The learning-rate multiplier of each mode on the ladder 4, 8, 16 (linear profile, no
-# warmup, branch cooldown 0.2), written out by hand from the modes' definitions: per rung,
+# warmup, branch cooldown 0.5, the default), written out by hand from the modes' definitions: per rung,
 # (compute when its segment starts, the rate of each step of the segment, the rate at its end).
 # - restart trains each budget B from scratch, 1 - t/B for t < B, ending at 0 (4 + 8 + 16 = 28);
 # - branch trains one trunk at the peak and, for each budget, a cooldown of
-#   max(1, round(0.2 B)) = 1, 2, 3 iterations decaying to 0 off it (4 + 5 + 10 = 19);
+#   max(1, round(0.5 B)) = 2, 4, 8 iterations decaying to 0 off it (4 + 6 + 12 = 22);
 # - continue runs one schedule to the largest budget, 1 - t/16, and reports mid-way.
 LADDER = [4, 8, 16]
 EXPECTED_SEGMENTS = {
@@ -213,9 +213,9 @@ EXPECTED_SEGMENTS = {
         (12, [1 - t / 16 for t in range(16)], 0),
     ],
     "branch": [
-        (0, [1, 1, 1] + [1], 0),  # trunk 0-2, cooldown of 1
-        (4, [1, 1, 1] + [1, 0.5], 0),  # trunk 3-5, cooldown of 2
-        (9, [1] * 7 + [1, 2 / 3, 1 / 3], 0),  # trunk 6-12, cooldown of 3
+        (0, [1, 1] + [1, 0.5], 0),  # trunk 0-1, cooldown of 2
+        (4, [1, 1] + [1, 0.75, 0.5, 0.25], 0),  # trunk 2-3, cooldown of 4
+        (10, [1] * 4 + [1 - i / 8 for i in range(8)], 0),  # trunk 4-7, cooldown of 8
     ],
     "continue": [
         (0, [1 - t / 16 for t in range(4)], 0.75),
@@ -382,16 +382,16 @@ def test_the_baseline_figure_draws_each_mode_with_its_own_schedule():
     lines = {t.legendgroup: t for t in figure.data if t.mode == "lines"}
     assert lines["continue"].name == "continue (this study): step"
     assert lines["restart"].name == "restart: linear"
-    assert lines["branch"].name == "branch: constant trunk + linear cooldown over 0.2 of each budget"
+    assert lines["branch"].name == "branch: constant trunk + linear cooldown over 0.5 of each budget"
     # continue: the study's step schedule over 27 iterations (x0.1 from 50%, x0.01 from 75%)
     rate = dict(zip(lines["continue"].x, lines["continue"].y))
     assert [rate[t] for t in range(27)] == pytest.approx([1.0] * 14 + [0.1] * 7 + [0.01] * 6)
     # restart: linear decay to 0 at each budget, not the study's step profile
     x, y = list(lines["restart"].x), list(lines["restart"].y)
     assert y[: x.index(3) + 1] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
-    # branch: a constant trunk then a linear cooldown
+    # branch: a constant trunk (1 step) then a linear cooldown (round(0.5 * 3) = 2 steps)
     x, y = list(lines["branch"].x), list(lines["branch"].y)
-    assert y[: x.index(3) + 1] == pytest.approx([1.0, 1.0, 1.0, 0.0])
+    assert y[: x.index(3) + 1] == pytest.approx([1.0, 1.0, 0.5, 0.0])
 
 
 def test_the_figure_draws_a_recorded_schedule_with_its_options():

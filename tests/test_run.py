@@ -375,7 +375,7 @@ def test_diverged_trial_is_pruned_with_its_reason():
         ([10, 20], {"warmup": 10}, ValueError, r"warmup must be smaller than the first budget \(10 iterations\), got 10"),
         (
             [10, 20], {"mode": "branch", "warmup": 8}, ValueError,
-            r"warmup must be smaller than the first trunk .*\(8 iterations\), got 8",
+            r"warmup must be smaller than the first trunk .*\(5 iterations\), got 8",
         ),
         ([10], {"mode": "branch", "cooldown": 0}, ValueError, r"cooldown must be in \(0, 1\], got 0"),
         ([10], {"mode": "branch", "cooldown": 1.5}, ValueError, r"cooldown must be in \(0, 1\], got 1\.5"),

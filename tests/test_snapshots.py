@@ -43,10 +43,10 @@ def make_objective(store, mode, die_in_budget=None, log=None):
 
 
 # Budgets 4, 12, 36; the failed attempt dies before step t = 34 of budget 36.
-# lost: steps of budget 36 it had done (restart from 0, branch's trunk from 10, continue
-# from 12); remaining: what the retry executes (branch: trunk 10 -> 29, cooldown 7).
+# lost: steps of budget 36 it had done (restart from 0, branch's trunk from 6, continue
+# from 12); remaining: what the retry executes (branch, cooldown 0.5: trunk 6 -> 18, cooldown 18).
 @pytest.mark.parametrize(
-    "mode, lost, remaining", [("restart", 34, 36), ("branch", 24, 26), ("continue", 22, 24)]
+    "mode, lost, remaining", [("restart", 34, 36), ("branch", 28, 30), ("continue", 22, 24)]
 )
 def test_retried_trial_resumes_from_its_last_rung_snapshot(tmp_path, mode, lost, remaining):
     store = FileSystemArtifactStore(str(tmp_path))

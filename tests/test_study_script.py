@@ -154,7 +154,7 @@ def test_objective_takes_budgets_from_the_budget_pruner_and_records_attrs(tiny):
         assert set(trial.intermediate_values) <= {10, 30}
     for trial in completed:
         assert trial.value == trial.intermediate_values[30]
-        assert trial.user_attrs["budgetopt.compute"] == 30 + 2  # branch: last budget + the cooldown of 10
+        assert trial.user_attrs["budgetopt.compute"] == 30 + 5  # branch: last budget + the cooldown of 10 (0.5)
         assert 0 <= trial.user_attrs[ATTR_TEST_VALUE] <= 1
 
 

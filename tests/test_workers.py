@@ -63,15 +63,15 @@ def test_compute_budget_is_the_studys_and_no_trial_starts_past_it(tmp_path):
 
 
 def test_branch_workers_train_with_their_cooldown_and_launch_forwards_it(tmp_path):
-    assert worker(tmp_path, "--n-trials", "2", "--mode", "branch", "--cooldown", "0.5") == 0
+    assert worker(tmp_path, "--n-trials", "2", "--mode", "branch", "--cooldown", "0.3") == 0
     study = load(f"sqlite:///{tmp_path}/study.db", "s")
-    assert study.user_attrs["budgetopt.setup"] == {"script": "synthetic_study", "mode": "branch", "cooldown": 0.5}
-    assert all(t.user_attrs[ATTR_SCHEDULE]["cooldown"] == 0.5 for t in study.trials)
+    assert study.user_attrs["budgetopt.setup"] == {"script": "synthetic_study", "mode": "branch", "cooldown": 0.3}
+    assert all(t.user_attrs[ATTR_SCHEDULE]["cooldown"] == 0.3 for t in study.trials)
     assert all(t.user_attrs[ATTR_MODE] == "branch" for t in study.trials)
     args = build_parser().parse_args(
-        ["launch", SCRIPT, "--storage", "x.log", "--study", "s", "--workers", "2", "--mode", "branch", "--cooldown", "0.5"]
+        ["launch", SCRIPT, "--storage", "x.log", "--study", "s", "--workers", "2", "--mode", "branch", "--cooldown", "0.3"]
     )
-    assert _worker_argv(args)[-4:] == ["--mode", "branch", "--cooldown", "0.5"]
+    assert _worker_argv(args)[-4:] == ["--mode", "branch", "--cooldown", "0.3"]
 
 
 def test_an_error_in_a_step_fails_that_trial_and_the_worker_goes_on(tmp_path, monkeypatch, capsys):

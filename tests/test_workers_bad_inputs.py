@@ -66,7 +66,7 @@ COMMAND_LINE = [
     ("study-ladder", "worker {script} --storage {url} --study digits-search --brackets hyperband", r"was made with ladder rungs \[3, 9, 27\] \(eta 3, 1 bracket\)"),
     ("study-mode", "worker {script} --storage {url} --study digits-search --mode branch", r"is run with script 'synthetic_study', mode 'restart'"),
     ("study-cooldown", "worker {script} --storage {url} --study branch-search --mode branch --cooldown 0.1",
-     r"is run with script 'synthetic_study', mode 'branch', cooldown 0.2"),
+     r"is run with script 'synthetic_study', mode 'branch', cooldown 0.5"),
     ("cooldown-zero", "worker {script} --storage {url} --study s --mode branch --cooldown 0", r"--cooldown must be in \(0, 1\], got 0.0"),
     ("cooldown-text", "worker {script} --storage {url} --study s --cooldown half", r"argument --cooldown: invalid float value: 'half'"),
     ("n-trials-zero", "worker {script} --storage {url} --study s --n-trials 0", r"--n-trials must be an integer >= 1, got 0"),

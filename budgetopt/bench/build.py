@@ -30,6 +30,7 @@ import numpy as np
 import optuna
 import torch
 
+from budgetopt._validation import check_fraction
 from budgetopt.bench._process import exit_with_parent
 from budgetopt.bench.table import (
     DEFAULT_KINDS,
@@ -142,7 +143,7 @@ def build_table(
     kinds: Sequence[str] | None = None,
     ladder: str | None = None,
     pool_seed: int = 0,
-    cooldown: float = COOLDOWN,
+    cooldown: float | None = None,
     jobs: int = 1,
     threads: int = 1,
     device: str = "cpu",
@@ -172,6 +173,9 @@ def build_table(
         parse_kind(kind)
     if "restart" not in kinds:
         raise ValueError(f"--kinds must include restart (its last rung is every configuration's truth), got {','.join(kinds)}")
+    if cooldown is None:  # a new table: the library's; a resumed one: its own
+        cooldown = read_meta(out).get("cooldown", COOLDOWN) if resume and (out / META_FILE).is_file() else COOLDOWN
+    check_fraction(cooldown, "--cooldown")
     loaded = load_study_script(script)
     ladder_name, the_ladder = loaded.named_ladder(ladder)
     pool, space = sample_pool(loaded, configs, pool_seed)

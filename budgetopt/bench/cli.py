@@ -181,7 +181,10 @@ def _add_table_options(parser: argparse.ArgumentParser, configs_default: int | N
     )
     parser.add_argument("--pool-seed", type=int, default=0, metavar="S", help="seed of the pool's draw (default: %(default)s)")
     parser.add_argument(
-        "--cooldown", type=float, default=COOLDOWN, metavar="F", help="branch mode's cooldown fraction (default: %(default)s)"
+        "--cooldown",
+        type=float,
+        metavar="F",
+        help=f"branch mode's cooldown fraction (default: {COOLDOWN}; with --resume, the table's)",
     )
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per process (default: %(default)s)")

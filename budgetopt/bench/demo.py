@@ -10,8 +10,8 @@
 2. Paired searches replayed on the committed benchmark table of the same task
    (``studies/tables/fashion_mlp-short``), at exactly equal compute: Optuna's successive
    halving on a cosine schedule with TPE (Optuna's usual pairing) and with budgetopt's
-   BudgetSampler (the sampler's share), budgetopt's restart and branch with
-   BudgetSampler, and both promotion rules with a random sampler (the rule's share); it
+   BudgetSampler (the sampler's share), budgetopt's restart and branch (with the
+   default cooldown) with BudgetSampler, and both promotion rules with a random sampler (the rule's share); it
    says in words which differences are significant and which are not.
 3. The command that opens the dashboard.
 """
@@ -23,13 +23,17 @@ from pathlib import Path
 import optuna
 
 from budgetopt.bench.table import read_meta
+from budgetopt.modes import COOLDOWN
 
 LIVE_COMPUTE = 8  # full budgets of the live study
+# branch mode with the library's default cooldown: the committed table's `branch` kind
+# has 0.2, its `branch_cooldown0.5` the default (see demo_methods)
+BRANCH = f"branch_cooldown{COOLDOWN:g}"
 # Optuna's successive halving (cosine schedule) and budgetopt's restart and branch with
 # their model-based samplers; Optuna's successive halving with budgetopt's BudgetSampler
 # (what the sampler does, apart from the schedule); then the two promotion rules with the
 # same random sampler (what the promotion rule does, apart from the sampler). README, Results.
-DEMO_METHODS = ("sha_cosine", "sha_cosine@budget", "restart", "branch", "sha_cosine@random", "restart@random")
+DEMO_METHODS = ("sha_cosine", "sha_cosine@budget", "restart", BRANCH, "sha_cosine@random", "restart@random")
 CONTRASTS = (
     ("sha_cosine@budget", "sha_cosine", "the sampler alone: BudgetSampler instead of TPE, under Optuna's successive halving"),
     ("restart@random", "sha_cosine@random", "the promotion rule and the schedule alone: both with a random sampler"),
@@ -138,6 +142,15 @@ def contrasts(results: dict, pairs=CONTRASTS) -> list[str]:
     return lines
 
 
+def demo_methods(meta: dict) -> list[str]:
+    """:data:`DEMO_METHODS` for a table: branch with the library's default cooldown is the
+    table's ``branch`` kind when the table was built with it, else its ``branch_cooldown``
+    kind of that fraction, else (a table without one) its ``branch`` kind."""
+    if meta.get("cooldown") == COOLDOWN or BRANCH not in meta.get("kinds", ()):
+        return ["branch" if m == BRANCH else m for m in DEMO_METHODS]
+    return list(DEMO_METHODS)
+
+
 def run_demo(
     out: str | Path = "budgetopt-demo",
     *,
@@ -154,7 +167,7 @@ def run_demo(
     from budgetopt.bench.report import verdict_sentences
 
     table_dir = Path(table) if table is not None else committed_table()
-    read_meta(table_dir, expect={"study": "fashion_mlp"})  # checked before any training
+    meta = read_meta(table_dir, expect={"study": "fashion_mlp"})  # checked before any training
     study, reason = choose_study(data_dir, digits)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,7 +178,7 @@ def run_demo(
     results = simulate(
         table_dir,
         out / "simulation",
-        methods=list(DEMO_METHODS),
+        methods=demo_methods(meta),
         compute=DEMO_COMPUTE,
         repeats=repeats,
         baseline=DEMO_BASELINE,

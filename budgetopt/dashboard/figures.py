@@ -133,7 +133,7 @@ def _figure(title: str, xaxis: dict, yaxis: dict) -> go.Figure:
 def lr_profile_figure(summary: StudySummary) -> go.Figure:
     """The learning-rate multiplier of restart, branch and continue over the study's
     ladder, each with its own schedule -- the one the study's trials of that mode ran (the
-    most common), else the mode's default (linear; branch's cooldown 0.2) -- the study's
+    most common), else the mode's default (linear; branch's cooldown :data:`~budgetopt.modes.COOLDOWN`) -- the study's
     own mode(s) drawn bold."""
     rungs = summary.rungs
     used = set(summary.modes)
