@@ -187,7 +187,7 @@ class BudgetedRun:
         warmup: linear warmup iterations at the start of training (restart: of every
             budget), smaller than the first budget (branch: than its trunk).
         cooldown: branch mode's cooldown fraction of each budget, in (0, 1] (default
-            0.2); another mode has none (a ValueError).
+            :data:`~budgetopt.modes.COOLDOWN`, 0.5); another mode has none (a ValueError).
         snapshot_device: where state snapshots are kept: None (default) for the
             tensors' own device, or e.g. ``"cpu"`` to spare accelerator memory.
         grad_norm_every: record the gradient norm every this many iterations and at the
