@@ -19,8 +19,9 @@ from budgetopt.bench.build import build_table
 from budgetopt.bench.replay import simulate
 from budgetopt.bench.results import Scorer
 from budgetopt.bench.simulate import BUILTIN, PoolLookup, resolve_method, run_search
-from budgetopt.bench.table import COLUMNS, TableError, read_table
+from budgetopt.bench.table import COLUMNS, TableError, read_meta, read_table
 from budgetopt.cli import main
+from budgetopt.modes import COOLDOWN
 from budgetopt.modes import compute as mode_compute
 from budgetopt.pruners import BudgetPruner
 
@@ -567,6 +568,20 @@ def test_build_a_bad_cooldown_names_what_is_allowed(capsys, tmp_path, cooldown):
     assert not out.exists()  # nothing half-written
 
 
+def test_build_records_the_default_cooldown_and_a_resume_keeps_the_tables(capsys, tmp_path):
+    build = ["bench", "build", "digits", "--seeds", "1", "--ladder", "quick", "--kinds", "restart,branch", "-q"]
+    status, _, err = run_main(capsys, *build, "--configs", "1", "--out", str(tmp_path / "new"))
+    assert status == 0, err
+    assert read_meta(tmp_path / "new")["cooldown"] == COOLDOWN
+    status, _, err = run_main(capsys, *build, "--configs", "1", "--cooldown", "0.2", "--out", str(tmp_path / "old"))
+    assert status == 0, err
+    # a resume without --cooldown grows the table with its own cooldown, not the default
+    status, _, err = run_main(capsys, *build, "--configs", "2", "--resume", "--out", str(tmp_path / "old"))
+    assert status == 0, err
+    table = read_table(tmp_path / "old")  # checks every branch rung's compute against cooldown 0.2
+    assert table.meta["cooldown"] == 0.2 and table.done.all() and len(table.pool) == 2
+
+
 def test_build_unwritable_out(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -601,6 +616,11 @@ def test_simulate_bad_input_one_line_exit_2(capsys, table_dir, tmp_path, argv, f
     assert not (tmp_path / "s" / "report.md").exists()
 
 
+def _edit_meta(directory: Path, **fields) -> None:
+    meta = json.loads((directory / "meta.json").read_text())
+    (directory / "meta.json").write_text(json.dumps({**meta, **fields}))
+
+
 def _damaged(table_dir: Path, tmp_path: Path, edit) -> Path:
     copy = tmp_path / "damaged"
     shutil.copytree(table_dir, copy)
@@ -625,6 +645,7 @@ def _damaged(table_dir: Path, tmp_path: Path, edit) -> Path:
             ["version 99", "reads version 1"],
         ),
         (lambda d: (d / "meta.json").write_text("{"), ["not valid JSON"]),
+        (lambda d: _edit_meta(d, cooldown=None), ["records no branch cooldown in (0, 1] (got None)"]),
         (
             lambda d: (d / "table.csv").write_text("\n".join((d / "table.csv").read_text().splitlines()[:-1]) + "\n"),
             ["lacks rungs"],

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from budgetopt.attrs import ATTR_COMPUTE, ATTR_ENDED, ATTR_MODE, ATTR_RESUMED, ATTR_SCHEDULE, ATTR_SEED, ATTR_SNAPSHOT
 from budgetopt.cli import build_parser, main
 from budgetopt.cli.workers import _worker_argv
+from budgetopt.modes import COOLDOWN
 from budgetopt.storage import default_snapshot_location, open_snapshot_store
 from budgetopt.workers import (
     ATTR_WORKER,
@@ -72,6 +73,20 @@ def test_branch_workers_train_with_their_cooldown_and_launch_forwards_it(tmp_pat
         ["launch", SCRIPT, "--storage", "x.log", "--study", "s", "--workers", "2", "--mode", "branch", "--cooldown", "0.3"]
     )
     assert _worker_argv(args)[-4:] == ["--mode", "branch", "--cooldown", "0.3"]
+
+
+def test_a_branch_worker_without_cooldown_takes_the_studys_own(tmp_path):
+    # a study made with another cooldown (e.g. the default before 0.5) keeps it
+    assert worker(tmp_path, "--n-trials", "1", "--mode", "branch", "--cooldown", "0.2") == 0
+    assert worker(tmp_path, "--n-trials", "2", "--mode", "branch") == 0
+    study = load(f"sqlite:///{tmp_path}/study.db", "s")
+    assert study.user_attrs["budgetopt.setup"]["cooldown"] == 0.2
+    assert [t.user_attrs[ATTR_SCHEDULE]["cooldown"] for t in study.trials] == [0.2, 0.2]
+    # a new study without --cooldown: the library's default
+    assert worker(tmp_path, "--n-trials", "1", "--mode", "branch", study="new") == 0
+    assert load(f"sqlite:///{tmp_path}/study.db", "new").user_attrs["budgetopt.setup"]["cooldown"] == COOLDOWN
+    # an explicit --cooldown that differs from the study's is still refused
+    assert worker(tmp_path, "--n-trials", "3", "--mode", "branch", "--cooldown", "0.3") == 2
 
 
 def test_an_error_in_a_step_fails_that_trial_and_the_worker_goes_on(tmp_path, monkeypatch, capsys):

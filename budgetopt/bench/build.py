@@ -174,7 +174,7 @@ def build_table(
     if "restart" not in kinds:
         raise ValueError(f"--kinds must include restart (its last rung is every configuration's truth), got {','.join(kinds)}")
     if cooldown is None:  # a new table: the library's; a resumed one: its own
-        cooldown = read_meta(out).get("cooldown", COOLDOWN) if resume and (out / META_FILE).is_file() else COOLDOWN
+        cooldown = read_meta(out)["cooldown"] if resume and (out / META_FILE).is_file() else COOLDOWN
     check_fraction(cooldown, "--cooldown")
     loaded = load_study_script(script)
     ladder_name, the_ladder = loaded.named_ladder(ladder)

@@ -23,7 +23,6 @@ from pathlib import Path
 from budgetopt.bench.build import build_table
 from budgetopt.bench.replay import simulate
 from budgetopt.bench.simulate import BASELINE, DEFAULT_METHODS
-from budgetopt.modes import COOLDOWN
 
 
 def compare(
@@ -35,7 +34,7 @@ def compare(
     kinds=None,
     ladder: str | None = None,
     pool_seed: int = 0,
-    cooldown: float = COOLDOWN,
+    cooldown: float | None = None,
     methods=DEFAULT_METHODS,
     compute: str = "10,30",
     repeats: int = 200,

@@ -172,13 +172,16 @@ def run_demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say(reason)
+    methods = demo_methods(meta)
+    if BRANCH not in methods and meta["cooldown"] != COOLDOWN:
+        say(f"{table_dir} has no {BRANCH} kind: branch is replayed with the table's cooldown {meta['cooldown']:g}")
     say(f"1/2 live budget-aware study ({LIVE_COMPUTE} full budgets of compute) into {out / 'studies.db'}")
     live, url = live_study(study, out, data_dir if study == "fashion_mlp" else None)
     say(f"2/2 {repeats} paired searches per method replayed on {table_dir}")
     results = simulate(
         table_dir,
         out / "simulation",
-        methods=demo_methods(meta),
+        methods=methods,
         compute=DEMO_COMPUTE,
         repeats=repeats,
         baseline=DEMO_BASELINE,

@@ -47,7 +47,7 @@ from optuna.distributions import json_to_distribution
 from optuna.trial import TrialState
 
 from budgetopt.bench.table import Table, parse_kind, parse_kind_choice
-from budgetopt.modes import COOLDOWN, mode_with
+from budgetopt.modes import mode_with
 from budgetopt.modes import compute as mode_compute
 from budgetopt.pruners import BudgetPruner
 from budgetopt.samplers import BudgetSampler
@@ -368,7 +368,7 @@ def run_search(
     cooldowns, schedules = {}, {}
     for k in set(kind_of.tolist()):
         kind = parse_kind(table.kinds[k])
-        cooldowns[k] = kind.cooldown_in(table.meta.get("cooldown", COOLDOWN))
+        cooldowns[k] = kind.cooldown_in(table.meta["cooldown"])
         schedules[k] = mode_with(mode, cooldown=cooldowns[k], horizon_exponent=kind.horizon_exponent).schedule(kind.profile)
     study = optuna.create_study(
         study_name=f"{method.name}-{repeat}",  # HyperbandPruner's brackets hash the study name: fixed, reproducible

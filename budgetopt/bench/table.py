@@ -55,7 +55,6 @@ from pathlib import Path
 
 import numpy as np
 
-from budgetopt.modes import COOLDOWN
 from budgetopt.modes import compute as mode_compute
 from budgetopt.schedules import PROFILES
 
@@ -383,6 +382,9 @@ def read_meta(directory: str | Path, *, expect: dict | None = None) -> dict:
         raise TableError(
             f"{directory} holds a table of version {meta.get('version')!r}; this budgetopt reads version {TABLE_VERSION}"
         )
+    cooldown = meta.get("cooldown")  # what the branch kind trained with: never assumed
+    if isinstance(cooldown, bool) or not isinstance(cooldown, (int, float)) or not 0 < cooldown <= 1:
+        raise TableError(f"{meta_path} records no branch cooldown in (0, 1] (got {cooldown!r}): the table's metadata is damaged")
     for key, wanted in (expect or {}).items():
         if meta.get(key) != wanted:
             raise TableError(f"{directory} was built for {key} {meta.get(key)!r}, not {wanted!r}")
@@ -443,7 +445,7 @@ def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
                 ) from None
     # every rung a unit reported cost what its mode executes (a diverged rung: less)
     for k, kind in enumerate(kinds):
-        mode, cooldown = parse_kind(kind).mode, parse_kind(kind).cooldown_in(meta.get("cooldown", COOLDOWN))
+        mode, cooldown = parse_kind(kind).mode, parse_kind(kind).cooldown_in(meta["cooldown"])
         expected = np.array([mode_compute(mode, rungs, r, cooldown) for r in range(len(rungs))])
         wrong = np.isfinite(value[:, :, k]) & (compute[:, :, k] != expected)
         if wrong.any():

@@ -46,8 +46,9 @@ def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentPa
     options.add_argument(
         "--mode", choices=MODES, default="restart", help="how a trial goes from rung to rung (default: %(default)s)"
     )
-    options.add_argument("--cooldown", type=float, default=COOLDOWN, metavar="F",
-                         help="with --mode branch: the cooldown, a fraction of each rung in (0, 1] (default: %(default)s)")
+    options.add_argument("--cooldown", type=float, metavar="F",
+                         help="with --mode branch: the cooldown, a fraction of each rung in (0, 1] (default: the "
+                         f"study's when it exists, else {COOLDOWN})")
     options.add_argument(
         "--brackets", default="1", metavar="B", help="1 for successive halving, N brackets, or 'hyperband' (default: %(default)s)"
     )
@@ -152,9 +153,9 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     heartbeat = check_iterations(args.heartbeat, "--heartbeat (seconds)")
     grace = 2 * heartbeat if args.grace_period is None else check_iterations(args.grace_period, "--grace-period (seconds)")
     brackets = int(args.brackets) if args.brackets.isdigit() else args.brackets
-    check_fraction(args.cooldown, "--cooldown")
-    mode = _mode(args)
-    mode = _mode(args)
+    if args.cooldown is not None:
+        check_fraction(args.cooldown, "--cooldown")
+    mode = _mode(args)  # checked here; a branch study's own cooldown is read once the storage is open
     script = load_study_script(args.script)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise CommandError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
@@ -179,6 +180,7 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     snapshots = args.snapshots or default_snapshot_location(args.storage)
     new_directory = "://" not in snapshots and not Path(snapshots).exists()
     store = retry.snapshot_store = open_snapshot_store(snapshots)
+    mode = _mode(args, _recorded_setup(storage, args.study))
     try:
         study = workers.join_study(
             storage, args.study, direction=script.direction, pruner=pruner,
@@ -193,11 +195,27 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
             "retry": retry, "heartbeat": heartbeat, "study": study}
 
 
-def _mode(args: argparse.Namespace) -> Mode:
-    """The workers' mode; ``--cooldown`` is branch mode's (the others have none)."""
+def _mode(args: argparse.Namespace, recorded: dict | None = None) -> Mode:
+    """The workers' mode; ``--cooldown`` is branch mode's (the others have none). Without
+    ``--cooldown``, a branch worker takes the cooldown of the study's ``recorded`` setup
+    (a study made before the default changed keeps its own), else the default."""
     from budgetopt.modes import mode_with
 
-    return mode_with(args.mode, cooldown=args.cooldown)
+    cooldown = args.cooldown
+    if cooldown is None and recorded and recorded.get("mode") == args.mode:
+        cooldown = recorded.get("cooldown")
+    return mode_with(args.mode, cooldown=cooldown)
+
+
+def _recorded_setup(storage: optuna.storages.BaseStorage, name: str) -> dict | None:
+    """The setup (script, mode, its option) recorded by the study ``name``'s first worker,
+    or None when there is no such study yet."""
+    from budgetopt.attrs import STUDY_ATTR_SETUP
+
+    for study in storage.get_all_studies():
+        if study.study_name == name:
+            return study.user_attrs.get(STUDY_ATTR_SETUP)
+    return None
 
 
 def _worker_study_setup(script: str, mode: Mode) -> dict:
