@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from budgetopt._validation import check_fraction
 from budgetopt.modes import compute as mode_compute
 from budgetopt.schedules import PROFILES
 
@@ -382,9 +383,12 @@ def read_meta(directory: str | Path, *, expect: dict | None = None) -> dict:
         raise TableError(
             f"{directory} holds a table of version {meta.get('version')!r}; this budgetopt reads version {TABLE_VERSION}"
         )
-    cooldown = meta.get("cooldown")  # what the branch kind trained with: never assumed
-    if isinstance(cooldown, bool) or not isinstance(cooldown, (int, float)) or not 0 < cooldown <= 1:
-        raise TableError(f"{meta_path} records no branch cooldown in (0, 1] (got {cooldown!r}): the table's metadata is damaged")
+    try:  # what the branch kind trained with: never assumed
+        check_fraction(meta.get("cooldown"), "cooldown")
+    except (TypeError, ValueError):
+        raise TableError(
+            f"{meta_path} records no branch cooldown in (0, 1] (got {meta.get('cooldown')!r}): the table's metadata is damaged"
+        ) from None
     for key, wanted in (expect or {}).items():
         if meta.get(key) != wanted:
             raise TableError(f"{directory} was built for {key} {meta.get(key)!r}, not {wanted!r}")
