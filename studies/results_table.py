@@ -14,6 +14,15 @@ adds, per cap, the paired difference against another method of the same report: 
 per-repeat regrets in results.json differenced repeat by repeat (the repeats are paired:
 the same seeds in every method), with the report's own 95% t-interval
 (:func:`budgetopt.bench.stats.interval95`).
+
+    python studies/results_table.py DIR --tail 0.3
+
+prints, instead, how much of each paired difference against the baseline a few failed
+searches carry: per method and cap, the repeats with regret above ``--tail`` (a pick that
+does not train on the seeds its search did not see), the mean regret without them, the
+repeats lower / higher than the baseline and the exact two-sided sign test on those
+counts (ties dropped; :func:`scipy.stats.binomtest`), which a handful of large regrets
+cannot carry the way they carry a mean.
 """
 
 from __future__ import annotations
@@ -74,6 +83,33 @@ def rows(results: dict, deployable: bool, against: str | None = None) -> list[st
     return out
 
 
+def tail_rows(results: dict, tail: float) -> list[str]:
+    """Per method and cap: failed searches, the mean without them, and the sign test."""
+    from scipy.stats import binomtest
+
+    baseline = results["settings"]["baseline"]
+    out = [
+        f"| method | compute | repeats with regret > {tail:g} | mean regret without them | "
+        f"lower / higher than {baseline} | sign test p |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for method in results["searches"]["methods"]:
+        for cap in results["searches"]["caps"].values():
+            regret = np.asarray(cap["methods"][method]["regret"], dtype=float)
+            kept = regret[regret <= tail]
+            cells = [f"`{method}`", f"{cap['full_budgets']:g} FB", f"{int((regret > tail).sum())} of {regret.size}"]
+            cells.append(f"{kept.mean():.4f}" if kept.size else "")
+            if method == baseline:
+                cells += ["", ""]
+            else:
+                diff = regret - np.asarray(cap["methods"][baseline]["regret"], dtype=float)
+                lower, higher = int((diff < 0).sum()), int((diff > 0).sum())
+                cells.append(f"{lower} / {higher}")
+                cells.append(f"{binomtest(lower, lower + higher).pvalue:.3f}" if lower + higher else "")
+            out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 def header(results: dict, deployable: bool, against: str | None = None) -> list[str]:
     baseline = results["settings"]["baseline"]
     cols = ["method", "ladder", "pool"]
@@ -95,9 +131,16 @@ def main() -> None:
     parser.add_argument("reports", nargs="+", type=Path, help="simulation output directories")
     parser.add_argument("--deployable", action="store_true", help="add the deployable score's paired difference")
     parser.add_argument("--against", metavar="M", help="add the paired regret difference against method M of each report")
+    parser.add_argument("--tail", type=float, metavar="T", help="print the failed searches (regret above T) and the sign test instead")
     args = parser.parse_args()
+    if args.tail is not None and not args.tail > 0:
+        parser.error(f"--tail must be a regret above 0, got {args.tail}")
     for i, directory in enumerate(args.reports):
         results = load(directory)
+        if args.tail is not None:
+            print(f"{directory}:")
+            print("\n".join(tail_rows(results, args.tail)))
+            continue
         if args.against and args.against not in results["searches"]["methods"]:
             parser.error(f"--against {args.against!r}: {directory} has {', '.join(results['searches']['methods'])}")
         if i == 0:

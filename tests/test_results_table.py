@@ -1,0 +1,39 @@
+"""studies/results_table.py --tail: failed searches, the mean without them, the sign test."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "studies" / "results_table.py"
+spec = importlib.util.spec_from_file_location("results_table", SCRIPT)
+results_table = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(results_table)
+
+
+def _results() -> dict:
+    # Ten paired repeats: the method is lower than the baseline in 8, higher in 1 (one
+    # failed search at 0.8), tied in 1; the baseline fails in two repeats.
+    base = [0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.8, 0.8]
+    other = [0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.8, 0.01, 0.8]
+    return {
+        "settings": {"baseline": "base"},
+        "searches": {"methods": {"base": {}, "other": {}}, "caps": {"729": {"full_budgets": 1.0, "methods": {"base": {"regret": base}, "other": {"regret": other}}}}},
+    }
+
+
+def test_tail_rows_count_failed_searches_and_apply_the_sign_test():
+    rows = results_table.tail_rows(_results(), 0.3)
+    base, other = rows[2], rows[3]
+    assert base.split(" | ")[2:4] == ["2 of 10", "0.0200"]
+    cells = other.strip("| ").split(" | ")
+    assert cells[2:5] == ["2 of 10", "0.0100", "8 / 1"]
+    # exact two-sided binomial test of 8 of 9: p = 2 * (9 + 1) / 2**9
+    assert float(cells[5]) == round(20 / 512, 3)
+
+
+def test_a_tail_that_is_not_a_positive_regret_is_one_line_and_exit_2(tmp_path):
+    out = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--tail", "0"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "--tail must be a regret above 0, got 0.0" in out.stderr
+    assert "Traceback" not in out.stderr
