@@ -131,7 +131,9 @@ def main() -> None:
     parser.add_argument("reports", nargs="+", type=Path, help="simulation output directories")
     parser.add_argument("--deployable", action="store_true", help="add the deployable score's paired difference")
     parser.add_argument("--against", metavar="M", help="add the paired regret difference against method M of each report")
-    parser.add_argument("--tail", type=float, metavar="T", help="print the failed searches (regret above T) and the sign test instead")
+    parser.add_argument(
+        "--tail", type=float, metavar="T", help="print the failed searches (regret above T) and the sign test instead"
+    )
     args = parser.parse_args()
     if args.tail is not None and not args.tail > 0:
         parser.error(f"--tail must be a regret above 0, got {args.tail}")

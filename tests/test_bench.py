@@ -282,7 +282,14 @@ def test_a_bad_cooldown_kind_names_what_is_allowed(name):
         parse_kind(name)
 
 
-@pytest.mark.parametrize("name, canonical", [("branch_cooldown0.50", "branch_cooldown0.5"), ("branch_cooldown1.0", "branch_cooldown1"), ("restart_beta0.30", "restart_beta0.3")])
+@pytest.mark.parametrize(
+    "name, canonical",
+    [
+        ("branch_cooldown0.50", "branch_cooldown0.5"),
+        ("branch_cooldown1.0", "branch_cooldown1"),
+        ("restart_beta0.30", "restart_beta0.3"),
+    ],
+)
 def test_a_kind_has_one_spelling(name, canonical):
     from budgetopt.bench.table import parse_kind
 
@@ -562,7 +569,8 @@ def test_build_into_an_existing_table_needs_resume_and_resume_needs_the_same_bui
 @pytest.mark.parametrize("cooldown", ["0", "1.5", "nan"])
 def test_build_a_bad_cooldown_names_what_is_allowed(capsys, tmp_path, cooldown):
     out = tmp_path / "t"
-    status, _, err = run_main(capsys, "bench", "build", "digits", "--configs", "2", "--cooldown", cooldown, "--out", str(out), "-q")
+    args = ("bench", "build", "digits", "--configs", "2", "--cooldown", cooldown, "--out", str(out), "-q")
+    status, _, err = run_main(capsys, *args)
     assert status == 2
     one_line_error(err, f"--cooldown must be in (0, 1], got {float(cooldown)}")
     assert not out.exists()  # nothing half-written

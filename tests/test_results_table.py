@@ -18,7 +18,10 @@ def _results() -> dict:
     other = [0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.8, 0.01, 0.8]
     return {
         "settings": {"baseline": "base"},
-        "searches": {"methods": {"base": {}, "other": {}}, "caps": {"729": {"full_budgets": 1.0, "methods": {"base": {"regret": base}, "other": {"regret": other}}}}},
+        "searches": {
+            "methods": {"base": {}, "other": {}},
+            "caps": {"729": {"full_budgets": 1.0, "methods": {"base": {"regret": base}, "other": {"regret": other}}}},
+        },
     }
 
 

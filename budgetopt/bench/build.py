@@ -327,7 +327,10 @@ def _run(spec, pending, pool, out, meta, finished, units, jobs, threads, progres
         executor: concurrent.futures.Executor = _InProcess()
     else:
         executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(), threads)
+            max_workers=jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(os.getpid(), threads),
         )
     last_meta = time.monotonic()
     running: dict[concurrent.futures.Future, Unit] = {}

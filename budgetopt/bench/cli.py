@@ -191,7 +191,9 @@ def _add_table_options(parser: argparse.ArgumentParser, configs_default: int | N
     parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K (default: %(default)s)")
     parser.add_argument("--data-dir", metavar="DIR", help="where the study script finds its data")
     parser.add_argument("--quick", action="store_true", help="the script's quick data setting")
-    parser.add_argument("--resume", action="store_true", help="complete the table already there, or grow its pool (--configs) or kinds (--kinds)")
+    parser.add_argument(
+        "--resume", action="store_true", help="complete the table already there, or grow its pool (--configs) or kinds (--kinds)"
+    )
 
 
 def _add_search_options(parser: argparse.ArgumentParser, compute_default: str) -> None:
@@ -231,7 +233,10 @@ def _table_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of :func:`~budgetopt.bench.build.build_table` that
     :func:`_add_table_options` defines (``bench build`` and ``compare``)."""
     return dict(
-        configs=args.configs, seeds=args.seeds, kinds=None if args.kinds is None else [k for k in args.kinds.split(",") if k], ladder=args.ladder,
+        configs=args.configs,
+        seeds=args.seeds,
+        kinds=None if args.kinds is None else [k for k in args.kinds.split(",") if k],
+        ladder=args.ladder,
         pool_seed=args.pool_seed, cooldown=args.cooldown, jobs=args.jobs, threads=args.threads, device=args.device,
         data_dir=args.data_dir, quick=args.quick, resume=args.resume, progress=not args.quiet,
     )

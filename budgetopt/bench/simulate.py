@@ -47,8 +47,8 @@ from optuna.distributions import json_to_distribution
 from optuna.trial import TrialState
 
 from budgetopt.bench.table import Table, parse_kind, parse_kind_choice
-from budgetopt.modes import mode_with
 from budgetopt.modes import compute as mode_compute
+from budgetopt.modes import mode_with
 from budgetopt.pruners import BudgetPruner
 from budgetopt.samplers import BudgetSampler
 from budgetopt.trial_io import trial_attrs_for_plan, trial_attrs_for_rung
