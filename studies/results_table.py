@@ -20,7 +20,7 @@ the same seeds in every method), with the report's own 95% t-interval
 prints, instead, how much of each paired difference against the baseline a few failed
 searches carry: per method and cap, the repeats with regret above ``--tail`` (a pick that
 does not train on the seeds its search did not see), the mean regret without them, the
-repeats lower / higher than the baseline and the exact two-sided sign test on those
+repeats lower / higher than the baseline (the report's counts) and the exact two-sided sign test on those
 counts (ties dropped; :func:`scipy.stats.binomtest`), which a handful of large regrets
 cannot carry the way they carry a mean.
 """
@@ -30,7 +30,9 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -44,7 +46,14 @@ def load(directory: Path) -> dict:
         return json.loads(plain.read_text())
     if packed.exists():
         return json.loads(gzip.decompress(packed.read_bytes()))
-    raise SystemExit(f"results_table: no results.json(.gz) in {directory}")
+    bad_input(f"no results.json(.gz) in {directory}: give directories made by 'budgetopt bench simulate'")
+
+
+def bad_input(message: str) -> NoReturn:
+    """Bad input: one line naming the value and what is allowed, exit 2 (argparse's
+    ``parser.error`` would print the usage lines too)."""
+    print(f"results_table: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def interval(e: dict | None) -> str:
@@ -95,15 +104,15 @@ def tail_rows(results: dict, tail: float) -> list[str]:
     ]
     for method in results["searches"]["methods"]:
         for cap in results["searches"]["caps"].values():
-            regret = np.asarray(cap["methods"][method]["regret"], dtype=float)
+            e = cap["methods"][method]
+            regret = np.asarray(e["regret"], dtype=float)
             kept = regret[regret <= tail]
             cells = [f"`{method}`", f"{cap['full_budgets']:g} FB", f"{int((regret > tail).sum())} of {regret.size}"]
             cells.append(f"{kept.mean():.4f}" if kept.size else "")
             if method == baseline:
                 cells += ["", ""]
-            else:
-                diff = regret - np.asarray(cap["methods"][baseline]["regret"], dtype=float)
-                lower, higher = int((diff < 0).sum()), int((diff > 0).sum())
+            else:  # the report's own paired counts (budgetopt.bench.results)
+                lower, higher = e["regret_lower_than_baseline_in"], e["regret_higher_than_baseline_in"]
                 cells.append(f"{lower} / {higher}")
                 cells.append(f"{binomtest(lower, lower + higher).pvalue:.3f}" if lower + higher else "")
             out.append("| " + " | ".join(cells) + " |")
@@ -136,7 +145,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.tail is not None and not args.tail > 0:
-        parser.error(f"--tail must be a regret above 0, got {args.tail}")
+        bad_input(f"--tail must be a regret above 0, got {args.tail}")
     for i, directory in enumerate(args.reports):
         results = load(directory)
         if args.tail is not None:
@@ -144,7 +153,7 @@ def main() -> None:
             print("\n".join(tail_rows(results, args.tail)))
             continue
         if args.against and args.against not in results["searches"]["methods"]:
-            parser.error(f"--against {args.against!r}: {directory} has {', '.join(results['searches']['methods'])}")
+            bad_input(f"--against {args.against!r}: {directory} has {', '.join(results['searches']['methods'])}")
         if i == 0:
             print("\n".join(header(results, args.deployable, args.against)))
         print("\n".join(rows(results, args.deployable, args.against)))

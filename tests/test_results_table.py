@@ -16,11 +16,12 @@ def _results() -> dict:
     # failed search at 0.8), tied in 1; the baseline fails in two repeats.
     base = [0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.8, 0.8]
     other = [0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.8, 0.01, 0.8]
+    counts = {"regret_lower_than_baseline_in": 8, "regret_higher_than_baseline_in": 1}  # as the simulator stores them
     return {
         "settings": {"baseline": "base"},
         "searches": {
             "methods": {"base": {}, "other": {}},
-            "caps": {"729": {"full_budgets": 1.0, "methods": {"base": {"regret": base}, "other": {"regret": other}}}},
+            "caps": {"729": {"full_budgets": 1.0, "methods": {"base": {"regret": base}, "other": {"regret": other, **counts}}}},
         },
     }
 
