@@ -312,22 +312,37 @@ def _as_script(script: StudyScript | str | Path) -> StudyScript:
 # -- driving training -----------------------------------------------------------------
 
 
-def _train(script: StudyScript, run: BudgetedRun, params: dict, data: Any, seed: int, device: torch.device | str) -> None:
+def _train(
+    script: StudyScript,
+    run: BudgetedRun,
+    params: dict,
+    data: Any,
+    seed: int,
+    device: torch.device | str,
+    max_compute: int | None = None,
+) -> bool:
     """Train ``run`` over its budgets and report each budget's validation score.
 
     A mode that restores the initial state before each budget (restart) also restarts the
     batch order, so that the model of each budget is exactly a fresh run of that budget
     (the paper's independent runs); the other modes go on through one stream of batches.
+
+    ``max_compute``: a budget whose planned compute (the mode's formula, re-done
+    iterations included) would take the run beyond it is not started, and the function
+    returns False; True when the run reached its last budget or ended (pruned, diverged).
     """
     module, model, optimizer = script.module, run.model, run.optimizer
     stream = None
     for segment in run.segments():
+        if max_compute is not None and run.mode_object.compute(run.budgets, segment.index) > max_compute:
+            return False
         if stream is None or run.mode_object.keeps == "initial":
             stream = iter(module.batches(data, seed, device))
         model.train()
         for _ in segment:
             run.record_loss(module.train_step(model, optimizer, next(stream), params))
         segment.report(script.evaluate(model, data, "val", device))
+    return True
 
 
 def _build(script: StudyScript, params: dict, seed: int, device: torch.device | str):

@@ -17,6 +17,7 @@ def add_bench(commands: argparse._SubParsersAction, command) -> None:
     group = bench.add_subparsers(title="bench commands", metavar="COMMAND", required=True, parser_class=type(bench))
     _add_build(group, command)
     _add_simulate(group, command)
+    _add_live(group, command)
 
 
 def _add_build(group, command) -> None:
@@ -127,6 +128,69 @@ def _run_simulate(args: argparse.Namespace) -> int:
         warn=lambda m: print(f"budgetopt: warning: {m}", file=sys.stderr),
     )
     print(summary_text(results, out))
+    return 0
+
+
+def _add_live(group, command) -> None:
+    parser = command(
+        group,
+        "live",
+        "real searches that train real models, each pick's truth on unseen seeds: the simulator's check",
+        """
+        budgetopt bench live fashion_mlp --methods sha_cosine@random,restart@random,sha_cosine --repeats 50 --jobs 2 --out live-a
+        budgetopt bench live digits --methods sha_cosine,restart --repeats 2 --compute 3 --out live-digits
+        """,
+        description=(
+            "Run --repeats live searches per method: a real Optuna study with the method's sampler and pruner over the "
+            "script's continuous space, every trial a real BudgetedRun, stopped at --compute full budgets (a rung that does "
+            "not fit is not started). Each search's pick is trained again at the full budget on --truth-seeds, with linear "
+            "decay and with a cosine schedule. One JSON line per search in DIR/searches.jsonl, written as it finishes; "
+            "--resume runs only the searches not there yet."
+        ),
+    )
+    parser.add_argument("script", help="a built-in study (fashion_mlp, digits, ...) or a .py study script")
+    parser.add_argument("--out", required=True, metavar="DIR", help="where searches.jsonl and meta.json go")
+    parser.add_argument(
+        "--methods", default="sha_cosine@random,restart@random,sha_cosine", metavar="M,M",
+        help="pruned methods of 'bench simulate' on one plain kind (default: %(default)s)",
+    )
+    parser.add_argument("--repeats", type=int, default=50, metavar="K", help="searches per method (default: %(default)s)")
+    parser.add_argument(
+        "--compute", type=float, default=10, metavar="FB", help="cap per search, in full budgets (default: %(default)s)"
+    )
+    parser.add_argument("--ladder", metavar="NAME", help="a ladder of the script (default: its default ladder)")
+    parser.add_argument(
+        "--truth-seeds", default="0,1", metavar="S,S",
+        help="seeds each pick is trained again on for its truth (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="worker processes, one thread each (default: %(default)s)"
+    )
+    parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K (default: %(default)s)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where the study script finds its data")
+    parser.add_argument("--quick", action="store_true", help="the script's quick data setting")
+    parser.add_argument("--resume", action="store_true", help="complete the searches already in --out")
+    parser.set_defaults(handler=_run_live)
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    from budgetopt.bench.live import LiveSpec, run_live
+
+    try:
+        seeds = tuple(int(s) for s in args.truth_seeds.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"--truth-seeds {args.truth_seeds!r}: expected integers separated by commas, e.g. 0,1") from None
+    if not seeds or args.repeats < 1 or args.jobs < 1 or not args.compute > 0:
+        raise ValueError(
+            f"--truth-seeds {args.truth_seeds!r}, --repeats {args.repeats}, --jobs {args.jobs}, --compute {args.compute}: "
+            "need at least one seed, repeats >= 1, jobs >= 1 and compute > 0"
+        )
+    spec = LiveSpec(args.script, args.ladder, args.compute, seeds, args.device, args.data_dir, args.quick)
+    out = run_live(
+        spec, [m for m in args.methods.split(",") if m], args.repeats, args.out, jobs=args.jobs, resume=args.resume,
+        command=_command_line(args), say=_say(args),
+    )
+    print(f"live searches: {out}")
     return 0
 
 
