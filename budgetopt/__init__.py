@@ -7,6 +7,7 @@ successive halving compares models converged for their budget.
 
 from budgetopt import studies  # noqa: F401  (registers the built-in study scripts by name)
 from budgetopt._torchvision import ensure_torchvision, repair_torchvision_ops
+from budgetopt.frontier import Frontier, FrontierFit, FrontierRow, fit_frontier, frontier
 from budgetopt.ladder import Bracket, Ladder
 from budgetopt.modes import MODES
 from budgetopt.pruners import BudgetPruner
@@ -37,6 +38,9 @@ __all__ = [
     "BudgetSampler",
     "BudgetScheduler",
     "BudgetedRun",
+    "Frontier",
+    "FrontierFit",
+    "FrontierRow",
     "Ladder",
     "Segment",
     "StudyScriptError",
@@ -44,6 +48,8 @@ __all__ = [
     "budget_from_epochs",
     "budget_from_fraction",
     "ensure_torchvision",
+    "fit_frontier",
+    "frontier",
     "get_profile",
     "load_study_script",
     "make_objective",

@@ -237,13 +237,12 @@ def test_a_kind_for_some_configurations_reads_it_there_and_the_plain_kind_elsewh
     assert method.sampler == "random" and method.kind == "restart_beta0.5[width=8]"
     studies = _capture_studies(monkeypatch)
     lookup = PoolLookup(table, table.complete_configs)
-    run_search(table, method, 3, 10**6, lookup)
+    result = run_search(table, method, 3, 10**6, lookup)
     beta, plain = table.kind_index("restart_beta0.5"), table.kind_index("restart")
     read = set()
-    for trial in studies[0].trials:
-        config = lookup.nearest(trial.params)
+    for trial, (config, seed) in zip(studies[0].trials, result.landed, strict=True):
+        assert trial.params == table.pool[config]
         k = beta if table.pool[config]["width"] == 8 else plain
-        seed = int(np.random.default_rng([3, trial.number]).integers(len(table.seeds)))
         assert trial.intermediate_values == {
             b: table.value[config, seed, k, table.rungs.index(b)] for b in trial.intermediate_values
         }
@@ -723,3 +722,100 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
     except (OSError, IndexError):
         return "gone"
+
+
+# -- landing, truths, live searches -------------------------------------------------------------
+
+
+def test_a_search_never_trains_a_configuration_twice_at_a_seed_and_reports_exhaustion(table_dir):
+    _quiet()
+    table = read_table(table_dir)
+    lookup = PoolLookup(table, table.complete_configs)
+    pairs = len(table.complete_configs) * len(table.seeds)
+    for name in ("sha_cosine", "restart", "sha_cosine@random", "tpe"):
+        result = run_search(table, resolve_method(name), 0, 81 * 1000, lookup)
+        assert len(result.landed) == len(set(result.landed)) == pairs, name  # each pair once, then the pool is used up
+        assert result.exhausted_at == result.compute <= 81 * 1000, name
+        assert result.suggestions == pairs and 0 <= result.moved < pairs
+        assert all(r >= 0 for r in result.distance_ratios)
+    # a cap that ends the search before the pool runs out: no exhaustion, still no pair twice
+    small = run_search(table, resolve_method("sha_cosine"), 0, 81 * 2, lookup)
+    assert small.exhausted_at is None and len(small.landed) == len(set(small.landed)) < pairs
+
+
+def test_the_report_gives_landing_and_exhaustion_per_method(table_dir, tmp_path):
+    results = simulate(table_dir, tmp_path, methods=["sha_cosine", "restart"], compute="1000", repeats=2,
+                       baseline="sha_cosine", pool_bootstrap=0, fidelity_resamples=20, progress=False)
+    landing = results["searches"]["caps"]["81000"]["methods"]["restart"]["landing"]
+    assert landing["exhausted_in"] == 2 and landing["exhausted_at_full_budgets"] <= 1000
+    assert landing["suggestions"] == 2 * CONFIGS * SEEDS
+    report = (tmp_path / "report.md").read_text()
+    assert "Where the suggestions landed" in report and "exhausted in" in report
+
+
+def test_regret_under_each_truth_equals_a_hand_computation_from_the_csv(table_dir, tmp_path):
+    """The linear truth is restart's full-budget test score, the cosine truth
+    continue_cosine's; a pick (c, s) is scored on the other seed against the pool's best there."""
+    table = read_table(table_dir)
+    scorer = Scorer(table)
+    test = {}
+    for row in _rows(table_dir):
+        if row["test_value"]:
+            test[(row["kind"], int(row["config"]), int(row["seed"]))] = float(row["test_value"])
+    configs = table.complete_configs
+    for kind in ("restart", "continue_cosine", "branch"):
+        for config in configs:
+            for seed in (0, 1):
+                other = 1 - seed
+                best = max(test[(kind, c, other)] for c in configs)
+                expected = best - test[(kind, int(config), other)]
+                assert scorer.regret((int(config), seed), configs, kind) == pytest.approx(expected, abs=1e-12)
+    results = simulate(table_dir, tmp_path, methods=["sha_cosine", "restart"], compute="3", repeats=3,
+                       baseline="sha_cosine", pool_bootstrap=0, fidelity_resamples=20, progress=False)
+    entry = results["searches"]["caps"]["243"]["methods"]["restart"]
+    assert list(entry["by_truth"]) == ["restart", "branch", "continue_cosine", "continue_step"]
+    picks = entry["picks"]
+    for truth, x in entry["by_truth"].items():
+        assert x["regret"] == [pytest.approx(scorer.regret(tuple(p), configs, truth), abs=1e-5) for p in picks]
+        base = results["searches"]["caps"]["243"]["methods"]["sha_cosine"]["by_truth"][truth]["regret"]
+        diffs = [a - b for a, b in zip(x["regret"], base)]
+        assert x["sign_test"]["lower"] == sum(d < 0 for d in diffs)
+        assert x["regret_minus_baseline"]["mean"] == pytest.approx(np.mean(diffs), abs=1e-5)
+    assert entry["by_truth"]["restart"]["regret"] == entry["regret"]
+    assert len(entry["frontier_regret"]["3"]["per_repeat"]) == 3
+
+
+def test_live_searches_end_to_end_resume_and_compare_with_the_simulator(table_dir, tmp_path):
+    """Two live searches per method on digits (a real study, real training, truths on
+    unseen seeds), resumed without new work, then set against the simulator on a table."""
+    out = tmp_path / "live"
+    argv = ["bench", "live", "digits", "--ladder", "quick", "--methods", "sha_cosine@random,restart@random,sha_cosine",
+            "--repeats", "2", "--compute", "2", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    lines = (out / "searches.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+    for record in map(json.loads, lines):
+        assert record["compute"] <= record["cap"] == 162
+        assert record["compute"] == sum(t["compute"] for t in record["trials"])
+        assert all(t["seed"] >= 1000 for t in record["trials"])  # never a truth seed
+        assert set(record["truth"]) == {"linear", "cosine"} and all(len(v) == 2 for v in record["truth"].values())
+        assert all(0 <= v <= 1 for v in record["truth"]["linear"])
+        picked = next(t for t in record["trials"] if t["number"] == record["pick"])
+        assert max(map(int, picked["values"])) == max(max(map(int, t["values"]), default=0) for t in record["trials"])
+    assert main([*argv, "--resume"]) == 0
+    assert len((out / "searches.jsonl").read_text().splitlines()) == 6
+    assert len(json.loads((out / "meta.json").read_text())["commands"]) == 2
+    simulate(table_dir, tmp_path / "sim", methods=["sha_cosine@random", "restart@random", "sha_cosine"], compute="2",
+             repeats=4, baseline="sha_cosine", pool_bootstrap=0, fidelity_resamples=20, progress=False)
+    compared = subprocess.run(
+        [sys.executable, str(ROOT / "studies" / "live_vs_simulation.py"), str(out), str(table_dir), str(tmp_path / "sim")],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "| `restart@random` | cosine |" in compared and "live minus simulated" in compared
+
+
+def test_live_into_an_existing_directory_needs_resume(capsys, tmp_path):
+    (tmp_path / "meta.json").write_text('{"spec": {}}')
+    code = main(["bench", "live", "digits", "--repeats", "1", "--out", str(tmp_path), "--quiet"])
+    assert code == 2
+    assert "--resume" in capsys.readouterr().err

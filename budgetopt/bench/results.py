@@ -28,6 +28,7 @@ import numpy as np
 from budgetopt.bench.runner import bootstrap_cap
 from budgetopt.bench.simulate import GRID_POINTS, SearchResult, resolve_method
 from budgetopt.bench.stats import average_ranks, interval95, percentile95, signed
+from budgetopt.bench.table import parse_kind
 
 
 def _pick_at(result: SearchResult, grid: np.ndarray) -> list[int | None]:
@@ -66,13 +67,14 @@ class Scorer:
             self._scores[(key, seed)] = signed(scores()[:, self._others(seed)].mean(axis=1), self.maximize)
         return self._scores[(key, seed)]
 
-    def regret(self, pick: tuple[int, int] | None, configs: np.ndarray) -> float:
+    def regret(self, pick: tuple[int, int] | None, configs: np.ndarray, truth: str = "restart") -> float:
         """Selection regret: the pool's best truth minus the pick's (truth: the full-budget
-        linear-decay test score, mean over the seeds its search did not see)."""
+        test score of kind ``truth``, by default restart's linear decay, mean over the seeds
+        its search did not see)."""
         if pick is None:
             return float("nan")
         config, seed = pick
-        t = self._truth("truth", seed, lambda: self.table.full_budget_scores("restart"))
+        t = self._truth(("truth", truth), seed, lambda: self.table.full_budget_scores(truth))
         return float(np.max(t[configs]) - t[config])
 
     def regret_at(self, budget_index: int, pick: tuple[int, int] | None, configs: np.ndarray) -> float:
@@ -111,6 +113,72 @@ def _interval(values) -> dict:
 def paired_interval(values, baseline_values) -> dict:
     """Mean and 95% interval of the paired differences ``values - baseline_values`` (None pairs skipped)."""
     return _interval([a - b for a, b in zip(values, baseline_values) if a is not None and b is not None])
+
+
+def truth_kinds(table) -> list[str]:
+    """The table's kinds whose full-budget unit is a complete final schedule, each a
+    *truth*: ``restart`` (linear decay) first, then ``continue_<profile>`` (that profile
+    over the full budget: ``continue_cosine`` is the cosine truth) and ``branch`` kinds
+    (trunk and cooldown; ``branch_cooldown<f>`` at the table's own cooldown is ``branch``).
+    ``restart_beta<b>`` is restart at the full budget: not another truth."""
+    cooldown = table.meta.get("cooldown")
+    kinds = [
+        k
+        for k in table.kinds
+        if (k == "restart" or k.startswith(("continue_", "branch")))
+        and not (k.startswith("branch_cooldown") and "branch" in table.kinds and parse_kind(k).cooldown == cooldown)
+    ]
+    return sorted(kinds, key=lambda k: (k != "restart", k))
+
+
+def sign_test(differences) -> dict:
+    """Repeats with a lower / higher value than the baseline (ties dropped) and the exact
+    two-sided sign test's p-value (:func:`scipy.stats.binomtest`)."""
+    from scipy.stats import binomtest
+
+    lower = int(sum(d < 0 for d in differences))
+    higher = int(sum(d > 0 for d in differences))
+    return {"lower": lower, "higher": higher, "p": _r(binomtest(lower, lower + higher).pvalue, 4) if lower + higher else None}
+
+
+def landing_summary(runs: list[SearchResult], max_budget: int) -> dict:
+    """Where the suggestions of ``runs`` landed (:class:`~budgetopt.bench.simulate.Landing`):
+    the fraction moved to another configuration than their nearest (it was trained at
+    that seed already), the median suggestion-to-landing distance in units of the pool's
+    nearest-neighbour spacing, and the searches that exhausted the pool, with the
+    compute (in full budgets) at which they did."""
+    suggestions = sum(r.suggestions for r in runs)
+    ratios = [x for r in runs for x in r.distance_ratios]
+    exhausted = [r.exhausted_at for r in runs if r.exhausted_at is not None]
+    return {
+        "suggestions": int(suggestions),
+        "moved_fraction": _r(sum(r.moved for r in runs) / suggestions, 4) if suggestions else None,
+        "median_distance_ratio": _r(float(np.median(ratios)), 3) if ratios else None,
+        "exhausted_in": len(exhausted),
+        "exhausted_at_full_budgets": _r(float(np.median(exhausted)) / max_budget, 2) if exhausted else None,
+    }
+
+
+def _frontier_entry(per_repeat: list[float]) -> dict:
+    """Regret at one budget: its interval over the repeats that reached it, how many did,
+    and every repeat's value (None where it did not reach the budget) for paired intervals."""
+    reached = [x for x in per_repeat if np.isfinite(x)]
+    return {**_interval(reached), "reached": len(reached), "per_repeat": [_r(x) for x in per_repeat]}
+
+
+def _by_truth(scorer, searches, cap, method, baseline, configs, truths) -> dict:
+    """Selection regret of ``method`` under every truth, with paired differences against
+    the baseline and the sign test: a conclusion stands only where the truths agree."""
+    out = {}
+    for truth in truths:
+        regret = [scorer.regret(r.pick, configs, truth) for r in searches[(method, cap)]]
+        entry: dict = {"regret": [_r(x) for x in regret], "regret_summary": _interval(regret)}
+        if method != baseline and (baseline, cap) in searches:
+            base = [scorer.regret(r.pick, configs, truth) for r in searches[(baseline, cap)]]
+            entry["regret_minus_baseline"] = paired_interval(regret, base)
+            entry["sign_test"] = sign_test([a - b for a, b in zip(regret, base) if np.isfinite(a - b)])
+        out[truth] = entry
+    return out
 
 
 def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, baseline: str, rungs=None) -> dict:
@@ -153,11 +221,9 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                     "mean": _r(np.mean([r.trials for r in runs]), 2),
                     "full_budget": _r(np.mean([r.full_budget_trials for r in runs]), 2),
                 },
+                "landing": landing_summary(runs, max_budget),
                 "frontier_regret": {
-                    str(b): {
-                        **_interval([scorer.regret_at(i, r.frontier[b], configs) for r in runs if b in r.frontier]),
-                        "reached": sum(b in r.frontier for r in runs),
-                    }
+                    str(b): _frontier_entry([scorer.regret_at(i, r.frontier.get(b), configs) for r in runs])
                     for i, b in enumerate(table.rungs)
                     if b in rungs
                 },
@@ -167,6 +233,8 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                     "deployable": curve_d,
                 },
             }
+        for method in methods:
+            per_method[method]["by_truth"] = _by_truth(scorer, searches, cap, method, baseline, configs, truth_kinds(table))
         ranks = average_ranks(regrets)
         if baseline in per_method:
             base = per_method[baseline]
@@ -179,6 +247,8 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                 entry["regret_minus_baseline"] = paired_interval(regrets[method], regrets[baseline])
                 # the raw difference, in the study's direction (negative is better when minimizing)
                 entry["deployable_minus_baseline"] = paired_interval(entry["deployable"], base["deployable"])
+                for b, f in entry["frontier_regret"].items():
+                    f["minus_baseline"] = paired_interval(f["per_repeat"], base["frontier_regret"][b]["per_repeat"])
                 entry["regret_lower_than_baseline_in"] = int(sum(d < 0 for d in d_regret))
                 entry["regret_higher_than_baseline_in"] = int(sum(d > 0 for d in d_regret))
             for entry in per_method.values():

@@ -1,0 +1,103 @@
+"""``budgetopt frontier``: for every budget, the best configuration, its value, and what
+longer training is worth."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+
+from budgetopt.cli._common import add_command
+from budgetopt.cli.errors import CommandError
+from budgetopt.storage import load_study, open_storage
+
+
+def add_frontier(commands: argparse._SubParsersAction) -> None:
+    parser = add_command(
+        commands,
+        "frontier",
+        "for every budget: the best configuration, its value, and what longer training is worth",
+        """
+        budgetopt frontier sqlite:///studies.db --study fashion_mnist
+        budgetopt frontier sqlite:///studies.db --study fashion_mnist --min-gain 0.002
+        budgetopt frontier studies.log --json > frontier.json
+        """,
+        description=(
+            "Read every trial of a budget-aware study (pruned and running ones included: most rung values are theirs) and "
+            "print, for each budget of its ladder, the best trial measured there, its value, the runner-up's margin, how "
+            "many trials were measured and the compute spent there; then a saturating fit of the value against budget "
+            "with a bootstrap interval, and one sentence on what training 2x longer is predicted to gain. continue-mode "
+            "values are read mid-schedule and left out unless --include-continue."
+        ),
+    )
+    parser.add_argument("storage", help="sqlite:///FILE.db, postgresql://..., or FILE.log")
+    parser.add_argument("--study", help="the study (default: the storage's only study)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="the frontier and the fit as JSON on stdout")
+    output.add_argument("--csv", action="store_true", help="the frontier as CSV on stdout (one row per budget)")
+    parser.add_argument(
+        "--min-gain", type=float, metavar="G", help="also name the budget from which one more doubling gains less than G"
+    )
+    parser.add_argument("--include-continue", action="store_true", help="also read continue-mode values (labelled)")
+    parser.set_defaults(handler=_run_frontier)
+
+
+def _run_frontier(args: argparse.Namespace) -> int:
+    from budgetopt.frontier import fit_frontier, frontier
+
+    if args.min_gain is not None and not args.min_gain > 0:
+        raise CommandError(f"--min-gain must be a number > 0, got {args.min_gain:g}")
+    storage = open_storage(args.storage)
+    study = load_study(storage, args.storage, args.study)
+    front = frontier(study, include_continue=args.include_continue)
+    fit = fit_frontier(front, min_gain=args.min_gain)
+    if args.json:
+        data = front.to_dict()
+        data["fit"] = {
+            "trusted": fit.trusted,
+            "reason": fit.reason,
+            "form": fit.form,
+            "parameters": fit.parameters,
+            "predictions": {str(b): list(p) for b, p in fit.predictions.items()},
+            "min_gain": fit.min_gain,
+            "enough_at": fit.enough_at,
+            "advice": fit.advice(),
+        }
+        json.dump(data, sys.stdout, indent=1)
+        print()
+        return 0
+    if args.csv:
+        names = sorted({k for r in front for k in r.params})
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["budget", "trial", "value", "measured", "runner_up", "margin", "compute", "gain", "mid_schedule"]
+                        + [f"param_{n}" for n in names])
+        for r in front:
+            writer.writerow([r.budget, r.trial, r.value, r.measured, r.runner_up, r.margin, r.compute, r.gain, r.mid_schedule]
+                            + [r.params.get(n, "") for n in names])
+        return 0
+    print(frontier_text(front, fit))
+    return 0
+
+
+def frontier_text(front, fit) -> str:
+    """The frontier as a text table, then the advice sentence."""
+    lines = [
+        f"Frontier of study {front.study!r} ({front.direction}; {front.trials} trials, {front.compute:,} iterations spent): "
+        "for each budget, the best value measured there by any trial",
+        "",
+        f"{'budget':>8}  {'trial':>5}  {'value':>8}  {'margin':>7}  {'measured':>8}  {'compute':>9}  {'gain':>8}  params",
+    ]
+
+    def number(x, fmt):
+        return "-" if x is None else format(x, fmt)
+
+    for r in front:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.params.items())
+        label = "  (mid-schedule)" if r.mid_schedule else ""
+        lines.append(
+            f"{r.budget:>8,}  {number(r.trial, 'd'):>5}  {number(r.value, '.4f'):>8}  {number(r.margin, '.4f'):>7}  "
+            f"{r.measured:>8}  {r.compute:>9,}  {number(r.gain, '+.4f'):>8}  {params}{label}"
+        )
+    lines += ["", fit.advice()]
+    return "\n".join(lines)

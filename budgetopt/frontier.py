@@ -1,0 +1,390 @@
+"""A study's frontier: for every budget of its ladder, the best configuration and its value.
+
+Budget-converged values (restart and branch modes: a learning rate decayed to zero at
+that budget) answer, at every rung, the paper's own question: *given this budget, which
+configuration should I train, and what will it score?* Most of those values belong to
+trials the pruner stopped, so the frontier reads every trial, pruned and running ones
+included, not only the completed ones ``study.best_trial`` looks at. ``continue``
+values are read mid-schedule (the learning rate still high): they are left out unless
+asked for, and then labelled.
+
+:func:`frontier` reads the study through Optuna's public API (any storage, workers still
+writing); :func:`fit_frontier` fits what longer training is worth.
+
+Why the fit's form. The frontier's value against budget is fitted as a saturating power
+law, ``v(B) = a - b * B**(-c)`` (``+`` for a loss): the form in which a model's loss or
+error falls with training steps and data in the scaling-law literature (Kaplan et al.
+2020; Hoffmann et al. 2022, ``E + B / D**beta``), three parameters, monotone, with a
+ceiling ``a``. ``studies/frontier_fit.py`` checks it on the committed tables against a
+saturating exponential (``a - b * exp(-c * log2 B)``, the other common choice): fitted
+on the lower rungs, each form predicts the top rung's frontier value, and the report
+gives the error and how often the bootstrap interval covers the value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from budgetopt.attrs import (
+    ATTR_MODE,
+    ATTR_PLAN,
+    ATTR_RUNG_VALUES,
+    ATTR_SCHEDULE,
+    STUDY_ATTR_LADDER,
+    compute_spent,
+    retried_numbers,
+)
+from budgetopt.modes import MODE_TYPES, get_mode
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+__all__ = ["Frontier", "FrontierFit", "FrontierRow", "fit_frontier", "frontier"]
+
+MIN_FIT_BUDGETS = 3  # a three-parameter curve needs at least three budgets
+BOOTSTRAP = 200  # resampled sets of trials for the fit's interval
+
+
+@dataclass(frozen=True)
+class FrontierRow:
+    """One budget of the frontier.
+
+    ``trial``/``params``/``value``: the best trial measured at ``budget`` (None when no
+    trial was); ``measured``: trials with a value at this budget; ``runner_up``: the
+    second best value and ``margin`` how much better the best is (in the study's
+    direction, so never negative); ``compute``: iterations the study spent on this
+    budget's values (each trial's segment for it, re-done iterations included);
+    ``gain``: how much better the best is than the previous budget's best;
+    ``mid_schedule``: the best value is a ``continue`` trial's, read mid-schedule (only
+    with ``include_continue=True``).
+    """
+
+    budget: int
+    trial: int | None
+    params: dict[str, Any]
+    value: float | None
+    measured: int
+    runner_up: float | None
+    margin: float | None
+    compute: int
+    gain: float | None
+    mid_schedule: bool = False
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """A study's frontier: one :class:`FrontierRow` per budget of its ladder, smallest first."""
+
+    study: str
+    direction: str
+    rows: tuple[FrontierRow, ...]
+    compute: int  # iterations the whole study spent, re-done ones included
+    trials: int  # trials read (a retried attempt of a dead worker not counted)
+    include_continue: bool = False
+    _values: dict[int, list[tuple[int, float]]] = field(default_factory=dict, repr=False, compare=False)
+
+    def __iter__(self) -> Iterator[FrontierRow]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def budgets(self) -> tuple[int, ...]:
+        return tuple(r.budget for r in self.rows)
+
+    def row(self, budget: int) -> FrontierRow:
+        """The row of ``budget``; a ValueError names the ladder's budgets."""
+        for r in self.rows:
+            if r.budget == budget:
+                return r
+        raise ValueError(f"budget {budget} is not on the study's ladder: its budgets are {', '.join(map(str, self.budgets))}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: the study, its direction, compute and trials, and the rows."""
+        return {
+            "study": self.study,
+            "direction": self.direction,
+            "compute": self.compute,
+            "trials": self.trials,
+            "include_continue": self.include_continue,
+            "rows": [asdict(r) for r in self.rows],
+        }
+
+    def to_dataframe(self):
+        """One row per budget, params as ``param_<name>`` columns (needs pandas)."""
+        import pandas as pd
+
+        records = []
+        for r in self.rows:
+            record = {k: v for k, v in asdict(r).items() if k != "params"}
+            record.update({f"param_{k}": v for k, v in r.params.items()})
+            records.append(record)
+        return pd.DataFrame.from_records(records).set_index("budget")
+
+
+def _budget_values(trial: FrozenTrial, include_continue: bool) -> tuple[dict[int, float], bool] | None:
+    """The trial's rung values and whether they are mid-schedule; None when not to be read."""
+    attrs = trial.user_attrs
+    mode_type = MODE_TYPES.get(attrs.get(ATTR_MODE) or "")
+    if mode_type is None or (not mode_type.budget_aware and not include_continue):
+        return None
+    raw = attrs.get(ATTR_RUNG_VALUES)
+    source = raw if raw else trial.intermediate_values
+    values = {int(b): float(v) for b, v in source.items()}
+    return {b: v for b, v in values.items() if math.isfinite(v)}, not mode_type.budget_aware
+
+
+def _segment_costs(trial: FrozenTrial) -> dict[int, int]:
+    """Iterations each budget of the trial's plan cost it (its mode's formula)."""
+    attrs = trial.user_attrs
+    plan = [int(b) for b in attrs.get(ATTR_PLAN, ())]
+    schedule = attrs.get(ATTR_SCHEDULE) or {}
+    name = attrs.get(ATTR_MODE)
+    if not plan or name not in MODE_TYPES:
+        return {}
+    mode = get_mode(name, cooldown=schedule.get("cooldown") if name == "branch" else None)
+    totals = [mode.compute(plan, k) for k in range(len(plan))]
+    return {b: totals[k] - (totals[k - 1] if k else 0) for k, b in enumerate(plan)}
+
+
+def frontier(study: optuna.Study, *, include_continue: bool = False) -> Frontier:
+    """The frontier of ``study``: for each budget of its ladder, the best budget-converged value.
+
+    Every trial run by :class:`~budgetopt.BudgetedRun` counts, whatever its state
+    (completed, pruned, running, failed: a value reported at a rung was measured), except
+    an attempt of a dead worker that was retried (its retry carries its values). The
+    ladder is the study's ``budgetopt.ladder`` (written by
+    :class:`~budgetopt.BudgetPruner`), else every budget a trial planned or reported.
+
+    Raises ValueError when no trial has a budget-converged value (name the study's modes).
+    """
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    read = [t for t in trials if t.number not in retried and ATTR_PLAN in t.user_attrs]
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    values: dict[int, list[tuple[int, float]]] = {}
+    mid: dict[int, bool] = {}
+    params = {t.number: dict(t.params) for t in read}
+    costs: dict[int, int] = {}
+    for t in read:
+        got = _budget_values(t, include_continue)
+        if got is None:
+            continue
+        rung_values, mid_schedule = got
+        mid[t.number] = mid_schedule
+        cost = _segment_costs(t)
+        for budget, value in rung_values.items():
+            values.setdefault(budget, []).append((t.number, value))
+            costs[budget] = costs.get(budget, 0) + cost.get(budget, 0)
+    if not values:
+        modes = sorted({str(t.user_attrs.get(ATTR_MODE)) for t in read})
+        raise ValueError(
+            f"study {study.study_name!r} has no budget-converged value: "
+            + (f"its trials ran mode {', '.join(modes)} (continue values are mid-schedule: include_continue=True)"
+               if read else "no trial was run by budgetopt.BudgetedRun")
+        )
+    ladder = study.user_attrs.get(STUDY_ATTR_LADDER) or {}
+    budgets = sorted(set(ladder.get("rungs", ())) | set(values) | {int(b) for t in read for b in t.user_attrs[ATTR_PLAN]})
+    rows = _rows(budgets, values, params, mid, costs, maximize)
+    return Frontier(
+        study=study.study_name,
+        direction="maximize" if maximize else "minimize",
+        rows=tuple(rows),
+        compute=compute_spent(trials),
+        trials=len(read),
+        include_continue=include_continue,
+        _values=values,
+    )
+
+
+def _rows(budgets, values, params, mid, costs, maximize: bool) -> list[FrontierRow]:
+    sign = 1.0 if maximize else -1.0
+    rows: list[FrontierRow] = []
+    previous: float | None = None
+    for budget in budgets:
+        measured = sorted(values.get(budget, ()), key=lambda nv: (-sign * nv[1], nv[0]))
+        if not measured:
+            rows.append(FrontierRow(budget, None, {}, None, 0, None, None, costs.get(budget, 0), None))
+            continue
+        (number, value), runner = measured[0], measured[1] if len(measured) > 1 else None
+        rows.append(
+            FrontierRow(
+                budget=budget,
+                trial=number,
+                params=params[number],
+                value=value,
+                measured=len(measured),
+                runner_up=None if runner is None else runner[1],
+                margin=None if runner is None else sign * (value - runner[1]),
+                compute=costs.get(budget, 0),
+                gain=None if previous is None else sign * (value - previous),
+                mid_schedule=mid[number],
+            )
+        )
+        previous = value
+    return rows
+
+
+# -- what longer training is worth -----------------------------------------------------------
+
+
+def _power(x, a, b, c):
+    import numpy as np
+
+    return a - b * np.power(x, -c)
+
+
+def _exponential(x, a, b, c):
+    import numpy as np
+
+    return a - b * np.exp(-c * np.log2(x))
+
+
+FORMS = {"power": _power, "exponential": _exponential}
+
+
+@dataclass(frozen=True)
+class FrontierFit:
+    """What training longer is worth, from a fit of the frontier's value against budget.
+
+    ``trusted`` False means ``reason`` says in words why no number is given (too few
+    budgets, a frontier that is not rising, a fit that failed); the predictions are then
+    None. Otherwise ``predictions`` maps a budget (2x and 4x the largest) to
+    ``(value, low, high)``, the 95% interval from a bootstrap over the trials, and
+    ``enough_at`` is the first doubling of the largest budget whose next doubling is
+    predicted to gain less than ``min_gain`` (None: beyond 64x, or no ``min_gain``).
+    ``parameters`` ``(a, b, c)`` are fitted to the value in the study's direction (the
+    negated value of a minimize study) against budget / the largest fitted budget.
+    """
+
+    form: str
+    budgets: tuple[int, ...]
+    trusted: bool
+    reason: str
+    parameters: tuple[float, ...] | None = None
+    predictions: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    min_gain: float | None = None
+    enough_at: int | None = None
+    direction: str = "maximize"
+
+    def advice(self) -> str:
+        """One sentence: what training twice as long is predicted to gain, or why no number."""
+        if not self.trusted:
+            return f"no prediction for longer training: {self.reason}."
+        top = self.budgets[-1]
+        value, low, high = self.predictions[2 * top]
+        now = self._at(top)
+        word = "gain" if self.direction == "maximize" else "lower the loss by"
+        sign = 1 if self.direction == "maximize" else -1
+        sentence = (
+            f"training 2x longer than {top:,} iterations is predicted to {word} {sign * (value - now):.4g} "
+            f"({sign * (low - now):.4g} to {sign * (high - now):.4g})"
+        )
+        if self.min_gain is not None:
+            sentence += (
+                f"; one more doubling gains less than {self.min_gain:g} from {self.enough_at:,} iterations on"
+                if self.enough_at is not None
+                else f"; every doubling up to 64x still gains {self.min_gain:g} or more"
+            )
+        return sentence + "."
+
+    def _at(self, budget: int) -> float:
+        """The fitted value at ``budget``, in the study's units."""
+        assert self.parameters is not None
+        sign = 1.0 if self.direction == "maximize" else -1.0
+        return sign * float(FORMS[self.form](budget / self.budgets[-1], *self.parameters))
+
+
+def _fit(form: str, budgets: Sequence[int], values: Sequence[float]):
+    import numpy as np
+    from scipy.optimize import curve_fit
+
+    x = np.asarray(budgets, float) / budgets[-1]
+    y = np.asarray(values, float)
+    span = max(float(y.max() - y.min()), 1e-6)
+    p0 = (float(y.max()) + 0.1 * span, span, 0.5)
+    bounds = ([-np.inf, 0.0, 1e-3], [np.inf, np.inf, 5.0])
+    parameters, _ = curve_fit(FORMS[form], x, y, p0=p0, bounds=bounds, maxfev=20_000)
+    return tuple(float(p) for p in parameters)
+
+
+def fit_frontier(
+    front: Frontier,
+    *,
+    budgets: Sequence[int] | None = None,
+    min_gain: float | None = None,
+    form: str = "power",
+    bootstrap: int = BOOTSTRAP,
+    seed: int = 0,
+) -> FrontierFit:
+    """Fit the frontier's value against budget (``budgets``: those to fit on, default every
+    budget with a value) and predict 2x and 4x the largest; see :class:`FrontierFit`."""
+    import numpy as np
+
+    if form not in FORMS:
+        raise ValueError(f"form {form!r}: allowed are {', '.join(FORMS)}")
+    if min_gain is not None and not min_gain > 0:
+        raise ValueError(f"min_gain must be > 0, got {min_gain!r}")
+    maximize = front.direction == "maximize"
+    sign = 1.0 if maximize else -1.0
+    chosen = tuple(sorted(budgets)) if budgets is not None else tuple(r.budget for r in front.rows if r.value is not None)
+    for b in chosen:
+        front.row(b)  # a ValueError for a budget off the ladder
+    fit = {"form": form, "budgets": chosen, "min_gain": min_gain, "direction": front.direction}
+    rows = [front.row(b) for b in chosen if front.row(b).value is not None]
+    if len(rows) < MIN_FIT_BUDGETS:
+        return FrontierFit(**fit, trusted=False, reason=f"{len(rows)} budget(s) with a value; a fit needs {MIN_FIT_BUDGETS}")
+    signed = [sign * r.value for r in rows]
+    if any(b <= a for a, b in zip(signed, signed[1:])):
+        worse = next(r.budget for r, a, b in zip(rows[1:], signed, signed[1:]) if b <= a)
+        reason = f"the frontier is not rising (budget {worse:,} is no better than the one before)"
+        return FrontierFit(**fit, trusted=False, reason=reason)
+    xs = [r.budget for r in rows]
+    try:
+        parameters = _fit(form, xs, signed)
+    except (RuntimeError, ValueError) as error:
+        return FrontierFit(**fit, trusted=False, reason=f"the {form} curve does not fit ({error})")
+    top = xs[-1]
+    targets = [2 * top, 4 * top]
+    rng = np.random.default_rng(seed)
+    numbers = sorted({n for b in xs for n, _ in front._values[b]})
+    draws = []
+    for _ in range(bootstrap):
+        sample = rng.choice(numbers, size=len(numbers), replace=True)
+        weight = dict(zip(*np.unique(sample, return_counts=True)))
+        best = []
+        for b in xs:
+            kept = [sign * v for n, v in front._values[b] if n in weight]
+            best.append(max(kept) if kept else math.nan)
+        if any(math.isnan(v) for v in best):
+            continue
+        try:
+            p = _fit(form, xs, best)
+        except (RuntimeError, ValueError):
+            continue
+        draws.append([float(FORMS[form](t / top, *p)) for t in targets])
+    if len(draws) < bootstrap // 2:
+        return FrontierFit(**fit, trusted=False, reason="the fit fails on most resampled sets of trials")
+    draws_array = np.asarray(draws)
+    predictions = {}
+    for i, t in enumerate(targets):
+        value = float(FORMS[form](t / top, *parameters))
+        low, high = np.percentile(draws_array[:, i], [2.5, 97.5])
+        interval = sorted((sign * float(low), sign * float(high)))
+        predictions[t] = (sign * value, interval[0], interval[1])
+    enough_at = None
+    if min_gain is not None:
+        for k in range(0, 7):
+            b = top * 2**k
+            gain = float(FORMS[form](2 * b / top, *parameters) - FORMS[form](b / top, *parameters))
+            if gain < min_gain:
+                enough_at = b
+                break
+    return FrontierFit(**fit, trusted=True, reason="", parameters=parameters, predictions=predictions, enough_at=enough_at)
