@@ -16,7 +16,7 @@ law, ``v(B) = a - b * B**(-c)`` (``+`` for a loss): the form in which a model's 
 error falls with training steps and data in the scaling-law literature (Kaplan et al.
 2020; Hoffmann et al. 2022, ``E + B / D**beta``), three parameters, monotone, with a
 ceiling ``a``. ``studies/frontier_fit.py`` checks it on the committed tables against a
-saturating exponential (``a - b * exp(-c * log2 B)``, the other common choice): fitted
+saturating exponential (``a - b * exp(-c * B / B_max)``, the other common choice): fitted
 on the lower rungs, each form predicts the top rung's frontier value, and the report
 gives the error and how often the bootstrap interval covers the value.
 """
@@ -244,7 +244,7 @@ def _power(x, a, b, c):
 def _exponential(x, a, b, c):
     import numpy as np
 
-    return a - b * np.exp(-c * np.log2(x))
+    return a - b * np.exp(-c * x)
 
 
 FORMS = {"power": _power, "exponential": _exponential}
@@ -302,16 +302,22 @@ class FrontierFit:
         return sign * float(FORMS[self.form](budget / self.budgets[-1], *self.parameters))
 
 
-def _fit(form: str, budgets: Sequence[int], values: Sequence[float]):
+def _fit(form: str, budgets: Sequence[int], values: Sequence[float], p0: Sequence[float] | None = None):
+    import warnings
+
     import numpy as np
-    from scipy.optimize import curve_fit
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     x = np.asarray(budgets, float) / budgets[-1]
     y = np.asarray(values, float)
     span = max(float(y.max() - y.min()), 1e-6)
-    p0 = (float(y.max()) + 0.1 * span, span, 0.5)
-    bounds = ([-np.inf, 0.0, 1e-3], [np.inf, np.inf, 5.0])
-    parameters, _ = curve_fit(FORMS[form], x, y, p0=p0, bounds=bounds, maxfev=20_000)
+    if p0 is None:
+        p0 = (float(y.max()) + 0.1 * span, span, 0.5) if form == "power" else (float(y.max()) + 0.1 * span, 2 * span, 5.0)
+    upper_c = 5.0 if form == "power" else 1e3
+    bounds = ([-np.inf, 0.0, 1e-3], [np.inf, np.inf, upper_c])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizeWarning)  # no covariance from as many points as parameters: not used
+        parameters, _ = curve_fit(FORMS[form], x, y, p0=p0, bounds=bounds, maxfev=20_000)
     return tuple(float(p) for p in parameters)
 
 
@@ -323,9 +329,11 @@ def fit_frontier(
     form: str = "power",
     bootstrap: int = BOOTSTRAP,
     seed: int = 0,
+    at: Sequence[int] = (),
 ) -> FrontierFit:
     """Fit the frontier's value against budget (``budgets``: those to fit on, default every
-    budget with a value) and predict 2x and 4x the largest; see :class:`FrontierFit`."""
+    budget with a value) and predict 2x and 4x the largest, and every budget of ``at``;
+    see :class:`FrontierFit`."""
     import numpy as np
 
     if form not in FORMS:
@@ -352,7 +360,7 @@ def fit_frontier(
     except (RuntimeError, ValueError) as error:
         return FrontierFit(**fit, trusted=False, reason=f"the {form} curve does not fit ({error})")
     top = xs[-1]
-    targets = [2 * top, 4 * top]
+    targets = sorted({2 * top, 4 * top, *(int(b) for b in at)})
     rng = np.random.default_rng(seed)
     numbers = sorted({n for b in xs for n, _ in front._values[b]})
     draws = []
@@ -366,7 +374,7 @@ def fit_frontier(
         if any(math.isnan(v) for v in best):
             continue
         try:
-            p = _fit(form, xs, best)
+            p = _fit(form, xs, best, p0=parameters)
         except (RuntimeError, ValueError):
             continue
         draws.append([float(FORMS[form](t / top, *p)) for t in targets])
