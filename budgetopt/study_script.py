@@ -97,6 +97,7 @@ import importlib
 import importlib.util
 import inspect
 import itertools
+import math
 import os
 import sys
 import time
@@ -425,6 +426,7 @@ class TrainResult:
     diverged: str | None
     seconds: float
     rung_compute: dict[int, int] = field(default_factory=dict)
+    trunk_values: dict[int, float] = field(default_factory=dict)  # train_cosine_cooldown: the cosine run's own values
 
     @property
     def value(self) -> float | None:
@@ -469,6 +471,98 @@ def train_config(
         diverged=run.diverged,
         seconds=time.perf_counter() - start,
         rung_compute=dict(zip(run.segment_compute, itertools.accumulate(run.segment_compute.values()))),
+    )
+
+
+def train_cosine_cooldown(
+    script: StudyScript | str | Path,
+    params: dict,
+    budgets: Sequence[int] | Ladder,
+    cooldown: float,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    *,
+    data: Any = None,
+    test: bool = True,
+) -> TrainResult:
+    """One cosine schedule over the last budget with a linear cooldown branched off it at
+    every lower budget: the annealed value of each budget at successive halving's price.
+
+    The trunk is exactly the ``continue`` baseline's run (``train_config(..., "continue",
+    profile="cosine")``: the same steps, batches and rates). At each lower budget ``B``,
+    ``c = cooldown_iterations(B, cooldown)`` steps before it, the run is branched: a copy
+    trains the trunk's next ``c`` batches with the rate falling linearly from the cosine
+    rate there to zero at ``B`` and is evaluated; then model, optimizer and torch's random
+    state are restored and the trunk goes on over those same batches.
+
+    ``rung_values``: the cooled-down value at each lower budget, the cosine run's at the
+    last (annealed by its own schedule); ``trunk_values``: the cosine run's value at every
+    budget (what Optuna's pruners see); ``rung_compute``: iterations so far, cooldowns
+    included.
+    """
+    import collections
+    import copy
+
+    from budgetopt.modes import cooldown_iterations
+
+    script = _as_script(script)
+    data = script.load_data() if data is None else data
+    start = time.perf_counter()
+    module = script.module
+    model, optimizer = _build(script, params, seed, device)
+    run = BudgetedRun(budgets, model, optimizer, mode="continue", profile="cosine")
+    targets = {b - cooldown_iterations(b, cooldown): b for b in run.budgets[:-1]}
+    stream = iter(module.batches(data, seed, device))
+    pending: collections.deque = collections.deque()  # batches drawn for a cooldown, not yet trained by the trunk
+    cooled: dict[int, float] = {}
+    rung_compute: dict[int, int] = {}
+    extra = 0
+
+    def cool_down(steps: int) -> float:
+        saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), torch.get_rng_state())
+        peaks = [group["lr"] for group in optimizer.param_groups]
+        finite = True
+        for k, batch in zip(range(steps), list(pending)):
+            for group, peak in zip(optimizer.param_groups, peaks):
+                group["lr"] = peak * (1 - k / steps)
+            loss = module.train_step(model, optimizer, batch, params)
+            finite = math.isfinite(float(loss.detach() if isinstance(loss, torch.Tensor) else loss)) and finite
+        value = script.evaluate(model, data, "val", device) if finite else math.nan
+        model.load_state_dict(saved[0])
+        optimizer.load_state_dict(saved[1])
+        torch.set_rng_state(saved[2])
+        model.train()
+        return value
+
+    for segment in run.segments():
+        model.train()
+        for t in segment:
+            if t in targets:
+                steps = targets[t] - t
+                while len(pending) < steps:
+                    pending.append(next(stream))
+                cooled[targets[t]] = cool_down(steps)
+                extra += steps
+            run.record_loss(module.train_step(model, optimizer, pending.popleft() if pending else next(stream), params))
+        segment.report(script.evaluate(model, data, "val", device))
+        rung_compute[segment.budget] = run.compute + extra
+    trunk = dict(run.rung_values)
+    rung_values = {b: v for b, v in cooled.items() if b in trunk and math.isfinite(v)}
+    if run.budgets[-1] in trunk:
+        rung_values[run.budgets[-1]] = trunk[run.budgets[-1]]
+    test_value = script.evaluate(model, data, "test", device) if test and run.diverged is None else None
+    return TrainResult(
+        params=dict(params),
+        budgets=run.budgets,
+        mode="cosine_cooldown",
+        seed=seed,
+        rung_values=rung_values,
+        test_value=test_value,
+        compute=run.compute + extra,
+        diverged=run.diverged,
+        seconds=time.perf_counter() - start,
+        rung_compute=rung_compute,
+        trunk_values=trunk,
     )
 
 

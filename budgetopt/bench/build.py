@@ -51,7 +51,7 @@ from budgetopt.bench.table import (
     write_json_atomic,
 )
 from budgetopt.modes import COOLDOWN
-from budgetopt.study_script import StudyScript, load_study_script, train_config
+from budgetopt.study_script import StudyScript, load_study_script, train_config, train_cosine_cooldown
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,10 @@ def train_unit(spec: BuildSpec, unit: Unit, params: dict) -> str:
     """Train one unit; its rows of ``table.csv``."""
     script, data = _prepared(spec)
     kind = parse_kind(unit.kind)
+    if kind.cooled:
+        assert kind.cooldown is not None
+        result = train_cosine_cooldown(script, params, spec.rungs, kind.cooldown, unit.seed, spec.device, data=data)
+        return unit_rows(unit.config, unit.seed, unit.kind, spec.rungs, params, result)
     result = train_config(
         script, params, spec.rungs, kind.mode, unit.seed, spec.device, data=data, test=True, **kind.run_options(spec.cooldown)
     )

@@ -57,6 +57,7 @@ import numpy as np
 
 from budgetopt._validation import check_fraction
 from budgetopt.modes import compute as mode_compute
+from budgetopt.modes import cooldown_iterations
 from budgetopt.schedules import PROFILES
 
 TABLE_FORMAT = "budgetopt-bench-table"
@@ -83,7 +84,11 @@ class Kind:
     - ``continue_<profile>``: one ``<profile>`` schedule (``step``, ``cosine``, ...) over
       the full budget, read at the rungs: what Optuna's pruners see today;
     - ``restart_beta<b>``: restart mode with horizon-scaled peak rates, budget ``B`` at
-      ``lr * (B_max / B) ** b`` (:class:`~budgetopt.BudgetedRun`'s ``horizon_exponent``).
+      ``lr * (B_max / B) ** b`` (:class:`~budgetopt.BudgetedRun`'s ``horizon_exponent``);
+    - ``cosine_cooldown<f>``: ``continue_cosine``'s run with a linear cooldown over the
+      last fraction ``f`` of each lower rung branched off it
+      (:func:`~budgetopt.study_script.train_cosine_cooldown`): each lower rung's value is
+      annealed, the last is the cosine run's own.
     """
 
     name: str
@@ -91,10 +96,19 @@ class Kind:
     profile: str = "linear"
     horizon_exponent: float = 0.0
     cooldown: float | None = None  # branch: None is the table's cooldown
+    cooled: bool = False  # cosine_cooldown<f>: lower rungs cooled down off a cosine run
 
     def cooldown_in(self, table_cooldown: float) -> float:
         """The cooldown this kind's units train with in a table built with ``table_cooldown``."""
         return table_cooldown if self.cooldown is None else self.cooldown
+
+    def compute(self, rungs: Sequence[int], r: int, table_cooldown: float) -> int:
+        """Iterations a unit of this kind has executed once rung ``r`` is reported."""
+        if not self.cooled:
+            return int(mode_compute(self.mode, rungs, r, self.cooldown_in(table_cooldown)))
+        assert self.cooldown is not None
+        branched = [cooldown_iterations(b, self.cooldown) for b in rungs[:-1]]
+        return int(rungs[r]) + sum(c for b, c in zip(rungs, branched) if b - c < rungs[r])
 
     def run_options(self, cooldown: float) -> dict:
         """Keyword arguments of :func:`~budgetopt.study_script.train_config` for this kind
@@ -114,6 +128,13 @@ def parse_kind(name: str) -> Kind:
     match = re.fullmatch(r"continue_(\w+)", name)
     if match and match.group(1) in PROFILES:
         return Kind(name, "continue", match.group(1))
+    match = re.fullmatch(r"cosine_cooldown(\d+(?:\.\d+)?)", name)
+    if match:
+        number = float(match.group(1))
+        if f"cosine_cooldown{number:g}" != name:
+            raise ValueError(f"unit kind {name!r}: write it cosine_cooldown{number:g}")
+        if 0 < number < 1:
+            return Kind(name, "continue", "cosine", cooldown=number, cooled=True)
     match = re.fullmatch(r"(restart_beta|branch_cooldown)(\d+(?:\.\d+)?)", name)
     if match:
         number = float(match.group(2))
@@ -125,8 +146,8 @@ def parse_kind(name: str) -> Kind:
             return Kind(name, "branch", cooldown=number)
     raise ValueError(
         f"unknown unit kind {name!r}: allowed are restart, branch, continue_<profile> "
-        f"(profile one of {', '.join(PROFILES)}), restart_beta<b> (b > 0, e.g. restart_beta0.3) "
-        "and branch_cooldown<f> (0 < f <= 1, e.g. branch_cooldown0.1)"
+        f"(profile one of {', '.join(PROFILES)}), restart_beta<b> (b > 0, e.g. restart_beta0.3), "
+        "branch_cooldown<f> (0 < f <= 1, e.g. branch_cooldown0.1) and cosine_cooldown<f> (0 < f < 1, e.g. cosine_cooldown0.5)"
     )
 
 
@@ -449,14 +470,14 @@ def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
                 ) from None
     # every rung a unit reported cost what its mode executes (a diverged rung: less)
     for k, kind in enumerate(kinds):
-        mode, cooldown = parse_kind(kind).mode, parse_kind(kind).cooldown_in(meta["cooldown"])
-        expected = np.array([mode_compute(mode, rungs, r, cooldown) for r in range(len(rungs))])
+        parsed = parse_kind(kind)
+        expected = np.array([parsed.compute(rungs, r, meta["cooldown"]) for r in range(len(rungs))])
         wrong = np.isfinite(value[:, :, k]) & (compute[:, :, k] != expected)
         if wrong.any():
             c, s, r = np.argwhere(wrong)[0]
             raise TableError(
                 f"{table_path}: config {c}, seed {seeds[s]}, kind {kind}, budget {rungs[r]} records compute "
-                f"{compute[c, s, k, r]:g}, but {mode} mode executes {expected[r]}: hand-edited or from another build"
+                f"{compute[c, s, k, r]:g}, but that kind executes {expected[r]}: hand-edited or from another build"
             )
     done = rows.all(axis=3)
     if (rows.any(axis=3) & ~done).any():
