@@ -16,9 +16,12 @@ A *study script* is a module (a built-in one, ``"fashion_mnist"``, ``"cifar10"``
                                            (``budgetopt bench build --ladder long``).
 ``chance`` *(optional)*                    the score of a model that learned nothing (e.g.
                                            ``0.1``, the accuracy of a guess among 10
-                                           classes): ``budgetopt compare`` counts a
-                                           configuration as *training* when its score is
-                                           clearly better, and scores diverged runs at it.
+                                           classes; for a minimize study, the loss of such
+                                           a model, e.g. ``math.log(10)``): a configuration
+                                           *trains* when its score is clearly better. A
+                                           diverged run scores just worse than both chance
+                                           and every finite score of the table, in either
+                                           direction.
 ``load_data(data_dir=None, quick=False,    *optional*: whatever ``batches`` and ``evaluate``
 **options)``                               need (tensors, datasets); called once per
                                            process and cached. ``data_dir`` is the user's

@@ -103,7 +103,8 @@ def main() -> None:
     cap_fb = live_meta["spec"]["cap_full_budgets"]
     cap = str(int(cap_fb * rungs[-1]))
     if cap not in results["searches"]["caps"]:
-        print(f"live_vs_simulation: error: the simulation has no cap of {cap} iterations ({cap_fb:g} full budgets)", file=sys.stderr)
+        message = f"the simulation has no cap of {cap} iterations ({cap_fb:g} full budgets)"
+        print(f"live_vs_simulation: error: {message}", file=sys.stderr)
         raise SystemExit(2)
     configs = table.complete_configs
     reference = {}
@@ -125,13 +126,17 @@ def main() -> None:
             a, b = list(live[method].get(truth, {}).values()), list(sim[method][truth].values())
             if len(a) < 2:
                 continue
-            print(f"| `{method}` | {truth} | {fmt(interval(a))} ({len(a)}) | {fmt(interval(b))} ({len(b)}) | {fmt(welch(a, b), True)} |")
+            print(
+                f"| `{method}` | {truth} | {fmt(interval(a))} ({len(a)}) | {fmt(interval(b))} ({len(b)}) | "
+                f"{fmt(welch(a, b), True)} |"
+            )
     print("\nPaired differences between methods (the same repeat: the same sampler seed):\n")
     print("| difference | truth | live (n) | simulated (n) | live minus simulated (Welch 95%) |")
     print("|---|---|---:|---:|---:|")
     for m1, m2 in itertools.combinations(methods, 2):
         for truth in TRUTHS:
-            pairs_live = [live[m1][truth][k] - live[m2][truth][k] for k in live[m1].get(truth, {}) if k in live[m2].get(truth, {})]
+            one, two = live[m1].get(truth, {}), live[m2].get(truth, {})
+            pairs_live = [one[k] - two[k] for k in one if k in two]
             pairs_sim = [sim[m1][truth][k] - sim[m2][truth][k] for k in sim[m1][truth] if k in sim[m2][truth]]
             if len(pairs_live) < 2:
                 continue

@@ -28,7 +28,7 @@ from budgetopt.pruners import BudgetPruner
 from test_cli import one_line_error, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ["restart", "branch", "continue_step", "continue_cosine", "restart_beta0.5"]
+KINDS = ["restart", "branch", "continue_step", "continue_cosine", "restart_beta0.5", "cosine_cooldown0.5"]
 CONFIGS, SEEDS = 5, 2
 
 
@@ -820,3 +820,37 @@ def test_live_into_an_existing_directory_needs_resume(capsys, tmp_path):
     code = main(["bench", "live", "digits", "--repeats", "1", "--out", str(tmp_path), "--quiet"])
     assert code == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_cosine_cooldown_trunk_is_continue_cosine_and_its_rungs_cost_the_cooldowns(table_dir):
+    table = read_table(table_dir)
+    cosine, cooled = table.kind_index("continue_cosine"), table.kind_index("cosine_cooldown0.5")
+    # the last rung is the cosine run's own value and test score, the same run as continue_cosine's
+    np.testing.assert_array_equal(table.value[:, :, cooled, -1], table.value[:, :, cosine, -1])
+    np.testing.assert_array_equal(table.test[:, :, cooled], table.test[:, :, cosine])
+    extra = [0]
+    for b in table.rungs[:-1]:
+        extra.append(extra[-1] + max(1, round(0.5 * b)))
+    assert list(table.compute[0, 0, cooled]) == [b + e for b, e in zip(table.rungs, extra[1:] + extra[-1:])]
+
+
+def test_sha_cooldown_picks_as_sha_cosine_and_pays_a_cooldown_per_survivor(table_dir):
+    """Promotion on the cosine values, exactly successive halving's; each rung's survivors
+    cooled down (charged), the frontier's lower rungs from their cooled values."""
+    _quiet()
+    table = read_table(table_dir)
+    lookup = PoolLookup(table, table.complete_configs)
+    cooled_k = table.kind_index("cosine_cooldown0.5")
+    for repeat in range(3):
+        plain = run_search(table, resolve_method("sha_cosine@random", table), repeat, 10**6, lookup)
+        cooled = run_search(table, resolve_method("sha_cooldown0.5@random", table), repeat, 10**6, lookup)
+        assert cooled.landed == plain.landed and cooled.pick == plain.pick  # the same trials, the same decisions
+        assert cooled.compute > plain.compute
+        for budget, (config, seed) in cooled.frontier.items():
+            if budget != table.rungs[-1]:
+                r = table.rungs.index(budget)
+                value = table.value[config, seed, cooled_k, r]
+                assert np.isfinite(value)
+        assert cooled.frontier[table.rungs[-1]] == plain.frontier[table.rungs[-1]]
+    with pytest.raises(ValueError, match="read by sha_cooldown0.5"):
+        resolve_method("cosine_cooldown0.5", table)

@@ -78,7 +78,9 @@ def test_frontier_equals_a_brute_force_over_every_trials_intermediate_values(see
             continue
         number, value = expected[row.budget]
         assert (row.trial, row.value) == (number, value)
-        measured = [t for t in study.get_trials() if t.user_attrs[ATTR_MODE] != "continue" and row.budget in t.intermediate_values]
+        measured = [
+            t for t in study.get_trials() if t.user_attrs[ATTR_MODE] != "continue" and row.budget in t.intermediate_values
+        ]
         assert row.measured == len(measured)
         assert row.params == study.trials[number].params
         if row.measured > 1:

@@ -66,8 +66,9 @@ def _add_simulate(group, command) -> None:
         description=(
             "Replay --repeats paired searches per method and compute cap against a table made by 'budgetopt bench build': "
             "real Optuna studies (samplers and pruners) whose training is a table lookup. Writes report.md, results.json "
-            "and PNG plots to --out: selection regret and deployable score with 95%% intervals, paired differences against "
-            "--baseline, anytime curves, a bootstrap over the pool, and rank fidelity of every unit kind."
+            "and PNG plots to --out: selection regret under every final schedule the table holds and deployable score with "
+            "95% intervals, paired differences against --baseline, anytime curves, a bootstrap over the pool, and rank "
+            "fidelity of every unit kind. No search trains a configuration twice at one seed; a pool used up is reported."
         ),
     )
     parser.add_argument("table", help="a table directory made by 'budgetopt bench build'")

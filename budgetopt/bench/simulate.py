@@ -44,6 +44,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,7 +54,7 @@ from optuna.trial import TrialState
 
 from budgetopt.bench.table import Table, parse_kind, parse_kind_choice
 from budgetopt.modes import compute as mode_compute
-from budgetopt.modes import mode_with
+from budgetopt.modes import cooldown_iterations, mode_with
 from budgetopt.pruners import BudgetPruner
 from budgetopt.samplers import BudgetSampler
 from budgetopt.trial_io import trial_attrs_for_plan, trial_attrs_for_rung
@@ -82,6 +83,7 @@ class Method:
     sampler: str
     deploy_kind: str
     words: str = ""
+    frontier_kind: str | None = None  # cosine_cooldown<f>: each rung's survivors cooled down, the frontier from them
 
 
 BUILTIN = {
@@ -187,8 +189,18 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
     base, _, suffix = name.partition("@")
     sampler_override = suffix if suffix in SAMPLERS else None
     kind_override = suffix if suffix and sampler_override is None else None
+    cooled = re.fullmatch(r"sha_cooldown(\d+(?:\.\d+)?)", base)
     if base in BUILTIN and kind_override is None:
         method = BUILTIN[base]
+    elif cooled and kind_override is None:
+        frontier_kind = f"cosine_cooldown{cooled.group(1)}"
+        parse_kind(frontier_kind)  # the fraction's spelling and range
+        method = Method(
+            base, "continue_cosine", "sha", "tpe", "continue_cosine",
+            f"Optuna SuccessiveHalvingPruner + TPE on the cosine values; each rung's survivors cooled down "
+            f"(last {cooled.group(1)} of the rung, branched off the cosine run) for the frontier",
+            frontier_kind,
+        )
     elif ":" in base:
         module_name, _, class_name = base.partition(":")
         try:
@@ -208,17 +220,22 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
                 raise ValueError(f"method {name!r}: {error}") from None
             raise ValueError(
                 f"unknown method {name!r}: allowed are {', '.join(BUILTIN)}, a table kind (e.g. restart_beta0.3, "
-                "or restart_beta0.3[optimizer=sgd] for some configurations only), or module:Class[@kind] for your "
-                "own pruner; add @random, @tpe or @budget for that sampler"
+                "or restart_beta0.3[optimizer=sgd] for some configurations only), sha_cooldown<f> (a table with "
+                "cosine_cooldown<f>), or module:Class[@kind] for your own pruner; add @random, @tpe or @budget for that sampler"
             ) from None
+        if kind.cooled:
+            raise ValueError(
+                f"method {name!r}: {base} values are read by sha_cooldown{kind.cooldown:g} (successive halving on the "
+                "cosine values, cooldowns for each rung's survivors), not promoted on"
+            )
         pruner = "sha" if kind.mode == "continue" else "budget"
         sampler = "tpe" if kind.mode == "continue" else "budget"
         method = Method(base, base, pruner, sampler, base, f"{pruner} on {base} values")
     if sampler_override:
         words = f"{method.words}, {SAMPLERS[sampler_override]}"
-        method = Method(name, method.kind, method.pruner, sampler_override, method.deploy_kind, words)
+        method = Method(name, method.kind, method.pruner, sampler_override, method.deploy_kind, words, method.frontier_kind)
     if table is not None:
-        for kind in (method.kind, method.deploy_kind):
+        for kind in (method.kind, method.deploy_kind, *([method.frontier_kind] if method.frontier_kind else [])):
             parse_kind_choice(kind).indices(table)  # a TableError naming the kinds the table has
     return method
 
@@ -458,6 +475,8 @@ def run_search(
     best: tuple[int, float] | None = None  # (budget, value) of the pick so far
     best_at: dict[int, float] = {}  # budget -> best value reported at it
     smallest = rungs[-1] if method.pruner == "none" else rungs[0]  # the cheapest work a new trial can start
+    cooled_k = None if method.frontier_kind is None else table.kind_index(method.frontier_kind)
+    cooled_fraction = None if method.frontier_kind is None else parse_kind(method.frontier_kind).cooldown
     idle = 0
     while cap - spent >= smallest and idle < 100:
         if landing.exhausted:
@@ -502,7 +521,7 @@ def run_search(
             if best is None or budget > best[0] or (budget == best[0] and _better(value, best[1], maximize)):
                 best = (budget, float(value))
                 result.pick = (config, seed)
-            if budget not in best_at or _better(value, best_at[budget], maximize):
+            if (cooled_k is None or budget == rungs[-1]) and (budget not in best_at or _better(value, best_at[budget], maximize)):
                 best_at[budget] = float(value)
                 result.frontier[budget] = (config, seed)
             result.events.append((spent, result.pick))
@@ -511,6 +530,16 @@ def run_search(
                 break
             if trial.should_prune():
                 break
+            if cooled_k is not None:  # a survivor of this rung: its cooldown gives the rung's annealed value
+                cost = cooldown_iterations(budget, cooled_fraction)
+                if spent + cost > cap:
+                    break
+                spent += cost
+                trial_compute += cost
+                cooled = table.value[config, seed, cooled_k, r]
+                if math.isfinite(cooled) and (budget not in best_at or _better(cooled, best_at[budget], maximize)):
+                    best_at[budget] = float(cooled)
+                    result.frontier[budget] = (config, seed)
         if rung_values:
             result.trials += 1
             idle = 0

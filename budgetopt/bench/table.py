@@ -362,12 +362,21 @@ class Table:
             raise TableError(f"the table in {self.directory} has no unit kind {kind!r}; it has {', '.join(self.kinds)}") from None
 
     def floor(self) -> float:
-        """The score a diverged run counts as: the script's chance score, else the worst value in the table."""
+        """The score a diverged run counts as: just worse than every finite value of the table
+        and than the script's ``chance``, in the study's direction. (Chance alone would let a
+        NaN run of a minimize study, whose chance is a loss, beat a finite blow-up.)"""
         chance = self.meta.get("chance")
-        if chance is not None:
-            return float(chance)
         finite = self.value[np.isfinite(self.value)]
-        return float(finite.min() if self.maximize else finite.max()) if finite.size else 0.0
+        test = self.test[np.isfinite(self.test)]
+        candidates = [float(chance)] if chance is not None else []
+        if finite.size:
+            candidates.append(float(finite.min() if self.maximize else finite.max()))
+        if test.size:
+            candidates.append(float(test.min() if self.maximize else test.max()))
+        if not candidates:
+            return 0.0
+        worst = min(candidates) if self.maximize else max(candidates)
+        return float(np.nextafter(worst, -np.inf if self.maximize else np.inf))
 
     def full_budget_scores(self, kind: str, split: str = "test") -> np.ndarray:
         """``[config, seed]`` scores of ``kind``'s model at the full budget on ``split``
