@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-__all__ = ["Frontier", "FrontierFit", "FrontierRow", "fit_frontier", "frontier"]
+__all__ = ["Frontier", "FrontierFit", "FrontierRow", "fit_frontier", "frontier", "frontier_text"]
 
 MIN_FIT_BUDGETS = 3  # a three-parameter curve needs at least three budgets
 BOOTSTRAP = 200  # resampled sets of trials for the fit's interval
@@ -260,6 +260,8 @@ class FrontierFit:
     ``(value, low, high)``, the 95% interval from a bootstrap over the trials, and
     ``enough_at`` is the first doubling of the largest budget whose next doubling is
     predicted to gain less than ``min_gain`` (None: beyond 64x, or no ``min_gain``).
+    ``backtest``: the fit without the largest budget, checked against it (see
+    :func:`fit_frontier`); None when there were too few budgets to check.
     ``parameters`` ``(a, b, c)`` are fitted to the value in the study's direction (the
     negated value of a minimize study) against budget / the largest fitted budget.
     """
@@ -273,6 +275,7 @@ class FrontierFit:
     min_gain: float | None = None
     enough_at: int | None = None
     direction: str = "maximize"
+    backtest: tuple[int, float, float, float, float] | None = None  # (budget, predicted, low, high, measured)
 
     def advice(self) -> str:
         """One sentence: what training twice as long is predicted to gain, or why no number."""
@@ -330,10 +333,18 @@ def fit_frontier(
     bootstrap: int = BOOTSTRAP,
     seed: int = 0,
     at: Sequence[int] = (),
+    backtest: bool = True,
 ) -> FrontierFit:
     """Fit the frontier's value against budget (``budgets``: those to fit on, default every
     budget with a value) and predict 2x and 4x the largest, and every budget of ``at``;
-    see :class:`FrontierFit`."""
+    see :class:`FrontierFit`.
+
+    With ``backtest`` and at least one budget more than a fit needs, the study checks the
+    curve on itself first: fitted without the largest budget, does its interval hold that
+    budget's value? When it does not, the fit is not trusted (the reason says so); when it
+    does, every interval is widened by that miss, scaled by how many doublings further the
+    prediction reaches (a bootstrap over trials knows nothing of the curve's own error).
+    """
     import numpy as np
 
     if form not in FORMS:
@@ -380,11 +391,26 @@ def fit_frontier(
         draws.append([float(FORMS[form](t / top, *p)) for t in targets])
     if len(draws) < bootstrap // 2:
         return FrontierFit(**fit, trusted=False, reason="the fit fails on most resampled sets of trials")
+    checked = None
+    if backtest and len(xs) > MIN_FIT_BUDGETS:
+        back = fit_frontier(front, budgets=xs[:-1], form=form, bootstrap=bootstrap, seed=seed, at=[top], backtest=False)
+        if back.trusted:
+            value, low, high = back.predictions[top]
+            checked = (top, value, low, high, rows[-1].value)
+            if not low <= rows[-1].value <= high:
+                reason = (
+                    f"fitted without budget {top:,}, the curve predicts {value:.4g} ({low:.4g} to {high:.4g}) there, "
+                    f"but the study measured {rows[-1].value:.4g}: it does not extrapolate on this study"
+                )
+                return FrontierFit(**fit, trusted=False, reason=reason, backtest=checked)
     draws_array = np.asarray(draws)
     predictions = {}
     for i, t in enumerate(targets):
         value = float(FORMS[form](t / top, *parameters))
         low, high = np.percentile(draws_array[:, i], [2.5, 97.5])
+        if checked is not None:  # the curve's own error at one step, scaled to this step's distance in doublings
+            miss = abs(checked[1] - checked[4]) * math.log2(t / top) / math.log2(top / xs[-2])
+            low, high = low - miss, high + miss
         interval = sorted((sign * float(low), sign * float(high)))
         predictions[t] = (sign * value, interval[0], interval[1])
     enough_at = None
@@ -395,4 +421,29 @@ def fit_frontier(
             if gain < min_gain:
                 enough_at = b
                 break
-    return FrontierFit(**fit, trusted=True, reason="", parameters=parameters, predictions=predictions, enough_at=enough_at)
+    return FrontierFit(
+        **fit, trusted=True, reason="", parameters=parameters, predictions=predictions, enough_at=enough_at, backtest=checked
+    )
+
+
+def frontier_text(front: Frontier, fit: FrontierFit) -> str:
+    """The frontier as a text table, then the advice sentence."""
+    lines = [
+        f"Frontier of study {front.study!r} ({front.direction}; {front.trials} trials, {front.compute:,} iterations spent): "
+        "for each budget, the best value measured there by any trial",
+        "",
+        f"{'budget':>8}  {'trial':>5}  {'value':>8}  {'margin':>7}  {'measured':>8}  {'compute':>9}  {'gain':>8}  params",
+    ]
+
+    def number(x, fmt):
+        return "-" if x is None else format(x, fmt)
+
+    for r in front:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.params.items())
+        label = "  (mid-schedule)" if r.mid_schedule else ""
+        lines.append(
+            f"{r.budget:>8,}  {number(r.trial, 'd'):>5}  {number(r.value, '.4f'):>8}  {number(r.margin, '.4f'):>7}  "
+            f"{r.measured:>8}  {r.compute:>9,}  {number(r.gain, '+.4f'):>8}  {params}{label}"
+        )
+    lines += ["", fit.advice()]
+    return "\n".join(lines)

@@ -5,8 +5,9 @@ import sqlite3
 
 import optuna
 
-from budgetopt.bench.demo import STUDY_NAME, committed_table, frontier
+from budgetopt.bench.demo import STUDY_NAME, committed_table
 from budgetopt.bench.table import read_meta, read_table
+from budgetopt.frontier import frontier
 
 from conftest import require
 from test_cli import one_line_error, run_main
@@ -63,16 +64,23 @@ def test_demo_runs_a_live_study_and_replays_the_committed_table(capsys, tmp_path
     assert status == 0, err
     assert f"Live study '{STUDY_NAME}' (digits)" in stdout
     assert "Replayed on the committed table" in stdout
-    for method in ("sha_cosine", "sha_cosine@budget", "restart", "branch_cooldown0.5", "sha_cosine@random", "restart@random"):
+    assert "Frontier of study" in stdout and ("training 2x longer than" in stdout or "no prediction for longer" in stdout)
+    methods = ["sha_cosine@random", "restart@random", "branch_cooldown0.5@random", "sha_cosine", "restart"]
+    if "cosine_cooldown0.5" in read_meta(committed_table())["kinds"]:
+        methods.append("sha_cooldown0.5@random")
+    for method in methods:
         assert f"\n{method} " in stdout
-    assert "at 30 full budgets (selection regret" in stdout  # a sentence per method against the baseline
-    assert "- `sha_cosine@budget` against `sha_cosine` (the sampler alone" in stdout
-    assert "- `restart@random` against `sha_cosine@random` (the promotion rule and the schedule alone" in stdout
+    like = stdout.index("Like with like")
+    assert "at 30 full budgets (selection regret: linear truth" in stdout[like:]  # a sentence per method, every truth
+    assert stdout.index("`restart@random`", like) < stdout.index("What the sampler changes")
+    assert "- `sha_cosine` against `sha_cosine@random` (the sampler alone" in stdout
+    assert "- `restart` against `restart@random` (the sampler alone" in stdout
+    assert "Regret per budget" in stdout
     assert f"dashboard: budgetopt dashboard sqlite:///{out / 'studies.db'}" in stdout
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{out / 'studies.db'}")
     rows = frontier(study)
-    assert [b for b, *_ in rows] == sorted(b for b, *_ in rows) and rows
-    assert all(0 <= value <= 1 for _, _, value, _ in rows)
+    assert rows.budgets == tuple(sorted(rows.budgets)) and len(rows)
+    assert all(0 <= r.value <= 1 for r in rows if r.value is not None)
     assert (out / "simulation" / "report.md").is_file()
     with sqlite3.connect(out / "studies.db") as db:  # budgetopt's user attrs are there for the dashboard
         keys = {k for (k,) in db.execute("select distinct key from trial_user_attributes")}
@@ -86,12 +94,13 @@ def test_demo_names_a_table_that_is_not_there(capsys, tmp_path):
 
 
 def test_the_demo_replays_branch_with_the_default_cooldown():
-    from budgetopt.bench.demo import BRANCH, DEMO_METHODS, demo_methods
+    from budgetopt.bench.demo import BRANCH, COOLED, DEMO_METHODS, demo_methods
     from budgetopt.modes import COOLDOWN
 
-    assert BRANCH == f"branch_cooldown{COOLDOWN:g}" and BRANCH in DEMO_METHODS
-    # the committed table: built with cooldown 0.2, and a kind with the default
-    assert demo_methods(read_meta(committed_table())) == list(DEMO_METHODS)
-    # a table built with the default cooldown: its own branch kind; one without that kind: branch
+    assert BRANCH == f"branch_cooldown{COOLDOWN:g}" and f"{BRANCH}@random" in DEMO_METHODS
+    # a table built with cooldown 0.2 that has a kind with the default and the cooled kind: every method
+    meta = {"cooldown": 0.2, "kinds": ["restart", "branch", BRANCH, f"cosine_cooldown{COOLDOWN:g}"]}
+    assert demo_methods(meta) == list(DEMO_METHODS)
+    # a table built with the default cooldown: its own branch kind; one without that kind: branch; no cooled kind: no sha_cooldown
     for meta in ({"cooldown": COOLDOWN, "kinds": ["restart", "branch"]}, {"cooldown": 0.2, "kinds": ["restart", "branch"]}):
-        assert demo_methods(meta) == ["branch" if m == BRANCH else m for m in DEMO_METHODS]
+        assert demo_methods(meta) == [m.replace(BRANCH, "branch") for m in DEMO_METHODS if not m.startswith(COOLED)]

@@ -5,14 +5,15 @@
    (``fashion_mlp``, ladder 15/45/135/405; scikit-learn's digits when Fashion-MNIST is
    neither on the machine nor downloadable), restart mode, until it has spent
    :data:`LIVE_COMPUTE` full budgets, stored in ``OUT/studies.db`` for optuna-dashboard.
-   It prints the study's *frontier*: for every budget of the ladder, the best
-   configuration found and its budget-converged score.
+   It prints the study's *frontier* (:func:`budgetopt.frontier`): for every budget of
+   the ladder, the best configuration found and its budget-converged score, and what
+   training longer is predicted to gain.
 2. Paired searches replayed on the committed benchmark table of the same task
-   (``studies/tables/fashion_mlp-short``), at exactly equal compute: Optuna's successive
-   halving on a cosine schedule with TPE (Optuna's usual pairing) and with budgetopt's
-   BudgetSampler (the sampler's share), budgetopt's restart and branch (with the
-   default cooldown) with BudgetSampler, and both promotion rules with a random sampler (the rule's share); it
-   says in words which differences are significant and which are not.
+   (``studies/tables/fashion_mlp-short``), at exactly equal compute, like with like
+   first: Optuna's successive halving on a cosine schedule, budgetopt's restart and
+   branch, and successive halving with each rung's survivors cooled down, all with one
+   random sampler; then what each rule's own model-based sampler changes. It says in
+   words which differences are significant, under every final schedule the table holds.
 3. The command that opens the dashboard.
 """
 
@@ -29,16 +30,17 @@ LIVE_COMPUTE = 8  # full budgets of the live study
 # branch mode with the library's default cooldown: the committed table's `branch` kind
 # has 0.2, its `branch_cooldown0.5` the default (see demo_methods)
 BRANCH = f"branch_cooldown{COOLDOWN:g}"
-# Optuna's successive halving (cosine schedule) and budgetopt's restart and branch with
-# their model-based samplers; Optuna's successive halving with budgetopt's BudgetSampler
-# (what the sampler does, apart from the schedule); then the two promotion rules with the
-# same random sampler (what the promotion rule does, apart from the sampler). README, Results.
-DEMO_METHODS = ("sha_cosine", "sha_cosine@budget", "restart", BRANCH, "sha_cosine@random", "restart@random")
+COOLED = f"sha_cooldown{COOLDOWN:g}"  # successive halving's picks, each rung's survivors cooled down
+# Like with like first: every promotion rule with the same random sampler against Optuna's
+# successive halving on a cosine schedule (what the rule and the schedule do, apart from
+# the sampler). Then each rule with its own model-based sampler against itself with the
+# random one (what the sampler does). README, Results.
+DEMO_METHODS = ("sha_cosine@random", "restart@random", f"{BRANCH}@random", f"{COOLED}@random", "sha_cosine", "restart")
 CONTRASTS = (
-    ("sha_cosine@budget", "sha_cosine", "the sampler alone: BudgetSampler instead of TPE, under Optuna's successive halving"),
-    ("restart@random", "sha_cosine@random", "the promotion rule and the schedule alone: both with a random sampler"),
+    ("sha_cosine", "sha_cosine@random", "the sampler alone under Optuna's successive halving: TPE instead of random"),
+    ("restart", "restart@random", "the sampler alone under budgetopt's restart: BudgetSampler instead of random"),
 )
-DEMO_BASELINE = "sha_cosine"
+DEMO_BASELINE = "sha_cosine@random"
 DEMO_COMPUTE = "30"
 DEMO_REPEATS = 200
 STUDY_NAME = "budget-aware-demo"
@@ -108,20 +110,6 @@ def live_study(study: str, out: Path, data_dir: str | None, compute_full_budgets
     return optuna_study, url
 
 
-def frontier(study: optuna.Study) -> list[tuple[int, int, float, dict]]:
-    """For every budget some trial reached: (budget, best trial number, its budget-converged
-    value, its params). Truncated schedules cannot give this: their values at a budget
-    are mid-schedule, not the best that budget can do."""
-    from budgetopt.samplers import budget_observations
-
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    rows = []
-    for budget, pairs in sorted(budget_observations(study.get_trials(deepcopy=False)).items()):
-        trial, value = (max if maximize else min)(pairs, key=lambda p: p[1])
-        rows.append((budget, trial.number, value, trial.params))
-    return rows
-
-
 def contrasts(results: dict, pairs=CONTRASTS) -> list[str]:
     """The comparisons that separate the sampler's share from the promotion rule's."""
     from budgetopt.bench.report import format_interval
@@ -130,6 +118,8 @@ def contrasts(results: dict, pairs=CONTRASTS) -> list[str]:
     lines = []
     for cap in results["searches"]["caps"].values():
         for method, baseline, what in pairs:
+            if method not in cap["methods"] or baseline not in cap["methods"]:
+                continue
             m, b = cap["methods"].get(method), cap["methods"].get(baseline)
             if m is None or b is None:
                 continue
@@ -145,10 +135,15 @@ def contrasts(results: dict, pairs=CONTRASTS) -> list[str]:
 def demo_methods(meta: dict) -> list[str]:
     """:data:`DEMO_METHODS` for a table: branch with the library's default cooldown is the
     table's ``branch`` kind when the table was built with it, else its ``branch_cooldown``
-    kind of that fraction, else (a table without one) its ``branch`` kind."""
-    if meta.get("cooldown") == COOLDOWN or BRANCH not in meta.get("kinds", ()):
-        return ["branch" if m == BRANCH else m for m in DEMO_METHODS]
-    return list(DEMO_METHODS)
+    kind of that fraction, else (a table without one) its ``branch`` kind;
+    ``sha_cooldown`` only where the table has its ``cosine_cooldown`` kind."""
+    kinds = meta.get("kinds", ())
+    methods = list(DEMO_METHODS)
+    if meta.get("cooldown") == COOLDOWN or BRANCH not in kinds:
+        methods = [m.replace(BRANCH, "branch") for m in methods]
+    if f"cosine_cooldown{COOLDOWN:g}" not in kinds:
+        methods = [m for m in methods if not m.startswith(COOLED)]
+    return methods
 
 
 def run_demo(
@@ -192,15 +187,17 @@ def run_demo(
         progress=progress,
         warn=say,
     )
+    from budgetopt.frontier import fit_frontier, frontier, frontier_text
+
     trials = live.get_trials(deepcopy=False)
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    front = frontier(live)
     lines = [
-        f"Live study {STUDY_NAME!r} ({study}): {len(trials)} trials, {complete} reached the full budget. Best per budget "
-        "(budget-converged validation score: what each budget can do):",
+        f"Live study {STUDY_NAME!r} ({study}): {len(trials)} trials, {complete} reached the full budget. Its frontier "
+        "(budget-converged validation score: which configuration to train for each budget, and what it scores):",
+        "",
+        frontier_text(front, fit_frontier(front)),
     ]
-    for budget, number, value, params in frontier(live):
-        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-        lines.append(f"  {budget:>5} iterations: {value:.4f}  trial {number} ({shown})")
     cap = next(iter(results["searches"]["caps"].values()))
     lines += [
         "",
@@ -219,9 +216,25 @@ def run_demo(
             f"{method:<18} {r['mean']:>10.4f} ({r['low']:.4f} to {r['high']:.4f}) "
             f"{d['mean']:>10.4f} ({d['low']:.4f} to {d['high']:.4f})"
         )
+    rungs = results["settings"]["rungs"]
     lines += [
         "",
-        *verdict_sentences(results),
+        "Regret per budget (the best configuration each search found for that budget, scored against the best the pool "
+        "can do there; the frontier's quality):",
+        "",
+        f"{'method':<22} " + " ".join(f"{b:>9}" for b in rungs),
+    ]
+    for method, e in cap["methods"].items():
+        cells = [e["frontier_regret"][str(b)]["mean"] for b in rungs]
+        lines.append(f"{method:<22} " + " ".join(f"{'-' if c is None else format(c, '.4f'):>9}" for c in cells))
+    same = [m for m in cap["methods"] if m.endswith("@random")]
+    lines += [
+        "",
+        "Like with like (every method with the same random sampler, against Optuna's successive halving on a cosine "
+        "schedule):",
+        *verdict_sentences(results, methods=same),
+        "",
+        "What the sampler changes, apart from the promotion rule:",
         *contrasts(results),
         "",
         f"report:    {out / 'simulation' / 'report.md'}",

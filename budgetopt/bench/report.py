@@ -47,14 +47,17 @@ def truth_name(kind: str) -> str:
     return kind.removeprefix("continue_") if kind.startswith("continue_") else kind
 
 
-def verdict_sentences(results: dict) -> list[str]:
-    """One sentence per method and cap against the baseline, in words, then what the
-    intervals are. The one place the reports and the demo say what is significant."""
+def verdict_sentences(results: dict, methods: list[str] | None = None) -> list[str]:
+    """One sentence per method (of ``methods``, default all) and cap against the baseline,
+    in words, then what the intervals are. The one place the reports and the demo say
+    what is significant."""
     baseline = results["settings"]["baseline"]
     maximize = results["table"].get("direction", "maximize") == "maximize"
     lines, comparisons = [], 0
     for cap in results["searches"]["caps"].values():
         for method, e in cap["methods"].items():
+            if methods is not None and method not in methods:
+                continue
             d, p = e.get("regret_minus_baseline"), e.get("deployable_minus_baseline")
             if d is None or d["low"] is None:
                 continue

@@ -44,7 +44,7 @@ def add_frontier(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_frontier(args: argparse.Namespace) -> int:
-    from budgetopt.frontier import fit_frontier, frontier
+    from budgetopt.frontier import fit_frontier, frontier, frontier_text
 
     if args.min_gain is not None and not args.min_gain > 0:
         raise CommandError(f"--min-gain must be a number > 0, got {args.min_gain:g}")
@@ -78,26 +78,3 @@ def _run_frontier(args: argparse.Namespace) -> int:
         return 0
     print(frontier_text(front, fit))
     return 0
-
-
-def frontier_text(front, fit) -> str:
-    """The frontier as a text table, then the advice sentence."""
-    lines = [
-        f"Frontier of study {front.study!r} ({front.direction}; {front.trials} trials, {front.compute:,} iterations spent): "
-        "for each budget, the best value measured there by any trial",
-        "",
-        f"{'budget':>8}  {'trial':>5}  {'value':>8}  {'margin':>7}  {'measured':>8}  {'compute':>9}  {'gain':>8}  params",
-    ]
-
-    def number(x, fmt):
-        return "-" if x is None else format(x, fmt)
-
-    for r in front:
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.params.items())
-        label = "  (mid-schedule)" if r.mid_schedule else ""
-        lines.append(
-            f"{r.budget:>8,}  {number(r.trial, 'd'):>5}  {number(r.value, '.4f'):>8}  {number(r.margin, '.4f'):>7}  "
-            f"{r.measured:>8}  {r.compute:>9,}  {number(r.gain, '+.4f'):>8}  {params}{label}"
-        )
-    lines += ["", fit.advice()]
-    return "\n".join(lines)
