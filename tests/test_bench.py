@@ -854,3 +854,20 @@ def test_sha_cooldown_picks_as_sha_cosine_and_pays_a_cooldown_per_survivor(table
         assert cooled.frontier[table.rungs[-1]] == plain.frontier[table.rungs[-1]]
     with pytest.raises(ValueError, match="read by sha_cooldown0.5"):
         resolve_method("cosine_cooldown0.5", table)
+
+
+def test_a_table_records_its_data_and_the_report_names_every_command(table_dir, tmp_path):
+    meta = read_meta(table_dir)
+    assert meta["data"]["source"] and len(meta["data"]["digest"]) == 64
+    from budgetopt.bench.build import data_record
+    from budgetopt.data import load_digits
+
+    assert data_record(load_digits())["digest"] == meta["data"]["digest"]  # the same data, the same digest
+    grown = tmp_path / "grown"
+    shutil.copytree(table_dir, grown)
+    build_table("digits", grown, configs=CONFIGS, seeds=SEEDS, kinds=KINDS, ladder="quick", resume=True, progress=False,
+                command="budgetopt bench build digits --resume (second)")
+    simulate(grown, tmp_path / "sim", methods=["sha_cosine", "restart"], compute="2", repeats=2, baseline="sha_cosine",
+             pool_bootstrap=0, fidelity_resamples=20, progress=False)
+    header = next(line for line in (tmp_path / "sim" / "report.md").read_text().splitlines() if line.startswith("Table `"))
+    assert "then `budgetopt bench build digits --resume (second)`" in header and "data:" in header

@@ -103,6 +103,23 @@ def train_unit(spec: BuildSpec, unit: Unit, params: dict) -> str:
     return unit_rows(unit.config, unit.seed, unit.kind, spec.rungs, params, result)
 
 
+def data_record(data: Any) -> dict:
+    """What the table was trained on: the data's own ``source`` in words (a
+    :class:`~budgetopt.data.Splits` has one), and a SHA-256 of its tensors (the script's
+    own ``digest`` attribute where it gives one)."""
+    import hashlib
+
+    digest = getattr(data, "digest", None)
+    if digest is None and all(hasattr(data, split) for split in ("train", "val", "test")):
+        h = hashlib.sha256()
+        for split in ("train", "val", "test"):
+            for tensor in getattr(data, split):
+                if isinstance(tensor, torch.Tensor):
+                    h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest = h.hexdigest()
+    return {"source": getattr(data, "source", None if data is None else type(data).__name__), "digest": digest}
+
+
 def _versions() -> dict:
     from budgetopt import __version__
 
@@ -200,6 +217,7 @@ def build_table(
         "seeds": seed_list,
         "kinds": kinds,
         "cooldown": cooldown,
+        "data": data_record(loaded.load_data(data_dir=data_dir, quick=quick)),
     }
     table_path, meta_path = out / TABLE_FILE, out / META_FILE
     if out.exists() and not out.is_dir():
@@ -215,6 +233,12 @@ def build_table(
                     f"--resume: {out} holds a different build ({key} {old_meta.get(key)!r}, this command {meta[key]!r}); "
                     "use another --out, or the first build's options"
                 )
+        old_digest = (old_meta.get("data") or {}).get("digest")
+        if old_digest is not None and old_digest != meta["data"]["digest"]:
+            raise TableError(
+                f"--resume: {out} was trained on other data (digest {old_digest[:12]}..., now "
+                f"{str(meta['data']['digest'])[:12]}...; source now {meta['data']['source']})"
+            )
         missing = [k for k in old_meta["kinds"] if k not in kinds]
         if missing:
             raise TableError(

@@ -113,6 +113,8 @@ def simulate(
             "direction": table.meta["direction"],
             "study": table.meta["study"],
             "command": table.meta.get("command"),
+            "commands": table.meta.get("commands") or [table.meta.get("command")],
+            "data": table.meta.get("data"),
             "ladder_name": table.meta["ladder"]["name"],
             "rungs": list(table.rungs),
             "configs": len(table.pool),

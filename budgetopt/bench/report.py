@@ -110,7 +110,10 @@ def render(results: dict) -> str:
         results["command"],
         "```",
         "",
-        f"Table `{t['directory']}` (built with `{t['command']}`): {t['configs_complete']} complete configurations"
+        f"Table `{t['directory']}` (made by "
+        + " then ".join(f"`{c}`" for c in (t.get("commands") or [t["command"]]))
+        + (f"; data: {t['data']['source']}" if t.get("data") and t["data"].get("source") else "")
+        + f"): {t['configs_complete']} complete configurations"
         + (f" of {t['configs']} drawn (**partial table**)" if t["partial"] else "")
         + (f" (pool positions {s['pool'][0]} to {s['pool'][1] - 1} only)" if s.get("pool") else "")
         + f", seeds {', '.join(map(str, t['seeds']))}, unit kinds {', '.join(t['kinds'])}, branch cooldown {t['cooldown']:g}."
