@@ -42,10 +42,12 @@ described there).
 from budgetopt.dashboard.figures import (
     GRAPH_COMPARISON,
     GRAPH_COMPUTE,
+    GRAPH_FRONTIER,
     GRAPH_LR_PROFILES,
     GRAPH_RUNG_VALUES,
     comparison_figure,
     compute_figure,
+    frontier_figure,
     lr_profile_figure,
     mode_schedule,
     mode_schedules,
@@ -66,6 +68,7 @@ from budgetopt.dashboard.text import (
 __all__ = [
     "GRAPH_COMPARISON",
     "GRAPH_COMPUTE",
+    "GRAPH_FRONTIER",
     "GRAPH_LR_PROFILES",
     "GRAPH_RUNG_VALUES",
     "MODE_WORDS",
@@ -75,6 +78,7 @@ __all__ = [
     "TrialRecord",
     "comparison_figure",
     "compute_figure",
+    "frontier_figure",
     "is_budgetopt_study",
     "lr_profile_figure",
     "mode_schedule",

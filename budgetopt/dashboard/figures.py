@@ -20,6 +20,7 @@ GRAPH_LR_PROFILES = "budgetopt-lr-profiles"
 GRAPH_RUNG_VALUES = "budgetopt-rung-values"
 GRAPH_COMPUTE = "budgetopt-compute-per-rung"
 GRAPH_COMPARISON = "budgetopt-comparison"
+GRAPH_FRONTIER = "budgetopt-frontier"
 
 _SCHEDULE_POINTS = 400  # points per mode in the learning-rate figure
 _SCHEDULE_MAX_BUDGET = 5000  # larger ladders are drawn scaled down to this
@@ -293,9 +294,60 @@ def comparison_figure(results: Mapping[str, Iterable] | Iterable[Mapping], value
     return fig
 
 
+def frontier_figure(summary: StudySummary) -> go.Figure:
+    """The frontier: the best value measured at each budget (hover: the trial and its
+    configuration), and the fit of longer training with its intervals at 2x and 4x the
+    largest budget when the fit is trusted (the title says why when it is not)."""
+    fig = _figure(
+        "Frontier: the best value measured at each budget",
+        dict(title="budget (iterations)", type="log"),
+        dict(title="best value at that budget"),
+    )
+    front, fit = summary.frontier, summary.fit
+    if front is None:
+        fig.update_layout(title=dict(text="Frontier: no budget-converged value yet"))
+        return fig
+    rows = [r for r in front if r.value is not None]
+    fig.add_trace(
+        go.Scatter(
+            x=[r.budget for r in rows],
+            y=[r.value for r in rows],
+            mode="lines+markers",
+            name="frontier",
+            text=[
+                f"trial {r.trial}, {r.measured} measured<br>" + ", ".join(f"{k}={v}" for k, v in r.params.items()) for r in rows
+            ],
+            hovertemplate="%{x} iterations: %{y:.4f}<br>%{text}<extra></extra>",
+        )
+    )
+    if fit is not None and fit.trusted and fit.parameters is not None:
+        top = fit.budgets[-1]
+        xs = [top * 2 ** (k / 8) for k in range(0, 17)]
+        fig.add_trace(go.Scatter(x=xs, y=[fit._at(int(x)) for x in xs], mode="lines", name="fit", line=dict(dash="dash")))
+        targets = sorted(fit.predictions)
+        fig.add_trace(
+            go.Scatter(
+                x=targets,
+                y=[fit.predictions[t][0] for t in targets],
+                mode="markers",
+                name="predicted (95%)",
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[fit.predictions[t][2] - fit.predictions[t][0] for t in targets],
+                    arrayminus=[fit.predictions[t][0] - fit.predictions[t][1] for t in targets],
+                ),
+            )
+        )
+    elif fit is not None:
+        fig.update_layout(title=dict(text=f"Frontier (no prediction: {fit.reason})"))
+    return fig
+
+
 def study_figures(summary: StudySummary) -> dict[str, go.Figure]:
     """The study's figures by graph id (the ids under which :func:`publish` stores them)."""
     return {
+        GRAPH_FRONTIER: frontier_figure(summary),
         GRAPH_LR_PROFILES: lr_profile_figure(summary),
         GRAPH_RUNG_VALUES: rung_values_figure(summary),
         GRAPH_COMPUTE: compute_figure(summary),

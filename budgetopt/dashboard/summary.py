@@ -25,6 +25,7 @@ from budgetopt.attrs import (
     STUDY_ATTR_LADDER,
     retried_numbers,
 )
+from budgetopt.frontier import Frontier, FrontierFit, fit_frontier, frontier
 from budgetopt.modes import MODE_TYPES, describe_schedule, get_mode
 from budgetopt.schedules import PROFILES
 
@@ -109,6 +110,8 @@ class StudySummary:
     trials: list[TrialRecord]  # a retried attempt is left out: its retry carries its work
     states: Counter = field(default_factory=Counter)
     retried: int = 0  # attempts of a dead worker that were retried
+    frontier: Frontier | None = None  # None: no budget-converged value yet (a baseline study)
+    fit: FrontierFit | None = None
 
     @property
     def rungs(self) -> tuple[int, ...]:
@@ -189,7 +192,12 @@ def summarize(study: optuna.Study) -> StudySummary:
         )
     direction = "maximize" if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else "minimize"
     states = Counter(t.state.name.lower() for t in trials if t.number not in retried)
-    return StudySummary(study.study_name, direction, ladder, records, states, len(retried))
+    try:
+        front: Frontier | None = frontier(study)
+    except ValueError:  # no budget-converged value: a baseline study, or none reported yet
+        front = None
+    fit = None if front is None else fit_frontier(front)
+    return StudySummary(study.study_name, direction, ladder, records, states, len(retried), front, fit)
 
 
 def is_budgetopt_study(study: optuna.Study) -> bool:

@@ -99,18 +99,34 @@ def note_markdown(summary: StudySummary) -> str:
         f"{full:,} iterations: this search used {format_share(summary.compute, full)} of that.",
         "",
     ]
+    if summary.frontier is not None:
+        lines += [
+            "**Frontier**: for each budget, the best configuration any trial measured there (pruned ones included: "
+            "train this configuration for that budget, and expect this value):",
+            "",
+            "| budget | trial | value | margin to the runner-up | trials measured | configuration |",
+            "|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in summary.frontier:
+            if r.trial is not None:
+                margin = "" if r.margin is None else _fmt(r.margin)
+                lines.append(f"| {r.budget} | #{r.trial} | {_fmt(r.value)} | {margin} | {r.measured} | {_params(r.params)} |")
+        if summary.fit is not None:
+            lines += ["", f"**Longer training**: {summary.fit.advice()}"]
+        lines.append("")
     best = summary.best(1)
     if best:
         t = best[0]
         lines.append(
-            f"**Best trial**: #{t.number}, value {_fmt(t.value)} at {t.last_rung} iterations; plan "
+            f"**Best completed trial**: #{t.number}, value {_fmt(t.value)} at {t.last_rung} iterations; plan "
             f"{format_budgets(t.plan)}; compute {t.compute:,} iterations; {_params(t.params)}."
         )
     else:
-        lines.append("**Best trial**: none completed yet.")
+        lines.append("**Best completed trial**: none completed yet.")
     lines += [
         "",
-        "Figures on the study's main page: learning rate of each mode over the ladder, rung values "
+        "Figures on the study's main page: the frontier (best value per budget, with the fit of longer training), "
+        "learning rate of each mode over the ladder, rung values "
         "against the budget (pruned trials dimmed), compute per rung. Each trial's `budgetopt.*` user "
         "attrs (trial table) hold its plan, rung values, compute, mode and why it ended.",
         "",
@@ -147,6 +163,10 @@ def report_text(summary: StudySummary, top: int = 5) -> str:
         f"{full:,} ({format_share(summary.compute, full)} of it spent)",
         "",
     ]
+    if summary.frontier is not None:
+        from budgetopt.frontier import frontier_text
+
+        lines += [frontier_text(summary.frontier, summary.fit), ""]
     best = summary.best(top)
     if not best:
         lines.append("best trials: none completed yet")
