@@ -316,7 +316,7 @@ def _as_script(script: StudyScript | str | Path) -> StudyScript:
 # -- driving training -----------------------------------------------------------------
 
 
-def _train(
+def train_run(
     script: StudyScript,
     run: BudgetedRun,
     params: dict,
@@ -349,7 +349,8 @@ def _train(
     return True
 
 
-def _build(script: StudyScript, params: dict, seed: int, device: torch.device | str):
+def build_seeded(script: StudyScript, params: dict, seed: int, device: torch.device | str):
+    """The script's ``(model, optimizer)`` for ``params``, torch seeded with ``seed`` first."""
     torch.manual_seed(seed)
     return script.build(params, device)
 
@@ -398,10 +399,10 @@ def make_objective(
         # a retry copies carry it, so its resumed training is the same run.
         trial_seed = int(trial.user_attrs.get(ATTR_SEED, seed + trial.number))
         params = script.search_space(trial)
-        model, optimizer = _build(script, params, trial_seed, device)
+        model, optimizer = build_seeded(script, params, trial_seed, device)
         run = BudgetedRun(trial, model, optimizer, budgets=budgets, mode=mode, **run_options)
         trial.set_user_attr(ATTR_SEED, trial_seed)
-        _train(script, run, params, data, trial_seed, device)
+        train_run(script, run, params, data, trial_seed, device)
         if record_test:
             trial.set_user_attr(ATTR_TEST_VALUE, script.evaluate(model, data, "test", device))
         return run.value
@@ -459,9 +460,9 @@ def train_config(
     script = _as_script(script)
     data = script.load_data() if data is None else data
     start = time.perf_counter()
-    model, optimizer = _build(script, params, seed, device)
+    model, optimizer = build_seeded(script, params, seed, device)
     run = BudgetedRun(budgets, model, optimizer, mode=mode, **run_options)
-    _train(script, run, params, data, seed, device)
+    train_run(script, run, params, data, seed, device)
     test_value = script.evaluate(model, data, "test", device) if test and run.diverged is None else None
     return TrainResult(
         params=dict(params),
@@ -512,7 +513,7 @@ def train_cosine_cooldown(
     data = script.load_data() if data is None else data
     start = time.perf_counter()
     module = script.module
-    model, optimizer = _build(script, params, seed, device)
+    model, optimizer = build_seeded(script, params, seed, device)
     run = BudgetedRun(budgets, model, optimizer, mode="continue", profile="cosine")
     targets = {b - cooldown_iterations(b, cooldown): b for b in run.budgets[:-1]}
     stream = iter(module.batches(data, seed, device))

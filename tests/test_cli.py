@@ -138,7 +138,7 @@ def test_report_summarizes_the_study_and_writes_its_figures(capsys, journal_url,
     assert "best trials (maximize):" in out and "3 → 9 → 27" in out
     written = sorted(p.name for p in out_dir.iterdir())
     assert written == [
-        "budgetopt-compute-per-rung.html", "budgetopt-lr-profiles.html", "budgetopt-rung-values.html",
+        "budgetopt-compute-per-rung.html", "budgetopt-frontier.html", "budgetopt-lr-profiles.html", "budgetopt-rung-values.html",
         "note.md", "plotly.min.js",
     ]
     assert "## budgetopt: synthetic" in (out_dir / "note.md").read_text()

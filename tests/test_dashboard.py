@@ -19,6 +19,7 @@ from budgetopt import dashboard
 from budgetopt.dashboard import (
     GRAPH_COMPARISON,
     GRAPH_COMPUTE,
+    GRAPH_FRONTIER,
     GRAPH_LR_PROFILES,
     GRAPH_RUNG_VALUES,
     NOTE_USER_MARKER,
@@ -28,7 +29,7 @@ from budgetopt.dashboard import (
 from synthetic import make_study, objective
 
 WORKER = os.path.join(os.path.dirname(__file__), "synthetic.py")
-GRAPHS = {GRAPH_LR_PROFILES, GRAPH_RUNG_VALUES, GRAPH_COMPUTE}
+GRAPHS = {GRAPH_FRONTIER, GRAPH_LR_PROFILES, GRAPH_RUNG_VALUES, GRAPH_COMPUTE}
 
 
 def journal(path) -> optuna.storages.JournalStorage:
@@ -80,7 +81,8 @@ def test_publish_writes_note_and_figures_that_optuna_dashboard_serves(study):
     assert f"**Compute**: {compute:,} iterations spent" in note
     assert f"would have cost 20 × 27 = {20 * 27:,} iterations" in note
     best = study.best_trial
-    assert f"**Best trial**: #{best.number}, value {best.value:.6g} at 27 iterations; plan 3 → 9 → 27" in note
+    assert f"**Best completed trial**: #{best.number}, value {best.value:.6g} at 27 iterations; plan 3 → 9 → 27" in note
+    assert "**Frontier**: for each budget" in note and f"| 27 | #{best.number} |" in note
     reached_first = sum("3" in t.user_attrs["budgetopt.rung_values"] for t in trials)
     assert f"| 3 | {reached_first} |" in note
 

@@ -37,10 +37,10 @@ import torch
 from optuna.trial import TrialState
 
 from budgetopt.bench._process import exit_with_parent
-from budgetopt.bench.simulate import _pruner, _sampler, resolve_method
+from budgetopt.bench.simulate import method_pruner, method_sampler, resolve_method
 from budgetopt.bench.table import file_sha256, parse_kind, write_json_atomic
 from budgetopt.run import BudgetedRun
-from budgetopt.study_script import StudyScript, _build, _train, load_study_script, train_config
+from budgetopt.study_script import StudyScript, build_seeded, load_study_script, train_config, train_run
 
 SEARCHES_FILE = "searches.jsonl"
 META_FILE = "meta.json"
@@ -92,8 +92,8 @@ def live_search(spec: LiveSpec, method_name: str, repeat: int) -> dict:
     study = optuna.create_study(
         study_name=f"{method.name}-{repeat}",
         direction=script.direction,
-        sampler=_sampler(method, repeat),
-        pruner=_pruner(method, rungs, ladder.reduction_factor),
+        sampler=method_sampler(method, repeat),
+        pruner=method_pruner(method, rungs, ladder.reduction_factor),
     )
     options = kind.run_options(spec.cooldown)
     maximize = script.direction == "maximize"
@@ -102,11 +102,11 @@ def live_search(spec: LiveSpec, method_name: str, repeat: int) -> dict:
         trial = study.ask()
         params = script.search_space(trial)
         seed = _search_seed(repeat, trial.number)
-        model, optimizer = _build(script, params, seed, spec.device)
+        model, optimizer = build_seeded(script, params, seed, spec.device)
         budgets = None if hasattr(study.pruner, "plan") else rungs  # BudgetPruner gives each trial its plan
         run = BudgetedRun(trial, model, optimizer, budgets=budgets, mode=kind.mode, **options)
         try:
-            _train(script, run, params, data, seed, spec.device, max_compute=cap - spent)
+            train_run(script, run, params, data, seed, spec.device, max_compute=cap - spent)
         except optuna.TrialPruned:
             pass
         spent += run.compute

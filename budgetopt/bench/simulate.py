@@ -392,7 +392,7 @@ class _Snapping(optuna.samplers.BaseSampler):
         return self.base.sample_independent(study, trial, param_name, param_distribution)
 
 
-def _sampler(method: Method, seed: int) -> optuna.samplers.BaseSampler:
+def method_sampler(method: Method, seed: int) -> optuna.samplers.BaseSampler:
     if method.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if method.sampler == "budget":
@@ -420,7 +420,7 @@ def user_pruner(spec: str, rungs: tuple[int, ...], eta: int) -> optuna.pruners.B
     return cls(**{k: v for k, v in offered.items() if k in accepted})
 
 
-def _pruner(method: Method, rungs: tuple[int, ...], eta: int) -> optuna.pruners.BasePruner:
+def method_pruner(method: Method, rungs: tuple[int, ...], eta: int) -> optuna.pruners.BasePruner:
     if method.pruner == "sha":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=rungs[0], reduction_factor=eta, min_early_stopping_rate=0)
     if method.pruner == "hyperband":
@@ -465,8 +465,8 @@ def run_search(
     study = optuna.create_study(
         study_name=f"{method.name}-{repeat}",  # HyperbandPruner's brackets hash the study name: fixed, reproducible
         direction=table.meta["direction"],
-        sampler=_Snapping(_sampler(method, repeat), lookup, landing),
-        pruner=_pruner(method, rungs, eta),
+        sampler=_Snapping(method_sampler(method, repeat), lookup, landing),
+        pruner=method_pruner(method, rungs, eta),
     )
     pruner = study.pruner
     maximize = table.maximize
