@@ -7,7 +7,7 @@ successive halving compares models converged for their budget.
 
 from budgetopt import studies  # noqa: F401  (registers the built-in study scripts by name)
 from budgetopt._torchvision import ensure_torchvision, repair_torchvision_ops
-from budgetopt.frontier import Frontier, FrontierFit, FrontierRow, fit_frontier, frontier
+from budgetopt.frontier import Frontier, FrontierFit, FrontierRow, fit_frontier, frontier, load_model
 from budgetopt.ladder import Bracket, Ladder
 from budgetopt.modes import MODES
 from budgetopt.pruners import BudgetPruner
@@ -51,6 +51,7 @@ __all__ = [
     "fit_frontier",
     "frontier",
     "get_profile",
+    "load_model",
     "load_study_script",
     "make_objective",
     "train_config",

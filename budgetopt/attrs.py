@@ -30,6 +30,9 @@ key                           value                                             
 ``budgetopt.seed``            int: the seed of the trial's weights and batches            study scripts
 ``budgetopt.test_value``      float: the test score of the last budget's model            study scripts
 ``budgetopt.worker``          ``{"host", "pid", "device"}``: who ran the trial            workers
+``budgetopt.kept_models``     ``{"budget": artifact id}``: the annealed models kept for    BudgetedRun
+                              the budgets where the trial is among the top k (the
+                              model may since have been removed: see budgetopt.keep)
 ============================  ==========================================================  ==============
 
 Study user attrs: ``budgetopt.ladder`` (``{"rungs", "reduction_factor", "brackets":
@@ -67,6 +70,7 @@ ATTR_FIT_BUDGET = "budgetopt.fit_budget"
 ATTR_SEED = "budgetopt.seed"
 ATTR_TEST_VALUE = "budgetopt.test_value"
 ATTR_WORKER = "budgetopt.worker"
+ATTR_KEPT_MODELS = "budgetopt.kept_models"
 
 STUDY_ATTR_LADDER = "budgetopt.ladder"
 STUDY_ATTR_SETUP = "budgetopt.setup"
@@ -74,7 +78,7 @@ STUDY_ATTR_SETUP = "budgetopt.setup"
 TRIAL_ATTRS = (
     ATTR_MODE, ATTR_PLAN, ATTR_PROFILE, ATTR_SCHEDULE, ATTR_RUNG_VALUES, ATTR_COMPUTE, ATTR_ENDED, ATTR_LR_TRACE,
     ATTR_GRAD_NORMS, ATTR_SNAPSHOT, ATTR_RESUMED, ATTR_BRACKET, ATTR_DECISIONS, ATTR_FIT_BUDGET, ATTR_SEED,
-    ATTR_TEST_VALUE, ATTR_WORKER,
+    ATTR_TEST_VALUE, ATTR_WORKER, ATTR_KEPT_MODELS,
 )
 STUDY_ATTRS = (STUDY_ATTR_LADDER, STUDY_ATTR_SETUP)
 TRACE_POINTS = 200  # points of budgetopt.lr_trace (and records of budgetopt.grad_norms) kept

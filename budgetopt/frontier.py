@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-__all__ = ["Frontier", "FrontierFit", "FrontierRow", "fit_frontier", "frontier", "frontier_text"]
+__all__ = ["Frontier", "FrontierFit", "FrontierRow", "fit_frontier", "frontier", "frontier_text", "load_model"]
 
 MIN_FIT_BUDGETS = 3  # a three-parameter curve needs at least three budgets
 BOOTSTRAP = 200  # resampled sets of trials for the fit's interval
@@ -447,3 +447,25 @@ def frontier_text(front: Frontier, fit: FrontierFit) -> str:
         )
     lines += ["", fit.advice()]
     return "\n".join(lines)
+
+
+def load_model(study: optuna.Study, budget: int, model: Any, model_store: Any, *, trial: int | None = None) -> int:
+    """Load into ``model`` the annealed model kept for ``budget`` (``BudgetedRun(...,
+    keep_models=k, model_store=...)``): the frontier's best trial there, or trial number
+    ``trial``. Returns the trial number. A ValueError names the ladder's budgets or says
+    that no model was kept for that trial; a FileNotFoundError that it is gone."""
+    from budgetopt.keep import kept_model_id, read_state_dict
+
+    row = frontier(study).row(budget)
+    number = row.trial if trial is None else trial
+    if number is None:
+        raise ValueError(f"no trial measured budget {budget} yet")
+    frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    artifact_id = None if frozen is None else kept_model_id(frozen, budget)
+    if artifact_id is None:
+        raise ValueError(
+            f"trial {number} kept no model at budget {budget}: run the study with BudgetedRun(..., keep_models=k, "
+            "model_store=...)"
+        )
+    model.load_state_dict(read_state_dict(model_store, artifact_id))
+    return number

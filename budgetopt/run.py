@@ -202,6 +202,12 @@ class BudgetedRun:
             unchanged). The optimal peak rate falls with the horizon roughly as
             ``B ** -beta`` (beta about 0.3-0.5 in recent work); 0 (default) keeps one
             peak rate for every budget, as the paper does.
+        keep_models: with a trial, keep the annealed model of each rung while the trial is
+            among the ``keep_models`` best at that budget (restart: the end of the budget;
+            branch: the end of its cooldown), in ``model_store``, and remove those that
+            leave the top (:mod:`budgetopt.keep`; :func:`budgetopt.load_model`). 0: none.
+        model_store: an Optuna artifact store for ``keep_models`` (e.g.
+            ``optuna.artifacts.FileSystemArtifactStore(DIR)``).
         **profile_params: the profile's parameters (e.g. ``power`` for ``poly``).
 
     ``mode_object`` is the mode as an object (:mod:`budgetopt.modes`: the phases each
@@ -226,6 +232,8 @@ class BudgetedRun:
         snapshot_store: optuna.artifacts._protocol.ArtifactStore | None = None,
         progress_seconds: float = 30.0,
         horizon_exponent: float = 0.0,
+        keep_models: int = 0,
+        model_store: Any = None,
         **profile_params: object,
     ) -> None:
         self.mode_object = get_mode(mode, cooldown=cooldown, horizon_exponent=horizon_exponent)
@@ -258,6 +266,15 @@ class BudgetedRun:
             raise TypeError("snapshot_store needs an Optuna trial: rung snapshots let a retried trial resume")
         self.snapshot_store = snapshot_store
         self.progress_seconds = progress_seconds
+        self._keeper = None
+        if keep_models:
+            if self.trial is None or model_store is None:
+                raise TypeError("keep_models needs an Optuna trial and a model_store (an Optuna artifact store)")
+            if not self.mode_object.budget_aware:
+                raise ValueError(f"keep_models keeps annealed rung models: mode {self.mode!r} has none (restart or branch)")
+            from budgetopt.keep import ModelKeeper
+
+            self._keeper = ModelKeeper(self.trial, model_store, keep_models)
 
         self.compute = 0
         self.rung_values: dict[int, float] = {}
@@ -446,6 +463,8 @@ class BudgetedRun:
         self._io.rung(self.rung_values, self.compute)
         if self.diverged is None:
             self._io.trial.report(value, step=budget)
+            if self._keeper is not None:  # the model is this budget's annealed one (branch: before the trunk returns)
+                self._keeper.rung(budget, value, self.model)
             if self.ended is None and self._io.trial.should_prune():
                 self.ended = f"pruned at budget {budget}"
         if self.ended is None:

@@ -1,0 +1,92 @@
+"""Kept models: the annealed model of each rung for the top-k trials of each budget, in an
+Optuna artifact store, reproducing the reported value exactly."""
+
+import optuna
+import pytest
+import torch
+from optuna.artifacts import FileSystemArtifactStore
+
+import budgetopt
+from budgetopt.attrs import ATTR_KEPT_MODELS
+from budgetopt.keep import sweep
+from budgetopt.study_script import build_seeded, train_run
+
+
+def _study(mode: str, store, k: int = 1, n_trials: int = 10) -> tuple[optuna.Study, object]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)
+    script = budgetopt.load_study_script("digits")
+    data = script.load_data()
+    ladder = script.quick_ladder
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=1),
+        pruner=budgetopt.BudgetPruner(ladder.min_budget, ladder.max_budget, ladder.reduction_factor),
+    )
+
+    def objective(trial):
+        params = script.search_space(trial)
+        model, optimizer = build_seeded(script, params, trial.number, "cpu")
+        run = budgetopt.BudgetedRun(trial, model, optimizer, mode=mode, keep_models=k, model_store=store)
+        train_run(script, run, params, data, trial.number, "cpu")
+        return run.value
+
+    study.optimize(objective, n_trials=n_trials)
+    return study, (script, data)
+
+
+@pytest.mark.parametrize("mode", ["restart", "branch"])
+def test_a_kept_model_reproduces_the_value_its_trial_reported_at_that_budget(mode, tmp_path):
+    store = FileSystemArtifactStore(str(tmp_path))
+    study, (script, data) = _study(mode, store)
+    front = budgetopt.frontier(study)
+    for row in front:
+        params = study.trials[row.trial].params
+        model, _ = build_seeded(script, params, 12345, "cpu")  # other weights: the kept ones must replace them
+        assert budgetopt.load_model(study, row.budget, model, store) == row.trial
+        assert script.evaluate(model, data, "val", "cpu") == row.value
+    sweep(study, store, 1)
+    kept = {(t.number, b) for t in study.trials for b in (t.user_attrs.get(ATTR_KEPT_MODELS) or {})}
+    on_disk = {p.name for p in tmp_path.iterdir()}
+    named = {study.trials[n].user_attrs[ATTR_KEPT_MODELS][b] for n, b in kept}
+    frontier_ids = {study.trials[r.trial].user_attrs[ATTR_KEPT_MODELS][str(r.budget)] for r in front}
+    assert on_disk == frontier_ids  # exactly the frontier's models: none orphaned, none missing
+    assert on_disk <= named
+
+
+def test_top_k_keeps_at_most_k_models_per_budget(tmp_path):
+    store = FileSystemArtifactStore(str(tmp_path))
+    study, _ = _study("restart", store, k=2, n_trials=8)
+    sweep(study, store, 2)
+    per_budget = {}
+    for t in study.trials:
+        for b, artifact_id in (t.user_attrs.get(ATTR_KEPT_MODELS) or {}).items():
+            if (tmp_path / artifact_id).exists():
+                per_budget.setdefault(b, []).append(t.number)
+    assert per_budget and all(len(v) <= 2 for v in per_budget.values())
+    assert len(list(tmp_path.iterdir())) == sum(len(v) for v in per_budget.values())
+
+
+def test_keep_models_bad_input_and_a_model_that_is_gone(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match="keep_models needs an Optuna trial and a model_store"):
+        budgetopt.BudgetedRun([3, 9], model, optimizer, keep_models=1)
+    study = optuna.create_study()
+    trial = study.ask()
+    trial.set_user_attr("budgetopt.plan", [3, 9])
+    with pytest.raises(ValueError, match="keep_models must be an integer >= 1, got -1"):
+        budgetopt.BudgetedRun(
+            trial, model, optimizer, budgets=[3, 9], keep_models=-1, model_store=FileSystemArtifactStore(str(tmp_path))
+        )
+    with pytest.raises(ValueError, match="mode 'continue' has none"):
+        budgetopt.BudgetedRun(trial, model, optimizer, budgets=[3, 9], mode="continue", keep_models=1,
+                              model_store=FileSystemArtifactStore(str(tmp_path)))
+    store = FileSystemArtifactStore(str(tmp_path))
+    kept, (script, _) = _study("restart", store, n_trials=3)
+    row = next(iter(budgetopt.frontier(kept)))
+    for p in tmp_path.iterdir():
+        p.unlink()
+    net, _ = build_seeded(script, kept.trials[row.trial].params, 0, "cpu")
+    with pytest.raises(FileNotFoundError, match="is not in the model store"):
+        budgetopt.load_model(kept, row.budget, net, store)
