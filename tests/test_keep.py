@@ -90,3 +90,27 @@ def test_keep_models_bad_input_and_a_model_that_is_gone(tmp_path):
     net, _ = build_seeded(script, kept.trials[row.trial].params, 0, "cpu")
     with pytest.raises(FileNotFoundError, match="is not in the model store"):
         budgetopt.load_model(kept, row.budget, net, store)
+
+
+def test_export_writes_the_kept_model_and_bad_input_is_one_line(tmp_path, capsys):
+    from budgetopt.cli import main
+
+    models = tmp_path / "models"
+    models.mkdir()
+    store = FileSystemArtifactStore(str(models))
+    study, (script, data) = _study("restart", store, n_trials=4)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    persistent = optuna.create_study(study_name="s", storage=url, direction="maximize")
+    for t in study.trials:
+        persistent.add_trial(t)
+    budget = max(r.budget for r in budgetopt.frontier(persistent) if r.value is not None)
+    out = tmp_path / "model.pt"
+    assert main(["export", url, "--budget", str(budget), "--models", str(models), "--out", str(out)]) == 0
+    row = budgetopt.frontier(persistent).row(budget)
+    model, _ = build_seeded(script, persistent.trials[row.trial].params, 0, "cpu")
+    model.load_state_dict(torch.load(out, weights_only=True))
+    assert script.evaluate(model, data, "val", "cpu") == row.value
+    capsys.readouterr()
+    assert main(["export", url, "--budget", "7", "--models", str(models), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "budget 7 is not on the study's ladder" in err[0]

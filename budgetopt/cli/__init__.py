@@ -51,7 +51,7 @@ from collections.abc import Callable
 from budgetopt.cli._common import add_command, progress, say
 from budgetopt.cli.dashboard import add_dashboard
 from budgetopt.cli.errors import CommandError, classify
-from budgetopt.cli.frontier import add_frontier
+from budgetopt.cli.frontier import add_export, add_frontier
 from budgetopt.cli.report import add_report
 from budgetopt.cli.schedules import add_schedules
 from budgetopt.cli.workers import add_launch, add_worker
@@ -85,7 +85,8 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
 
 # One builder per command: it adds a subparser and sets its handler (see the module docstring).
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    add_dashboard, add_schedules, add_report, add_frontier, add_worker, add_launch, _add_compare, _add_demo, _add_bench
+    add_dashboard, add_schedules, add_report, add_frontier, add_export, add_worker, add_launch,
+    _add_compare, _add_demo, _add_bench,
 )
 
 

@@ -43,6 +43,51 @@ def add_frontier(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run_frontier)
 
 
+def add_export(commands: argparse._SubParsersAction) -> None:
+    parser = add_command(
+        commands,
+        "export",
+        "write the annealed model kept for a budget to a file",
+        """
+        budgetopt export sqlite:///studies.db --study fashion_mnist --budget 243 --models ./models --out model.pt
+        """,
+        description=(
+            "Write the state_dict of the model kept for --budget (the frontier's best trial there, or --trial) by a study "
+            "run with BudgetedRun(..., keep_models=k, model_store=...) to --out, for torch.load and model.load_state_dict."
+        ),
+    )
+    parser.add_argument("storage", help="sqlite:///FILE.db, postgresql://..., or FILE.log")
+    parser.add_argument("--study", help="the study (default: the storage's only study)")
+    parser.add_argument("--budget", type=int, required=True, metavar="B", help="a budget of the study's ladder")
+    parser.add_argument("--models", required=True, metavar="DIR", help="the model store: a directory, s3://BUCKET or gs://BUCKET")
+    parser.add_argument("--trial", type=int, metavar="N", help="this trial's model instead of the frontier's best")
+    parser.add_argument("--out", required=True, metavar="FILE", help="where to write the state_dict (torch.save)")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from budgetopt.frontier import frontier
+    from budgetopt.keep import kept_model_id, read_state_dict
+    from budgetopt.storage import open_snapshot_store
+
+    storage = open_storage(args.storage)
+    study = load_study(storage, args.storage, args.study)
+    row = frontier(study).row(args.budget)
+    number = row.trial if args.trial is None else args.trial
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if trial is None:
+        raise CommandError(f"--trial {number}: the study has no such trial")
+    artifact_id = kept_model_id(trial, args.budget)
+    if artifact_id is None:
+        raise CommandError(f"trial {number} kept no model at budget {args.budget} (run with BudgetedRun(..., keep_models=k))")
+    state = read_state_dict(open_snapshot_store(args.models), artifact_id)
+    torch.save(state, args.out)
+    print(f"{args.out}: trial {number}'s model at budget {args.budget} (value {row.value if args.trial is None else '-'})")
+    return 0
+
+
 def _run_frontier(args: argparse.Namespace) -> int:
     from budgetopt.frontier import fit_frontier, frontier, frontier_text
 
