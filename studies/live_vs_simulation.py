@@ -146,11 +146,22 @@ def main() -> None:
             )
     compute = {m: np.mean([s["compute"] for s in searches if s["method"] == m]) for m in methods}
     trials = {m: np.mean([sum(1 for t in s["trials"] if t["values"]) for s in searches if s["method"] == m]) for m in methods}
-    sim_trials = {m: np.mean(results["searches"]["caps"][cap]["methods"][m]["trials"]) for m in methods}
-    print("\n| method | live compute mean | live trials mean | simulated trials mean |")
-    print("|---|---:|---:|---:|")
+    sim = results["searches"]["caps"][cap]["methods"]
+    top = str(rungs[-1])
+
+    def per_search(method: str, count) -> float:
+        return float(np.mean([sum(1 for t in s["trials"] if count(t)) for s in searches if s["method"] == method]))
+
+    full = {m: per_search(m, lambda t: top in t["values"]) for m in methods}
+    ended = {m: per_search(m, lambda t: (t["ended"] or "").startswith("diverged")) for m in methods}
+    print("\n| method | live compute mean | trials: live / simulated | full-budget trials: live / simulated | "
+          "diverged trials, live |")
+    print("|---|---:|---:|---:|---:|")
     for m in methods:
-        print(f"| `{m}` | {compute[m]:.0f} | {trials[m]:.1f} | {sim_trials[m]:.1f} |")
+        print(
+            f"| `{m}` | {compute[m]:.0f} | {trials[m]:.1f} / {np.mean(sim[m]['trials']):.1f} | "
+            f"{full[m]:.1f} / {np.mean(sim[m]['full_budget_trials']):.1f} | {ended[m]:.1f} |"
+        )
 
 
 if __name__ == "__main__":
