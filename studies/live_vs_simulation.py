@@ -10,7 +10,10 @@ table's seeds (restart: the linear truth; continue_cosine: the cosine truth). A 
 pick is scored by its own retraining on the truth seeds (the table's seeds, which no
 live trial trained on), so its regret may be negative (a configuration outside the pool
 can beat the pool's best). A simulated pick ``(configuration, seed)`` is scored on the
-table's seeds other than the one its search saw, against the same reference. Printed:
+table's seeds other than the one its search saw, against the same reference, or, with
+``--retrain-seeds``, trained again on fresh seeds: the table's seeds also chose the
+reference, so a pick near the top scored on them carries the winner's curse (its score
+there is biased up, its regret down). Printed:
 per method and truth, the mean regret with its 95% interval live and simulated, their
 gap (Welch); the paired difference between each pair of methods, live and simulated.
 """
@@ -67,8 +70,9 @@ def live_regrets(searches: list[dict], reference: dict[str, float], maximize: bo
     return out
 
 
-def simulated_regrets(results: dict, table, reference: dict[str, float], cap: str) -> dict:
-    """method -> truth -> {repeat: regret}, each pick scored on the seeds its search did not see."""
+def simulated_regrets(results: dict, table, reference: dict[str, float], cap: str, retrained: dict | None = None) -> dict:
+    """method -> truth -> {repeat: regret}: each pick scored on the table's seeds its search
+    did not see, or (``retrained``: ``{truth: {config: [scores]}}``) on fresh seeds."""
     out: dict = {}
     seeds = range(len(table.seeds))
     for method, entry in results["searches"]["caps"][cap]["methods"].items():
@@ -79,11 +83,42 @@ def simulated_regrets(results: dict, table, reference: dict[str, float], cap: st
                 if pick is None:
                     continue
                 config, seed = pick
-                others = [s for s in seeds if s != seed] or [seed]
-                score = float(scores[config, others].mean())
+                if retrained is not None:
+                    score = float(np.mean(retrained[truth][str(config)]))
+                else:
+                    others = [s for s in seeds if s != seed] or [seed]
+                    score = float(scores[config, others].mean())
                 per[repeat] = reference[truth] - score if table.maximize else score - reference[truth]
             out.setdefault(method, {})[truth] = per
     return out
+
+
+def retrain_picks(results: dict, table, cap: str, seeds: list[int], path: Path) -> dict:
+    """Every configuration the simulated searches picked, trained again at the full budget
+    on ``seeds`` under each truth (cached in ``path``): scores free of the winner's curse
+    of the table's own seeds, which also chose the reference."""
+    import torch
+
+    from budgetopt.study_script import load_study_script, train_config
+
+    cached = json.loads(path.read_text()) if path.is_file() else {}
+    if cached.get("seeds") != seeds:
+        cached = {"seeds": seeds, "scores": {}}
+    picks = sorted({p[0] for e in results["searches"]["caps"][cap]["methods"].values() for p in e["picks"] if p})
+    todo = [(t, c) for t in TRUTHS for c in picks if str(c) not in cached["scores"].get(t, {})]
+    if todo:
+        torch.set_num_threads(1)
+        script = load_study_script(table.meta["script"])
+        data = script.load_data()
+        ladder = list(table.rungs)
+        for truth, config in todo:
+            mode, profile = ("restart", "linear") if truth == "linear" else ("continue", "cosine")
+            cached["scores"].setdefault(truth, {})[str(config)] = [
+                train_config(script, table.pool[config], [ladder[-1]], mode, s, data=data, profile=profile).test_value
+                for s in seeds
+            ]
+            path.write_text(json.dumps(cached))
+    return cached["scores"]
 
 
 def main() -> None:
@@ -91,6 +126,11 @@ def main() -> None:
     parser.add_argument("live", type=Path, help="a directory of 'budgetopt bench live'")
     parser.add_argument("table", type=Path, help="the table of the same study and ladder")
     parser.add_argument("simulation", type=Path, help="a 'budgetopt bench simulate' output directory of the same methods")
+    parser.add_argument(
+        "--retrain-seeds", metavar="S,S",
+        help="score each simulated pick by training it again on these seeds (cached in SIMULATION/retrained_picks.json) "
+        "instead of on the table's other seed",
+    )
     args = parser.parse_args()
     searches = read_searches(args.live)
     if not searches:
@@ -112,11 +152,17 @@ def main() -> None:
         truth_scores = table.full_budget_scores(kind).mean(axis=1)[configs]
         reference[truth] = float(truth_scores.max() if table.maximize else truth_scores.min())
     live = live_regrets(searches, reference, table.maximize)
-    sim = simulated_regrets(results, table, reference, cap)
+    retrained = None
+    if args.retrain_seeds:
+        seeds = [int(x) for x in args.retrain_seeds.split(",")]
+        retrained = retrain_picks(results, table, cap, seeds, args.simulation / "retrained_picks.json")
+    sim = simulated_regrets(results, table, reference, cap, retrained)
     methods = [m for m in live if m in sim]
     print(f"# Live searches against the simulator: {live_meta['spec']['script']}, {cap_fb:g} full budgets\n")
     print(f"Live: `{' ; '.join(live_meta['commands'])}`  ")
     print(f"Simulated: `{results['command']}`  ")
+    scored = f"retrained on seeds {args.retrain_seeds}" if retrained else "on the table's seed its search did not see"
+    print(f"Simulated picks scored {scored}; live picks on their truth seeds {live_meta['spec']['truth_seeds']}.  ")
     print(f"Reference (table's best truth, mean over seeds {list(table.seeds)}): "
           + ", ".join(f"{t} {v:.4f}" for t, v in reference.items()) + "\n")
     print("| method | truth | live regret (n) | simulated regret (n) | live minus simulated (Welch 95%) |")
