@@ -71,7 +71,7 @@ def test_demo_runs_a_live_study_and_replays_the_committed_table(capsys, tmp_path
     for method in methods:
         assert f"\n{method} " in stdout
     like = stdout.index("Like with like")
-    assert "at 30 full budgets (selection regret: linear truth" in stdout[like:]  # a sentence per method, every truth
+    assert "at 10 full budgets (selection regret: linear truth" in stdout[like:]  # a sentence per method, every truth
     assert stdout.index("`restart@random`", like) < stdout.index("What the sampler changes")
     assert "- `sha_cosine` against `sha_cosine@random` (the sampler alone" in stdout
     assert "- `restart` against `restart@random` (the sampler alone" in stdout
