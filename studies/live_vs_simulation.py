@@ -93,7 +93,7 @@ def simulated_regrets(results: dict, table, reference: dict[str, float], cap: st
     return out
 
 
-def retrain_picks(results: dict, table, cap: str, seeds: list[int], path: Path) -> dict:
+def retrain_picks(results: dict, table, cap: str, seeds: list[int], path: Path, methods: list[str]) -> dict:
     """Every configuration the simulated searches picked, trained again at the full budget
     on ``seeds`` under each truth (cached in ``path``): scores free of the winner's curse
     of the table's own seeds, which also chose the reference."""
@@ -104,7 +104,8 @@ def retrain_picks(results: dict, table, cap: str, seeds: list[int], path: Path) 
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if cached.get("seeds") != seeds:
         cached = {"seeds": seeds, "scores": {}}
-    picks = sorted({p[0] for e in results["searches"]["caps"][cap]["methods"].values() for p in e["picks"] if p})
+    entries = results["searches"]["caps"][cap]["methods"]
+    picks = sorted({p[0] for m in methods for p in entries[m]["picks"] if p})
     todo = [(t, c) for t in TRUTHS for c in picks if str(c) not in cached["scores"].get(t, {})]
     if todo:
         torch.set_num_threads(1)
@@ -155,7 +156,8 @@ def main() -> None:
     retrained = None
     if args.retrain_seeds:
         seeds = [int(x) for x in args.retrain_seeds.split(",")]
-        retrained = retrain_picks(results, table, cap, seeds, args.simulation / "retrained_picks.json")
+        both = [m for m in live if m in results["searches"]["caps"][cap]["methods"]]
+        retrained = retrain_picks(results, table, cap, seeds, args.simulation / "retrained_picks.json", both)
     sim = simulated_regrets(results, table, reference, cap, retrained)
     methods = [m for m in live if m in sim]
     print(f"# Live searches against the simulator: {live_meta['spec']['script']}, {cap_fb:g} full budgets\n")
