@@ -76,6 +76,8 @@ def simulated_regrets(results: dict, table, reference: dict[str, float], cap: st
     out: dict = {}
     seeds = range(len(table.seeds))
     for method, entry in results["searches"]["caps"][cap]["methods"].items():
+        if retrained is not None and any(str(p[0]) not in retrained["linear"] for p in entry["picks"] if p):
+            continue  # a method whose picks were not retrained (not among the live ones)
         for truth, kind in TRUTHS.items():
             scores = table.full_budget_scores(kind)
             per = {}
