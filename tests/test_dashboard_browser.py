@@ -74,7 +74,7 @@ def test_study_page_shows_the_budgetopt_note_and_figures(tmp_path):
         assert "budgetopt: browser" in text
         assert "Ladder: rungs 3 → 9 → 27 iterations; reduction factor 3" in text
         assert "Compute: " in text and "A full-budget search of the same 20 trials would have cost 20 × 27 = 540" in text
-        assert "Best trial: #" in text
+        assert "Best completed trial: #" in text and "Frontier" in text
 
         for png in (study_png, note_png):
             with open(png, "rb") as f:
