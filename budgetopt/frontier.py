@@ -373,15 +373,16 @@ def fit_frontier(
     top = xs[-1]
     targets = sorted({2 * top, 4 * top, *(int(b) for b in at)})
     rng = np.random.default_rng(seed)
-    numbers = sorted({n for b in xs for n, _ in front._values[b]})
+    numbers = np.array(sorted({n for b in xs for n, _ in front._values[b]}))
+    measured = [
+        (np.array([n for n, _ in front._values[b]]), sign * np.array([v for _, v in front._values[b]], dtype=float)) for b in xs
+    ]
+    drawn = np.zeros(int(numbers.max()) + 1, dtype=bool)
     draws = []
-    for _ in range(bootstrap):
-        sample = rng.choice(numbers, size=len(numbers), replace=True)
-        weight = dict(zip(*np.unique(sample, return_counts=True)))
-        best = []
-        for b in xs:
-            kept = [sign * v for n, v in front._values[b] if n in weight]
-            best.append(max(kept) if kept else math.nan)
+    for _ in range(bootstrap):  # resample the trials: each budget's best among those drawn
+        drawn[:] = False
+        drawn[rng.choice(numbers, size=len(numbers), replace=True)] = True
+        best = [float(vals[drawn[nums]].max()) if drawn[nums].any() else math.nan for nums, vals in measured]
         if any(math.isnan(v) for v in best):
             continue
         try:

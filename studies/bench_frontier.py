@@ -1,0 +1,75 @@
+"""How long ``budgetopt.frontier`` takes on a large study in SQLite (target: 1 s at 10,000 trials).
+
+    python studies/bench_frontier.py --trials 10000
+
+Builds a study of ``--trials`` finished restart trials on a four-rung ladder (most pruned
+at the first rung, as successive halving leaves them) in a fresh SQLite file, then times
+``budgetopt.frontier(optuna.load_study(...))`` (loading included) and
+``budgetopt.fit_frontier`` on it, each the best of ``--repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+import budgetopt
+from budgetopt.attrs import ATTR_COMPUTE, ATTR_MODE, ATTR_PLAN, ATTR_RUNG_VALUES
+
+RUNGS = (30, 90, 270, 810)
+
+
+def build(url: str, n: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    study = optuna.create_study(study_name="big", storage=url, direction="maximize")
+    trials = []
+    for _ in range(n):
+        reached = 1 + int(rng.random() < 1 / 3) + int(rng.random() < 1 / 9) + int(rng.random() < 1 / 27)
+        values = {b: float(0.9 - 0.3 * (b / RUNGS[-1]) ** -0.4 * rng.uniform(0.9, 1.3)) for b in RUNGS[:reached]}
+        complete = reached == len(RUNGS)
+        trials.append(
+            create_trial(
+                state=TrialState.COMPLETE if complete else TrialState.PRUNED,
+                value=values[RUNGS[-1]] if complete else None,
+                params={"lr": float(rng.uniform())},
+                distributions={"lr": FloatDistribution(0, 1)},
+                user_attrs={ATTR_MODE: "restart", ATTR_PLAN: list(RUNGS), ATTR_COMPUTE: sum(RUNGS[:reached]),
+                            ATTR_RUNG_VALUES: {str(b): v for b, v in values.items()}},
+                intermediate_values=values,
+            )
+        )
+    study.add_trials(trials)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'big.db'}"
+        start = time.perf_counter()
+        build(url, args.trials)
+        print(f"built {args.trials:,} trials in SQLite in {time.perf_counter() - start:.1f} s")
+        best_frontier, best_fit = float("inf"), float("inf")
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            front = budgetopt.frontier(optuna.load_study(study_name="big", storage=url))
+            best_frontier = min(best_frontier, time.perf_counter() - start)
+            start = time.perf_counter()
+            budgetopt.fit_frontier(front)
+            best_fit = min(best_fit, time.perf_counter() - start)
+        print(f"frontier(load_study(...)) at {args.trials:,} trials: {best_frontier:.2f} s (best of {args.repeats}; target 1 s)")
+        print(f"fit_frontier (200 bootstrap refits): {best_fit:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
