@@ -76,6 +76,7 @@ def test_demo_runs_a_live_study_and_replays_the_committed_table(capsys, tmp_path
     assert "- `sha_cosine` against `sha_cosine@random` (the sampler alone" in stdout
     assert "- `restart` against `restart@random` (the sampler alone" in stdout
     assert "Regret per budget" in stdout
+    assert "Not a verdict on samplers" in stdout
     assert f"dashboard: budgetopt dashboard sqlite:///{out / 'studies.db'}" in stdout
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{out / 'studies.db'}")
     rows = frontier(study)
