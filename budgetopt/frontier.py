@@ -31,19 +31,19 @@ from typing import TYPE_CHECKING, Any
 from budgetopt.attrs import (
     ATTR_MODE,
     ATTR_PLAN,
-    ATTR_RUNG_VALUES,
     ATTR_SCHEDULE,
     STUDY_ATTR_LADDER,
     compute_spent,
     retried_numbers,
 )
-from budgetopt.modes import MODE_TYPES, get_mode
+from budgetopt.modes import MODE_TYPES, get_mode, mode_of_schedule
+from budgetopt.trial_io import rung_values_of
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-__all__ = ["Frontier", "FrontierFit", "FrontierRow", "fit_frontier", "frontier", "frontier_text", "load_model"]
+__all__ = ["Frontier", "FrontierFit", "FrontierRow", "fit_frontier", "frontier", "frontier_text", "kept_state_dict", "load_model"]
 
 MIN_FIT_BUDGETS = 3  # a three-parameter curve needs at least three budgets
 BOOTSTRAP = 200  # resampled sets of trials for the fit's interval
@@ -127,27 +127,15 @@ class Frontier:
         return pd.DataFrame.from_records(records).set_index("budget")
 
 
-def _budget_values(trial: FrozenTrial, include_continue: bool) -> tuple[dict[int, float], bool] | None:
-    """The trial's rung values and whether they are mid-schedule; None when not to be read."""
-    attrs = trial.user_attrs
-    mode_type = MODE_TYPES.get(attrs.get(ATTR_MODE) or "")
-    if mode_type is None or (not mode_type.budget_aware and not include_continue):
-        return None
-    raw = attrs.get(ATTR_RUNG_VALUES)
-    source = raw if raw else trial.intermediate_values
-    values = {int(b): float(v) for b, v in source.items()}
-    return {b: v for b, v in values.items() if math.isfinite(v)}, not mode_type.budget_aware
-
-
 def _segment_costs(trial: FrozenTrial) -> dict[int, int]:
     """Iterations each budget of the trial's plan cost it (its mode's formula)."""
     attrs = trial.user_attrs
     plan = [int(b) for b in attrs.get(ATTR_PLAN, ())]
-    schedule = attrs.get(ATTR_SCHEDULE) or {}
+    schedule = attrs.get(ATTR_SCHEDULE)
     name = attrs.get(ATTR_MODE)
     if not plan or name not in MODE_TYPES:
         return {}
-    mode = get_mode(name, cooldown=schedule.get("cooldown") if name == "branch" else None)
+    mode = mode_of_schedule(schedule) if schedule else get_mode(name)
     totals = [mode.compute(plan, k) for k in range(len(plan))]
     return {b: totals[k] - (totals[k - 1] if k else 0) for k, b in enumerate(plan)}
 
@@ -174,7 +162,7 @@ def frontier(study: optuna.Study, *, include_continue: bool = False) -> Frontier
     params = {t.number: dict(t.params) for t in read}
     costs: dict[int, int] = {}
     for t in read:
-        got = _budget_values(t, include_continue)
+        got = rung_values_of(t, include_continue)
         if got is None:
             continue
         rung_values, mid_schedule = got
@@ -354,22 +342,22 @@ def fit_frontier(
     maximize = front.direction == "maximize"
     sign = 1.0 if maximize else -1.0
     chosen = tuple(sorted(budgets)) if budgets is not None else tuple(r.budget for r in front.rows if r.value is not None)
-    for b in chosen:
-        front.row(b)  # a ValueError for a budget off the ladder
-    fit = {"form": form, "budgets": chosen, "min_gain": min_gain, "direction": front.direction}
-    rows = [front.row(b) for b in chosen if front.row(b).value is not None]
-    if len(rows) < MIN_FIT_BUDGETS:
-        return FrontierFit(**fit, trusted=False, reason=f"{len(rows)} budget(s) with a value; a fit needs {MIN_FIT_BUDGETS}")
-    signed = [sign * r.value for r in rows]
+    measured_at = {r.budget: r.value for r in map(front.row, chosen) if r.value is not None}  # row(): off the ladder raises
+
+    def refuse(reason: str, backtest: tuple[int, float, float, float, float] | None = None) -> FrontierFit:
+        return FrontierFit(form, chosen, False, reason, min_gain=min_gain, direction=front.direction, backtest=backtest)
+
+    if len(measured_at) < MIN_FIT_BUDGETS:
+        return refuse(f"{len(measured_at)} budget(s) with a value; a fit needs {MIN_FIT_BUDGETS}")
+    xs = list(measured_at)
+    signed = [sign * v for v in measured_at.values()]
     if any(b <= a for a, b in zip(signed, signed[1:])):
-        worse = next(r.budget for r, a, b in zip(rows[1:], signed, signed[1:]) if b <= a)
-        reason = f"the frontier is not rising (budget {worse:,} is no better than the one before)"
-        return FrontierFit(**fit, trusted=False, reason=reason)
-    xs = [r.budget for r in rows]
+        worse = next(budget for budget, a, b in zip(xs[1:], signed, signed[1:]) if b <= a)
+        return refuse(f"the frontier is not rising (budget {worse:,} is no better than the one before)")
     try:
         parameters = _fit(form, xs, signed)
     except (RuntimeError, ValueError) as error:
-        return FrontierFit(**fit, trusted=False, reason=f"the {form} curve does not fit ({error})")
+        return refuse(f"the {form} curve does not fit ({error})")
     top = xs[-1]
     targets = sorted({2 * top, 4 * top, *(int(b) for b in at)})
     rng = np.random.default_rng(seed)
@@ -391,19 +379,20 @@ def fit_frontier(
             continue
         draws.append([float(FORMS[form](t / top, *p)) for t in targets])
     if len(draws) < bootstrap // 2:
-        return FrontierFit(**fit, trusted=False, reason="the fit fails on most resampled sets of trials")
+        return refuse("the fit fails on most resampled sets of trials")
     checked = None
     if backtest and len(xs) > MIN_FIT_BUDGETS:
         back = fit_frontier(front, budgets=xs[:-1], form=form, bootstrap=bootstrap, seed=seed, at=[top], backtest=False)
         if back.trusted:
             value, low, high = back.predictions[top]
-            checked = (top, value, low, high, rows[-1].value)
-            if not low <= rows[-1].value <= high:
-                reason = (
+            actual = measured_at[top]
+            checked = (top, value, low, high, actual)
+            if not low <= actual <= high:
+                return refuse(
                     f"fitted without budget {top:,}, the curve predicts {value:.4g} ({low:.4g} to {high:.4g}) there, "
-                    f"but the study measured {rows[-1].value:.4g}: it does not extrapolate on this study"
+                    f"but the study measured {actual:.4g}: it does not extrapolate on this study",
+                    checked,
                 )
-                return FrontierFit(**fit, trusted=False, reason=reason, backtest=checked)
     draws_array = np.asarray(draws)
     predictions = {}
     for i, t in enumerate(targets):
@@ -423,7 +412,7 @@ def fit_frontier(
                 enough_at = b
                 break
     return FrontierFit(
-        **fit, trusted=True, reason="", parameters=parameters, predictions=predictions, enough_at=enough_at, backtest=checked
+        form, chosen, True, "", parameters, predictions, min_gain, enough_at, front.direction, backtest=checked
     )
 
 
@@ -450,11 +439,14 @@ def frontier_text(front: Frontier, fit: FrontierFit) -> str:
     return "\n".join(lines)
 
 
-def load_model(study: optuna.Study, budget: int, model: Any, model_store: Any, *, trial: int | None = None) -> int:
-    """Load into ``model`` the annealed model kept for ``budget`` (``BudgetedRun(...,
-    keep_models=k, model_store=...)``): the frontier's best trial there, or trial number
-    ``trial``. Returns the trial number. A ValueError names the ladder's budgets or says
-    that no model was kept for that trial; a FileNotFoundError that it is gone."""
+def kept_state_dict(
+    study: optuna.Study, budget: int, model_store: Any, *, trial: int | None = None
+) -> tuple[int, float | None, dict]:
+    """``(trial number, its value at budget or None when a trial was named, state_dict)``
+    of the annealed model kept for ``budget`` (``BudgetedRun(..., keep_models=k,
+    model_store=...)``): the frontier's best trial there, or trial number ``trial``. A
+    ValueError names the ladder's budgets, a trial the study lacks, or says that no model
+    was kept for that trial; a FileNotFoundError that it is gone."""
     from budgetopt.keep import kept_model_id, read_state_dict
 
     row = frontier(study).row(budget)
@@ -462,11 +454,20 @@ def load_model(study: optuna.Study, budget: int, model: Any, model_store: Any, *
     if number is None:
         raise ValueError(f"no trial measured budget {budget} yet")
     frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
-    artifact_id = None if frozen is None else kept_model_id(frozen, budget)
+    if frozen is None:
+        raise ValueError(f"trial {number}: the study has no such trial")
+    artifact_id = kept_model_id(frozen, budget)
     if artifact_id is None:
         raise ValueError(
             f"trial {number} kept no model at budget {budget}: run the study with BudgetedRun(..., keep_models=k, "
             "model_store=...)"
         )
-    model.load_state_dict(read_state_dict(model_store, artifact_id))
+    return number, row.value if trial is None else None, read_state_dict(model_store, artifact_id)
+
+
+def load_model(study: optuna.Study, budget: int, model: Any, model_store: Any, *, trial: int | None = None) -> int:
+    """Load into ``model`` the annealed model kept for ``budget`` (see :func:`kept_state_dict`);
+    returns the trial number."""
+    number, _, state = kept_state_dict(study, budget, model_store, trial=trial)
+    model.load_state_dict(state)
     return number

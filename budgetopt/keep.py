@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from budgetopt.attrs import ATTR_KEPT_MODELS, ATTR_MODE, ATTR_RUNG_VALUES
+from budgetopt.attrs import ATTR_KEPT_MODELS
+from budgetopt.trial_io import rung_values_of
 
 if TYPE_CHECKING:
     import optuna
@@ -35,15 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelKeeper", "kept_model_id", "sweep"]
 
-BUDGET_AWARE_MODES = ("restart", "branch")  # whose rung models are annealed for their budget
-
-
 def _value_at(trial: FrozenTrial, budget: int) -> float | None:
-    if trial.user_attrs.get(ATTR_MODE) not in BUDGET_AWARE_MODES:
-        return None
-    values = trial.user_attrs.get(ATTR_RUNG_VALUES) or {}
-    value = values.get(str(budget), trial.intermediate_values.get(budget))
-    return None if value is None else float(value)
+    got = rung_values_of(trial)  # budget-aware modes only: their rung models are annealed
+    return None if got is None else got[0].get(budget)
 
 
 def top_trials(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import array
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import torch
 
@@ -38,7 +38,7 @@ def _clone(obj: Any, device: torch.device | str | None) -> Any:
     return obj
 
 
-def _is_trial(obj: object) -> bool:
+def _is_trial(obj: object) -> TypeGuard[optuna.trial.Trial]:
     return hasattr(obj, "should_prune") and hasattr(obj, "report")
 
 

@@ -37,7 +37,7 @@ from budgetopt.attrs import (
     ATTR_SNAPSHOT,
     TRACE_POINTS,
 )
-from budgetopt.modes import get_mode
+from budgetopt.modes import MODE_TYPES, get_mode
 
 if TYPE_CHECKING:
     import optuna
@@ -69,6 +69,18 @@ def trace_summary(trace: Sequence[float], points: int = TRACE_POINTS) -> list[li
     if n and kept[-1] != n - 1:
         kept.append(n - 1)
     return [[i, trace[i]] for i in kept]
+
+
+def rung_values_of(trial: optuna.trial.FrozenTrial, include_continue: bool = False) -> tuple[dict[int, float], bool] | None:
+    """A BudgetedRun trial's finite rung values (``budgetopt.rung_values``, else its
+    intermediate values) and whether they are mid-schedule (a ``continue`` trial); None
+    for a trial of no budgetopt mode, or a ``continue`` one unless ``include_continue``."""
+    mode_type = MODE_TYPES.get(trial.user_attrs.get(ATTR_MODE) or "")
+    if mode_type is None or (not mode_type.budget_aware and not include_continue):
+        return None
+    source = trial.user_attrs.get(ATTR_RUNG_VALUES) or trial.intermediate_values
+    values = {int(b): float(v) for b, v in source.items()}
+    return {b: v for b, v in values.items() if math.isfinite(v)}, not mode_type.budget_aware
 
 
 def plan_of(trial: optuna.trial.Trial) -> tuple[int, ...]:

@@ -76,12 +76,17 @@ class Unit:
 _LOADED: dict[tuple, tuple[StudyScript, Any]] = {}
 
 
-def _prepared(spec: BuildSpec) -> tuple[StudyScript, Any]:
-    key = (spec.script, spec.data_dir, spec.quick)
+def loaded_script(script: str, data_dir: str | None, quick: bool) -> tuple[StudyScript, Any]:
+    """The study script and its data, loaded once per worker process."""
+    key = (script, data_dir, quick)
     if key not in _LOADED:
-        script = load_study_script(spec.script)
-        _LOADED[key] = script, script.load_data(data_dir=spec.data_dir, quick=spec.quick)
+        loaded = load_study_script(script)
+        _LOADED[key] = loaded, loaded.load_data(data_dir=data_dir, quick=quick)
     return _LOADED[key]
+
+
+def _prepared(spec: BuildSpec) -> tuple[StudyScript, Any]:
+    return loaded_script(spec.script, spec.data_dir, spec.quick)
 
 
 def _init_worker(parent: int, threads: int) -> None:
@@ -200,6 +205,7 @@ def build_table(
     loaded = load_study_script(script)
     ladder_name, the_ladder = loaded.named_ladder(ladder)
     pool, space = sample_pool(loaded, configs, pool_seed)
+    data = data_record(loaded.load_data(data_dir=data_dir, quick=quick))
     out = Path(out)
     meta = {
         "format": TABLE_FORMAT,
@@ -217,7 +223,7 @@ def build_table(
         "seeds": seed_list,
         "kinds": kinds,
         "cooldown": cooldown,
-        "data": data_record(loaded.load_data(data_dir=data_dir, quick=quick)),
+        "data": data,
     }
     table_path, meta_path = out / TABLE_FILE, out / META_FILE
     if out.exists() and not out.is_dir():
@@ -234,10 +240,10 @@ def build_table(
                     "use another --out, or the first build's options"
                 )
         old_digest = (old_meta.get("data") or {}).get("digest")
-        if old_digest is not None and old_digest != meta["data"]["digest"]:
+        if old_digest is not None and old_digest != data["digest"]:
             raise TableError(
                 f"--resume: {out} was trained on other data (digest {old_digest[:12]}..., now "
-                f"{str(meta['data']['digest'])[:12]}...; source now {meta['data']['source']})"
+                f"{str(data['digest'])[:12]}...; source now {data['source']})"
             )
         missing = [k for k in old_meta["kinds"] if k not in kinds]
         if missing:

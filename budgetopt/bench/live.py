@@ -37,10 +37,12 @@ import torch
 from optuna.trial import TrialState
 
 from budgetopt.bench._process import exit_with_parent
-from budgetopt.bench.simulate import method_pruner, method_sampler, resolve_method
+from budgetopt.bench.build import loaded_script
+from budgetopt.bench.simulate import Method, method_pruner, method_sampler, resolve_method
 from budgetopt.bench.table import file_sha256, parse_kind, write_json_atomic
+from budgetopt.frontier import frontier
 from budgetopt.run import BudgetedRun
-from budgetopt.study_script import StudyScript, build_seeded, load_study_script, train_config, train_run
+from budgetopt.study_script import build_seeded, load_study_script, train_config, train_run
 
 SEARCHES_FILE = "searches.jsonl"
 META_FILE = "meta.json"
@@ -62,15 +64,12 @@ class LiveSpec:
     cooldown: float = 0.5
 
 
-_LOADED: dict[tuple, tuple[StudyScript, Any]] = {}
-
-
-def _prepared(spec: LiveSpec) -> tuple[StudyScript, Any]:
-    key = (spec.script, spec.data_dir, spec.quick)
-    if key not in _LOADED:
-        script = load_study_script(spec.script)
-        _LOADED[key] = script, script.load_data(data_dir=spec.data_dir, quick=spec.quick)
-    return _LOADED[key]
+def _live_method(name: str) -> Method:
+    """The method called ``name``, if a live search can run it: a pruned method on one plain kind."""
+    method = resolve_method(name)
+    if method.pruner == "none" or parse_kind(method.kind).name != method.kind:
+        raise ValueError(f"method {name!r}: live searches take a pruned method on one plain kind (sha_cosine, restart, ...)")
+    return method
 
 
 def _search_seed(repeat: int, trial_number: int) -> int:
@@ -80,24 +79,23 @@ def _search_seed(repeat: int, trial_number: int) -> int:
 def live_search(spec: LiveSpec, method_name: str, repeat: int) -> dict:
     """One live search of ``method_name`` with sampler seed ``repeat``; the JSON-able record
     of its trials, its pick, the pick's truths, its compute and its wall time."""
-    script, data = _prepared(spec)
-    method = resolve_method(method_name)
+    script, data = loaded_script(spec.script, spec.data_dir, spec.quick)
+    method = _live_method(method_name)
     kind = parse_kind(method.kind)
-    if method.pruner == "none" or kind.name != method.kind:
-        raise ValueError(f"method {method_name!r}: live searches take a pruned method on one plain kind")
     _, ladder = script.named_ladder(spec.ladder)
     rungs = tuple(ladder)
     cap = int(spec.cap_full_budgets * rungs[-1])
     start = time.perf_counter()
     study = optuna.create_study(
         study_name=f"{method.name}-{repeat}",
-        direction=script.direction,
+        direction="maximize" if script.direction == "maximize" else "minimize",
         sampler=method_sampler(method, repeat),
         pruner=method_pruner(method, rungs, ladder.reduction_factor),
     )
     options = kind.run_options(spec.cooldown)
     maximize = script.direction == "maximize"
-    spent, trials = 0, []
+    spent = 0
+    trials: list[dict[str, Any]] = []  # one JSON-able record per trial
     while cap - spent >= rungs[0]:
         trial = study.ask()
         params = script.search_space(trial)
@@ -121,15 +119,15 @@ def live_search(spec: LiveSpec, method_name: str, repeat: int) -> dict:
         if run.compute == 0:  # nothing fitted under the cap any more
             break
     pick = _pick(trials, maximize)
-    record = {
+    record: dict[str, Any] = {
         "method": method.name, "repeat": repeat, "cap": cap, "compute": spent, "trials": trials,
-        "pick": None if pick is None else trials[pick]["number"], "truth": {}, "frontier": _frontier(trials, maximize),
+        "pick": None if pick is None else trials[pick]["number"], "truth": {}, "frontier": _frontier(study),
     }
     if pick is not None:
+        picked = trials[pick]["params"]
         for truth, (mode, profile) in TRUTHS.items():
-            params = trials[pick]["params"]
             record["truth"][truth] = [
-                train_config(script, params, [rungs[-1]], mode, s, spec.device, data=data, profile=profile).test_value
+                train_config(script, picked, [rungs[-1]], mode, s, spec.device, data=data, profile=profile).test_value
                 for s in spec.truth_seeds
             ]
     record["seconds"] = round(time.perf_counter() - start, 2)
@@ -149,14 +147,14 @@ def _pick(trials: list[dict], maximize: bool) -> int | None:
     return None if best is None else best[1]
 
 
-def _frontier(trials: list[dict], maximize: bool) -> dict:
-    """budget -> the number and value of the trial with the best value reported at it."""
-    best: dict[str, tuple[int, float]] = {}
-    for t in trials:
-        for b, v in t["values"].items():
-            if b not in best or (v > best[b][1] if maximize else v < best[b][1]):
-                best[b] = (t["number"], v)
-    return {b: {"trial": n, "value": v} for b, (n, v) in sorted(best.items(), key=lambda kv: int(kv[0]))}
+def _frontier(study: optuna.Study) -> dict:
+    """budget -> the number and value of the trial with the best value reported at it
+    (:func:`budgetopt.frontier`, continue values included: they are what the search saw)."""
+    try:
+        rows = frontier(study, include_continue=True)
+    except ValueError:  # no trial reported a value
+        return {}
+    return {str(r.budget): {"trial": r.trial, "value": r.value} for r in rows if r.trial is not None}
 
 
 def read_searches(out: str | Path) -> list[dict]:
@@ -191,10 +189,7 @@ def run_live(
 ) -> Path:
     """Run ``repeats`` live searches of each of ``methods`` into ``out`` (see the module
     docstring); ``jobs`` processes, one thread each."""
-    for name in methods:
-        method = resolve_method(name)
-        if method.pruner == "none" or parse_kind(method.kind).name != method.kind:
-            raise ValueError(f"method {name!r}: live searches take a pruned method on one plain kind (sha_cosine, restart, ...)")
+    names = [_live_method(name).name for name in methods]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / META_FILE
@@ -213,7 +208,7 @@ def run_live(
     write_json_atomic(meta_path, meta)
     done = {(r["method"], r["repeat"]) for r in read_searches(out)}
     # Interleaved (repeat by repeat, method by method): an interrupted campaign stays paired.
-    todo = [(m, k) for k in range(repeats) for m in (resolve_method(n).name for n in methods) if (m, k) not in done]
+    todo = [(m, k) for k in range(repeats) for m in names if (m, k) not in done]
     say(f"{len(done)} searches already in {out}; {len(todo)} to run in {jobs} process(es)")
     if jobs == 1:
         torch.set_num_threads(1)

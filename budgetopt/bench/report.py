@@ -176,6 +176,7 @@ def render(results: dict) -> str:
                     lines.append(
                         f"| `{method}` | {truth_name(t)} | {format_interval(x['regret_summary'])} | {diff} | {counts} |"
                     )
+        if all("landing" in e for e in cap["methods"].values()):  # results.json before 0.2.0 has none
             lines += [
                 "",
                 "Where the suggestions landed (each lands on the nearest configuration not yet trained at its seed; "

@@ -23,6 +23,8 @@ Per compute cap and method, over the paired repeats:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from budgetopt.bench.runner import bootstrap_cap
@@ -192,7 +194,7 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
     out: dict = {"caps": {}, "methods": {m: resolve_method(m).words for m in methods}}
     for cap in caps:
         grid = np.linspace(0, cap, GRID_POINTS)
-        per_method = {}
+        per_method: dict[str, dict[str, Any]] = {}
         regrets: dict[str, list[float]] = {}
         for method in methods:
             runs = searches[(method, cap)]

@@ -214,7 +214,7 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
         method = Method(base, kind, base, "budget" if mode != "continue" else "tpe", kind, f"{base} on {kind} values")
     else:
         try:
-            kind = parse_kind_choice(base).kind
+            parsed = parse_kind_choice(base).kind
         except ValueError as error:
             if "[" in base:
                 raise ValueError(f"method {name!r}: {error}") from None
@@ -223,13 +223,13 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
                 "or restart_beta0.3[optimizer=sgd] for some configurations only), sha_cooldown<f> (a table with "
                 "cosine_cooldown<f>), or module:Class[@kind] for your own pruner; add @random, @tpe or @budget for that sampler"
             ) from None
-        if kind.cooled:
+        if parsed.cooled:
             raise ValueError(
-                f"method {name!r}: {base} values are read by sha_cooldown{kind.cooldown:g} (successive halving on the "
+                f"method {name!r}: {base} values are read by sha_cooldown{parsed.cooldown:g} (successive halving on the "
                 "cosine values, cooldowns for each rung's survivors), not promoted on"
             )
-        pruner = "sha" if kind.mode == "continue" else "budget"
-        sampler = "tpe" if kind.mode == "continue" else "budget"
+        pruner = "sha" if parsed.mode == "continue" else "budget"
+        sampler = "tpe" if parsed.mode == "continue" else "budget"
         method = Method(base, base, pruner, sampler, base, f"{pruner} on {base} values")
     if sampler_override:
         words = f"{method.words}, {SAMPLERS[sampler_override]}"
@@ -334,13 +334,12 @@ class Landing:
         """The configuration trial ``trial_number`` trains (its seed in :attr:`placed`)."""
         first = self.seed_of(trial_number)
         n_configs = self.total // self.n_seeds
-        nearest = self.lookup.nearest(params)
+        configs, distances = self.lookup.by_distance(params, 1)
+        nearest = int(configs[0])
         for seed in [first] + [s for s in range(self.n_seeds) if s != first]:
             if self.used_at[seed] >= n_configs:
                 continue
-            k = 1
-            while True:
-                configs, distances = self.lookup.by_distance(params, k)
+            while True:  # the nearest configurations, more of them until one is free at this seed
                 free = [(c, d) for c, d in zip(configs.tolist(), distances.tolist()) if (c, seed) not in self.used]
                 if free:
                     config, distance = free[0]
@@ -351,7 +350,9 @@ class Landing:
                     self.moved += config != nearest
                     self.distance_ratios.append(distance / self.lookup.spacing if self.lookup.spacing > 0 else 0.0)
                     return config
-                k = min(4 * k + 4, len(self.lookup.configs))
+                if len(configs) >= len(self.lookup.configs):
+                    break
+                configs, distances = self.lookup.by_distance(params, 4 * len(configs) + 4)
         raise RuntimeError("Landing.land called on an exhausted pool")
 
 
@@ -476,7 +477,7 @@ def run_search(
     best_at: dict[int, float] = {}  # budget -> best value reported at it
     smallest = rungs[-1] if method.pruner == "none" else rungs[0]  # the cheapest work a new trial can start
     cooled_k = None if method.frontier_kind is None else table.kind_index(method.frontier_kind)
-    cooled_fraction = None if method.frontier_kind is None else parse_kind(method.frontier_kind).cooldown
+    cooled_fraction = 0.0 if method.frontier_kind is None else parse_kind(method.frontier_kind).cooldown or 0.0
     idle = 0
     while cap - spent >= smallest and idle < 100:
         if landing.exhausted:

@@ -68,23 +68,14 @@ def add_export(commands: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     import torch
 
-    from budgetopt.frontier import frontier
-    from budgetopt.keep import kept_model_id, read_state_dict
+    from budgetopt.frontier import kept_state_dict
     from budgetopt.storage import open_snapshot_store
 
     storage = open_storage(args.storage)
     study = load_study(storage, args.storage, args.study)
-    row = frontier(study).row(args.budget)
-    number = row.trial if args.trial is None else args.trial
-    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
-    if trial is None:
-        raise CommandError(f"--trial {number}: the study has no such trial")
-    artifact_id = kept_model_id(trial, args.budget)
-    if artifact_id is None:
-        raise CommandError(f"trial {number} kept no model at budget {args.budget} (run with BudgetedRun(..., keep_models=k))")
-    state = read_state_dict(open_snapshot_store(args.models), artifact_id)
+    number, value, state = kept_state_dict(study, args.budget, open_snapshot_store(args.models), trial=args.trial)
     torch.save(state, args.out)
-    print(f"{args.out}: trial {number}'s model at budget {args.budget} (value {row.value if args.trial is None else '-'})")
+    print(f"{args.out}: trial {number}'s model at budget {args.budget} (value {'-' if value is None else value})")
     return 0
 
 

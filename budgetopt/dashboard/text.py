@@ -163,7 +163,7 @@ def report_text(summary: StudySummary, top: int = 5) -> str:
         f"{full:,} ({format_share(summary.compute, full)} of it spent)",
         "",
     ]
-    if summary.frontier is not None:
+    if summary.frontier is not None and summary.fit is not None:
         from budgetopt.frontier import frontier_text
 
         lines += [frontier_text(summary.frontier, summary.fit), ""]
