@@ -9,7 +9,7 @@ The off-by-one choice, the same for every profile: the ``t``-th optimizer step
 (0-based) trains with ``lr0 * profile(t / T)``. The first step uses the peak rate, the
 last (``t = T - 1``) uses ``profile((T - 1) / T)`` -- ``lr0 / T`` for ``linear`` -- and
 after the T-th ``scheduler.step()`` the optimizer holds ``lr0 * profile(1)``, which is
-exactly 0 for ``linear``, ``cosine``, ``rex`` and ``wsd``. No step is spent at rate 0,
+exactly 0 for ``linear``, ``cosine``, ``rex``, ``sqrt`` and ``wsd``. No step is spent at rate 0,
 and a scheduler stepped past its budget holds its end value.
 
 Warmup (``warmup=W`` iterations, any profile): step ``t < W`` trains with
@@ -83,6 +83,12 @@ def rex(p: float) -> float:
     return (1.0 - p) / (1.0 - p / 2.0)
 
 
+def sqrt(p: float) -> float:
+    """``1 - sqrt(p)``: the "1 - sqrt" decay to 0; as branch mode's cooldown shape, Hägele
+    et al. (2024) report it beats a linear cooldown."""
+    return 1.0 - math.sqrt(p)
+
+
 def wsd(p: float, cooldown: float = 0.2) -> float:
     """Warmup-stable-decay: 1 until ``1 - cooldown``, then ``(1 - p) / cooldown`` to 0.
 
@@ -101,6 +107,7 @@ PROFILES: dict[str, Callable[..., float]] = {
     "htd": htd,
     "constant": constant,
     "rex": rex,
+    "sqrt": sqrt,
     "wsd": wsd,
 }
 

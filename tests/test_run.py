@@ -190,6 +190,8 @@ def test_continue_final_model_equals_one_linear_schedule_over_the_largest_budget
             {"warmup": 2},
             [1 / 3, 2 / 3, 1, 0.5] + [1 / 3, 2 / 3] + [1 - (t - 2) / 6 for t in range(2, 8)],
         ),
+        # the profile shapes branch's cooldowns: 1 - sqrt(t / C)
+        ("branch", {"cooldown": 0.25, "profile": "sqrt"}, [1] * 6 + [1, 1 - 0.5**0.5] + [1] * 6 + [1 - (t / 4) ** 0.5 for t in range(4)]),
         ("branch", {"cooldown": 0.25, "warmup": 2}, [1 / 3, 2 / 3] + [1] * 4 + [1, 0.5] + [1] * 6 + [1, 0.75, 0.5, 0.25]),
     ],
 )

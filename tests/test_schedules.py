@@ -22,6 +22,7 @@ END_VALUES = {
     "htd": 0.5 * (1 - math.tanh(3.0)),  # 0.0025
     "constant": 1.0,
     "rex": 0.0,
+    "sqrt": 0.0,
     "wsd": 0.0,
 }
 
@@ -70,7 +71,7 @@ def test_profile_reaches_its_documented_end_value(name):
     assert get_profile(name)(1.0) == pytest.approx(END_VALUES[name], rel=1e-12, abs=1e-15)
 
 
-@pytest.mark.parametrize("name", ["linear", "cosine", "rex", "wsd"])
+@pytest.mark.parametrize("name", ["linear", "cosine", "rex", "sqrt", "wsd"])
 def test_decay_to_zero_profiles_end_at_exactly_zero(name):
     assert get_profile(name)(1.0) == 0.0
 

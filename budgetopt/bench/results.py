@@ -117,6 +117,10 @@ def paired_interval(values, baseline_values) -> dict:
     return _interval([a - b for a, b in zip(values, baseline_values) if a is not None and b is not None])
 
 
+def _same_as_branch(kind, cooldown) -> bool:
+    return kind.cooldown == cooldown and kind.profile == "linear"
+
+
 def truth_kinds(table) -> list[str]:
     """The table's kinds whose full-budget unit is a complete final schedule, each a
     *truth*: ``restart`` (linear decay) first, then ``continue_<profile>`` (that profile
@@ -128,7 +132,7 @@ def truth_kinds(table) -> list[str]:
         k
         for k in table.kinds
         if (k == "restart" or k.startswith(("continue_", "branch")))
-        and not (k.startswith("branch_cooldown") and "branch" in table.kinds and parse_kind(k).cooldown == cooldown)
+        and not (k.startswith("branch_cooldown") and "branch" in table.kinds and _same_as_branch(parse_kind(k), cooldown))
     ]
     return sorted(kinds, key=lambda k: (k != "restart", k))
 

@@ -81,6 +81,8 @@ class Kind:
       configuration's *truth*: the full-budget score with linear decay);
     - ``branch``: branch mode with the table's cooldown; ``branch_cooldown<f>`` with
       cooldown fraction ``f`` (0 < f <= 1) instead, so one table compares cooldowns;
+      ``branch_cooldown<f>_<profile>`` with that profile as the cooldown's shape
+      (``branch_cooldown0.2_sqrt``: the ``1 - sqrt`` cooldown) instead of linear;
     - ``continue_<profile>``: one ``<profile>`` schedule (``step``, ``cosine``, ...) over
       the full budget, read at the rungs: what Optuna's pruners see today;
     - ``restart_beta<b>``: restart mode with horizon-scaled peak rates, budget ``B`` at
@@ -135,19 +137,22 @@ def parse_kind(name: str) -> Kind:
             raise ValueError(f"unit kind {name!r}: write it cosine_cooldown{number:g}")
         if 0 < number < 1:
             return Kind(name, "continue", "cosine", cooldown=number, cooled=True)
-    match = re.fullmatch(r"(restart_beta|branch_cooldown)(\d+(?:\.\d+)?)", name)
-    if match:
+    match = re.fullmatch(r"(restart_beta|branch_cooldown)(\d+(?:\.\d+)?)(?:_(\w+))?", name)
+    shape = match and match.group(3)
+    if match and (shape is None or (match.group(1) == "branch_cooldown" and shape in PROFILES and shape != "linear")):
         number = float(match.group(2))
-        if f"{match.group(1)}{number:g}" != name:  # one spelling per kind: a table must not hold two
-            raise ValueError(f"unit kind {name!r}: write it {match.group(1)}{number:g}")
+        spelling = f"{match.group(1)}{number:g}" + (f"_{shape}" if shape else "")
+        if spelling != name:  # one spelling per kind: a table must not hold two
+            raise ValueError(f"unit kind {name!r}: write it {spelling}")
         if match.group(1) == "restart_beta" and number > 0:
             return Kind(name, "restart", horizon_exponent=number)
         if match.group(1) == "branch_cooldown" and 0 < number <= 1:
-            return Kind(name, "branch", cooldown=number)
+            return Kind(name, "branch", shape or "linear", cooldown=number)
     raise ValueError(
         f"unknown unit kind {name!r}: allowed are restart, branch, continue_<profile> "
         f"(profile one of {', '.join(PROFILES)}), restart_beta<b> (b > 0, e.g. restart_beta0.3), "
-        "branch_cooldown<f> (0 < f <= 1, e.g. branch_cooldown0.1) and cosine_cooldown<f> (0 < f < 1, e.g. cosine_cooldown0.5)"
+        "branch_cooldown<f> (0 < f <= 1, e.g. branch_cooldown0.1), branch_cooldown<f>_<profile> (that cooldown "
+        "shape, e.g. branch_cooldown0.2_sqrt) and cosine_cooldown<f> (0 < f < 1, e.g. cosine_cooldown0.5)"
     )
 
 
