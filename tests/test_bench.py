@@ -961,6 +961,30 @@ def test_sha_cooldown_picks_as_sha_cosine_and_pays_a_cooldown_per_survivor(table
         resolve_method("cosine_cooldown0.5", table)
 
 
+def test_rung_i_trains_every_trial_to_rung_i_then_continues_the_best_to_the_full_budget(table_dir):
+    """Egele et al.'s baseline: half the cap to rung i on the cosine values, the rest
+    continuing the best of those trials, best first; the pick is a full-budget value."""
+    _quiet()
+    table = read_table(table_dir)
+    lookup = PoolLookup(table, table.complete_configs)
+    k, full = table.kind_index("continue_cosine"), table.rungs[-1]
+    cap = 6 * full
+    for repeat in range(3):
+        result = run_search(table, resolve_method("rung1@random", table), repeat, cap, lookup)
+        assert result.compute <= cap and result.full_budget_trials >= 1
+        explored = result.trials * table.rungs[0]
+        assert explored <= cap // 2  # the first half: rung 1 only, as many as fit or the pool holds
+        assert cap // 2 < explored + table.rungs[0] or result.trials == len(lookup.configs) * len(table.seeds)
+        continued = (result.compute - explored) // (full - table.rungs[0])
+        assert continued == result.full_budget_trials and result.compute - explored == continued * (full - table.rungs[0])
+        first = [table.value[c, s, k, 0] for c, s in result.landed]
+        order = np.argsort(first)[::-1][:continued]  # the best at rung 1 are the ones continued
+        full_values = {result.landed[i]: table.value[result.landed[i][0], result.landed[i][1], k, -1] for i in order}
+        assert result.pick == max(full_values, key=full_values.get) == result.frontier[full]
+    with pytest.raises(ValueError, match="rung every trial trains to"):
+        resolve_method(f"rung{len(table.rungs)}", table)
+
+
 def test_a_table_records_its_data_and_the_report_names_every_command(table_dir, tmp_path):
     meta = read_meta(table_dir)
     assert meta["data"]["source"] and len(meta["data"]["digest"]) == 64

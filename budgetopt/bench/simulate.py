@@ -31,6 +31,11 @@ pruner; only the training is replaced by a table lookup:
    starts a rung it cannot finish within the cap**: it stops at the first that does
    not fit, so every search's compute is at most the cap.
 
+``rung<i>`` (Egele et al. 2023's "train every trial for i epochs, then pick") spends
+the first half of the cap training every trial to rung ``i`` of a full-length cosine
+schedule and the second half continuing the best of them, best value first, to the
+full budget; its pick is the best full-budget value.
+
 The search's *pick* is, in every method alike, the trial with the best validation
 value at the largest budget any of its trials reported. Metrics (see
 :mod:`budgetopt.bench.stats`): selection regret against the pool's best truth
@@ -190,8 +195,19 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
     sampler_override = suffix if suffix in SAMPLERS else None
     kind_override = suffix if suffix and sampler_override is None else None
     cooled = re.fullmatch(r"sha_cooldown(\d+(?:\.\d+)?)", base)
+    first = re.fullmatch(r"rung(\d+)", base)
     if base in BUILTIN and kind_override is None:
         method = BUILTIN[base]
+    elif first and kind_override is None:
+        i = int(first.group(1))
+        if i < 1 or (table is not None and i >= len(table.rungs)):
+            allowed = f"1 to {len(table.rungs) - 1}" if table is not None else "1 or more"
+            raise ValueError(f"method {name!r}: i in rung<i> is the rung every trial trains to, {allowed}")
+        method = Method(
+            base, "continue_cosine", base, "tpe", "continue_cosine",
+            f"every trial trained to rung {i} of a full-length cosine schedule (half the cap), then the best of "
+            "them continued to the full budget until the cap is spent (Egele et al. 2023), TPE",
+        )
     elif cooled and kind_override is None:
         frontier_kind = f"cosine_cooldown{cooled.group(1)}"
         parse_kind(frontier_kind)  # the fraction's spelling and range
@@ -221,7 +237,7 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
             raise ValueError(
                 f"unknown method {name!r}: allowed are {', '.join(BUILTIN)}, a table kind (e.g. restart_beta0.3, "
                 "or restart_beta0.3[optimizer=sgd] for some configurations only), sha_cooldown<f> (a table with "
-                "cosine_cooldown<f>), or module:Class[@kind] for your own pruner; add @random, @tpe or @budget for that sampler"
+                "cosine_cooldown<f>), rung<i> (every trial to rung i, then the best to the full budget), or module:Class[@kind] for your own pruner; add @random, @tpe or @budget for that sampler"
             ) from None
         if parsed.cooled:
             raise ValueError(
@@ -428,9 +444,16 @@ def method_pruner(method: Method, rungs: tuple[int, ...], eta: int) -> optuna.pr
         return optuna.pruners.HyperbandPruner(min_resource=rungs[0], max_resource=rungs[-1], reduction_factor=eta)
     if method.pruner in ("budget", "budget_hyperband"):
         return BudgetPruner(rungs[0], rungs[-1], eta, brackets="hyperband" if method.pruner == "budget_hyperband" else 1)
-    if method.pruner == "none":
+    if method.pruner == "none" or _first_rungs(method):
         return optuna.pruners.NopPruner()
     return user_pruner(method.pruner, rungs, eta)
+
+
+def _first_rungs(method: Method) -> int:
+    """``i`` of a ``rung<i>`` method (every trial trained to rung ``i``, then the best
+    continued to the full budget), else 0."""
+    match = re.fullmatch(r"rung(\d+)", method.pruner)
+    return int(match.group(1)) if match else 0
 
 
 def _better(a: float, b: float, maximize: bool) -> bool:
@@ -443,6 +466,29 @@ def ladder_eta(rungs: tuple[int, ...], table: Table) -> int:
     if tuple(rungs) == table.rungs or len(rungs) < 2:
         return int(table.meta["ladder"]["reduction_factor"])
     return rungs[1] // rungs[0]
+
+
+def _continue_the_best(table: Table, study, result: SearchResult, rungs, first: int, kind_of, spent: int, cap: int, best) -> int:
+    """``rung<i>``'s second phase: the trials that reached rung ``i``, best value first,
+    continued to the full budget (the full schedule's remaining iterations each) while
+    the cap allows; the pick is the best full-budget value. Returns the compute spent."""
+    last = table.rungs.index(rungs[-1])
+    cost = int(rungs[-1] - rungs[first - 1])  # one full-length schedule: the rest of it
+    reached = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    reached.sort(key=lambda t: t.value, reverse=table.maximize)
+    for trial in reached:
+        if spent + cost > cap:
+            break
+        config, seed = result.landed[trial.number]
+        value = table.value[config, seed, kind_of[config], last]
+        spent += cost
+        if math.isfinite(value):
+            result.full_budget_trials += 1
+            if best is None or best[0] < rungs[-1] or _better(value, best[1], table.maximize):
+                best = (rungs[-1], float(value))
+                result.pick = result.frontier[rungs[-1]] = (config, seed)
+        result.events.append((spent, result.pick))
+    return spent
 
 
 def run_search(
@@ -476,10 +522,14 @@ def run_search(
     best: tuple[int, float] | None = None  # (budget, value) of the pick so far
     best_at: dict[int, float] = {}  # budget -> best value reported at it
     smallest = rungs[-1] if method.pruner == "none" else rungs[0]  # the cheapest work a new trial can start
+    first = _first_rungs(method)  # rung<i>: the first half of the cap trains every trial to rung i
+    explore = cap // 2 if first else cap
+    if first:
+        smallest = mode_compute(mode, rungs, first - 1)
     cooled_k = None if method.frontier_kind is None else table.kind_index(method.frontier_kind)
     cooled_fraction = 0.0 if method.frontier_kind is None else parse_kind(method.frontier_kind).cooldown or 0.0
     idle = 0
-    while cap - spent >= smallest and idle < 100:
+    while explore - spent >= smallest and idle < 100:
         if landing.exhausted:
             result.exhausted_at = spent
             break
@@ -490,6 +540,8 @@ def run_search(
         cooldown, schedule = cooldowns[k_index], schedules[k_index]
         if method.pruner == "none":
             plan: tuple[int, ...] = (rungs[-1],)
+        elif first:
+            plan = rungs[:first]
         elif hasattr(pruner, "plan"):
             plan = tuple(pruner.plan(study, trial))
         else:
@@ -508,7 +560,7 @@ def run_search(
                 full = mode_compute(mode, table.rungs, r, cooldown)  # the unit ran the table's whole ladder
                 if math.isfinite(executed):
                     cost = max(1, cost - int(full - executed))
-            if spent + cost > cap:  # a rung that does not fit is not started; the trial ends here
+            if spent + cost > explore:  # a rung that does not fit is not started; the trial ends here
                 break
             spent += cost
             trial_compute += cost
@@ -551,6 +603,8 @@ def run_search(
             study.tell(trial, last_value)
         else:
             study.tell(trial, state=TrialState.PRUNED)
+    if first:
+        spent = _continue_the_best(table, study, result, rungs, first, kind_of, spent, cap, best)
     result.compute = spent
     result.suggestions, result.moved, result.distance_ratios = landing.suggestions, landing.moved, landing.distance_ratios
     return result
