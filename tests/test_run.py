@@ -191,7 +191,11 @@ def test_continue_final_model_equals_one_linear_schedule_over_the_largest_budget
             [1 / 3, 2 / 3, 1, 0.5] + [1 / 3, 2 / 3] + [1 - (t - 2) / 6 for t in range(2, 8)],
         ),
         # the profile shapes branch's cooldowns: 1 - sqrt(t / C)
-        ("branch", {"cooldown": 0.25, "profile": "sqrt"}, [1] * 6 + [1, 1 - 0.5**0.5] + [1] * 6 + [1 - (t / 4) ** 0.5 for t in range(4)]),
+        (
+            "branch",
+            {"cooldown": 0.25, "profile": "sqrt"},
+            [1] * 6 + [1, 1 - 0.5**0.5] + [1] * 6 + [1 - (t / 4) ** 0.5 for t in range(4)],
+        ),
         ("branch", {"cooldown": 0.25, "warmup": 2}, [1 / 3, 2 / 3] + [1] * 4 + [1, 0.5] + [1] * 6 + [1, 0.75, 0.5, 0.25]),
     ],
 )
@@ -376,7 +380,9 @@ def test_diverged_trial_is_pruned_with_its_reason():
         ([0, 10], {}, ValueError, r"budget must be an integer >= 1, got 0"),
         ([10, 20], {"warmup": 10}, ValueError, r"warmup must be smaller than the first budget \(10 iterations\), got 10"),
         (
-            [10, 20], {"mode": "branch", "warmup": 8}, ValueError,
+            [10, 20],
+            {"mode": "branch", "warmup": 8},
+            ValueError,
             r"warmup must be smaller than the first trunk .*\(5 iterations\), got 8",
         ),
         ([10], {"mode": "branch", "cooldown": 0}, ValueError, r"cooldown must be in \(0, 1\], got 0"),
@@ -481,10 +487,13 @@ def test_horizon_exponent_scales_each_budgets_peak_rate_and_leaves_the_last_unch
     assert_same_weights(model, plain_loop(160))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(mode="branch", horizon_exponent=0.3), "horizon_exponent needs mode='restart'"),
-    (dict(mode="restart", horizon_exponent=-1), "horizon_exponent must be a number >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(mode="branch", horizon_exponent=0.3), "horizon_exponent needs mode='restart'"),
+        (dict(mode="restart", horizon_exponent=-1), "horizon_exponent must be a number >= 0"),
+    ],
+)
 def test_horizon_exponent_is_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BudgetedRun([10, 30], *make(), **kwargs)

@@ -204,7 +204,11 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
             allowed = f"1 to {len(table.rungs) - 1}" if table is not None else "1 or more"
             raise ValueError(f"method {name!r}: i in rung<i> is the rung every trial trains to, {allowed}")
         method = Method(
-            base, "continue_cosine", base, "tpe", "continue_cosine",
+            base,
+            "continue_cosine",
+            base,
+            "tpe",
+            "continue_cosine",
             f"every trial trained to rung {i} of a full-length cosine schedule (half the cap), then the best of "
             "them continued to the full budget until the cap is spent (Egele et al. 2023), TPE",
         )
@@ -212,7 +216,11 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
         frontier_kind = f"cosine_cooldown{cooled.group(1)}"
         parse_kind(frontier_kind)  # the fraction's spelling and range
         method = Method(
-            base, "continue_cosine", "sha", "tpe", "continue_cosine",
+            base,
+            "continue_cosine",
+            "sha",
+            "tpe",
+            "continue_cosine",
             f"Optuna SuccessiveHalvingPruner + TPE on the cosine values; each rung's survivors cooled down "
             f"(last {cooled.group(1)} of the rung, branched off the cosine run) for the frontier",
             frontier_kind,
@@ -237,7 +245,8 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
             raise ValueError(
                 f"unknown method {name!r}: allowed are {', '.join(BUILTIN)}, a table kind (e.g. restart_beta0.3, "
                 "or restart_beta0.3[optimizer=sgd] for some configurations only), sha_cooldown<f> (a table with "
-                "cosine_cooldown<f>), rung<i> (every trial to rung i, then the best to the full budget), or module:Class[@kind] for your own pruner; add @random, @tpe or @budget for that sampler"
+                "cosine_cooldown<f>), rung<i> (every trial to rung i, then the best to the full budget), "
+                "or module:Class[@kind] for your own pruner; add @random, @tpe or @budget for that sampler"
             ) from None
         if parsed.cooled:
             raise ValueError(
