@@ -15,7 +15,9 @@ model is never wrong, whichever worker does it and however stale its view of the
 A model is named in the trial's user attr *before* it is written, so a worker killed in
 between leaves a name without a file (:func:`load_model` says so), never a file nobody
 names. A stale view can leave a model that has just left the top ``k``; the next report at
-that budget, or :func:`sweep`, removes it.
+that budget, or :func:`sweep`, removes it. A retried trial (its worker died) is ranked by its
+retry, which carries its values and the names of its models; a model the dead attempt named
+and its retry replaced is removed like any other outside the top ``k``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from budgetopt.attrs import ATTR_KEPT_MODELS
+from budgetopt.attrs import ATTR_KEPT_MODELS, retried_numbers
 from budgetopt.trial_io import rung_values_of
 
 if TYPE_CHECKING:
@@ -46,7 +48,8 @@ def top_trials(
 ) -> set[int]:
     """Numbers of the ``k`` best trials at ``budget`` (ties: the earlier trial first);
     ``extra``: a ``(number, value)`` not yet visible in ``trials``."""
-    measured = {t.number: v for t in trials if (v := _value_at(t, budget)) is not None}
+    retried = retried_numbers(trials)  # a dead worker's attempt: its retry carries its values and models
+    measured = {t.number: v for t in trials if t.number not in retried and (v := _value_at(t, budget)) is not None}
     if extra is not None:
         measured[extra[0]] = extra[1]
     ranked = sorted(measured.items(), key=lambda nv: ((-nv[1] if maximize else nv[1]), nv[0]))

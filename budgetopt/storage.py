@@ -171,8 +171,19 @@ def default_snapshot_location(storage_url: str) -> str:
     return str(Path(path).with_suffix(".snapshots"))
 
 
-def open_snapshot_store(location: str) -> Any:
+def default_model_location(storage_url: str) -> str:
+    """Where ``--keep-models`` keeps annealed rung models by default: beside a file storage,
+    ``studies.db`` -> ``studies.models/``; for a database server ``budgetopt-models/`` in the
+    current directory (on several machines, a shared directory or bucket instead)."""
+    path = file_of_url(storage_url)
+    if not path or path == ":memory:":
+        return "budgetopt-models"
+    return str(Path(path).with_suffix(".models"))
+
+
+def open_snapshot_store(location: str, what: str = "snapshot") -> Any:
     """The Optuna artifact store at ``location``, checked by writing and removing a probe.
+    ``what`` it holds (``"snapshot"``, ``"model"``) names it in the errors.
 
     ``location``: a directory or ``file://DIR`` (``FileSystemArtifactStore``, created when
     missing), ``s3://BUCKET`` (``Boto3ArtifactStore``) or ``gs://BUCKET``
@@ -186,21 +197,21 @@ def open_snapshot_store(location: str) -> Any:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise ValueError(f"snapshot directory {location} cannot be created: {error.strerror or error}") from None
+            raise ValueError(f"{what} directory {location} cannot be created: {error.strerror or error}") from None
         store: Any = FileSystemArtifactStore(str(directory))
-        shown = f"snapshot directory {location}"
+        shown = f"{what} directory {location}"
     elif scheme in ("s3", "gs"):
         bucket = rest.strip("/")
         if not bucket or "/" in bucket:
-            raise ValueError(f"snapshots {location!r}: give a bucket, {scheme}://BUCKET (no prefix)")
+            raise ValueError(f"{what}s {location!r}: give a bucket, {scheme}://BUCKET (no prefix)")
         try:
             store = Boto3ArtifactStore(bucket) if scheme == "s3" else GCSArtifactStore(bucket)
         except ImportError as error:
             package = "boto3" if scheme == "s3" else "google-cloud-storage"
-            raise ValueError(f"snapshots in {scheme}:// need {package}: pip install {package} ({error})") from None
-        shown = f"snapshot bucket {location}"
+            raise ValueError(f"{what}s in {scheme}:// need {package}: pip install {package} ({error})") from None
+        shown = f"{what} bucket {location}"
     else:
-        raise ValueError(f"snapshots must be a directory, file://DIR, s3://BUCKET or gs://BUCKET, got {location!r}")
+        raise ValueError(f"{what}s must be a directory, file://DIR, s3://BUCKET or gs://BUCKET, got {location!r}")
     probe = f"budgetopt-probe-{uuid.uuid4()}"
     try:
         store.write(probe, io.BytesIO(b"budgetopt"))

@@ -114,3 +114,50 @@ def test_export_writes_the_kept_model_and_bad_input_is_one_line(tmp_path, capsys
     assert main(["export", url, "--budget", "7", "--models", str(models), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "budget 7 is not on the study's ladder" in err[0]
+
+
+def test_a_worker_keeps_models_beside_its_storage_and_export_finds_them(tmp_path, capsys, monkeypatch):
+    """``budgetopt worker --keep-models 1``: the models sit in FILE.models beside the
+    storage; at the worker's end exactly the frontier's are left, and ``export`` finds
+    them there without ``--models``."""
+    from pathlib import Path
+
+    from budgetopt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    script = str(Path(__file__).parent / "scripts" / "synthetic_study.py")
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    assert main(["worker", script, "--storage", url, "--study", "s", "--n-trials", "12", "--keep-models", "1", "-q"]) == 0
+    study = optuna.load_study(study_name="s", storage=url)
+    front = budgetopt.frontier(study)
+    named = {study.trials[r.trial].user_attrs[ATTR_KEPT_MODELS][str(r.budget)] for r in front if r.trial is not None}
+    assert {p.name for p in (tmp_path / "studies.models").iterdir()} == named
+    top = max(r.budget for r in front if r.value is not None)
+    assert main(["export", url, "--budget", str(top), "--out", "m.pt"]) == 0
+    assert int(torch.load(tmp_path / "m.pt", weights_only=True)["steps"]) == top  # that budget's model
+    capsys.readouterr()
+    assert main(["export", url, "--budget", str(top), "--models", "nowhere", "--out", "m.pt"]) == 2
+    assert "--models nowhere: no such directory" in capsys.readouterr().err
+
+
+def test_a_retried_trial_is_ranked_by_its_retry_whose_models_it_names():
+    """A dead worker's attempt and its retry carry the same values and model names: the
+    retry is the one ranked (ranking the attempt, earlier on a tie, would evict the
+    model the retry names)."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from budgetopt.keep import top_trials
+
+    attrs = {"budgetopt.mode": "restart", "budgetopt.plan": [3, 9], "budgetopt.rung_values": {"3": 0.9},
+             ATTR_KEPT_MODELS: {"3": "budgetopt-model-a"}}
+    common = dict(params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}, intermediate_values={3: 0.9})
+    attempt = create_trial(state=TrialState.FAIL, user_attrs=attrs, **common)
+    retry = create_trial(state=TrialState.PRUNED, user_attrs=attrs, system_attrs={"failed_trial": 0, "retry_history": [0]},
+                         **common)
+    other = create_trial(state=TrialState.PRUNED, user_attrs={**attrs, "budgetopt.rung_values": {"3": 0.5},
+                                                             ATTR_KEPT_MODELS: {"3": "budgetopt-model-b"}}, **common)
+    study = optuna.create_study(direction="maximize")
+    for t in (attempt, retry, other):
+        study.add_trial(t)
+    assert top_trials(study.get_trials(), 3, 1, maximize=True) == {1}

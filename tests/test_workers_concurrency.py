@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from budgetopt.attrs import ATTR_COMPUTE, ATTR_RESUMED, ATTR_SNAPSHOT, ATTR_WORKER, fresh_trial_count, retried_numbers
 from budgetopt.pruners import ATTR_BRACKET, ATTR_DECISIONS
 
-from scripts.synthetic_study import score
+from scripts.synthetic_study import StepCounter, score
 from test_multiprocess import check_study_is_consistent
 from worker_processes import HEARTBEAT, load, read_log, start_worker, stderr_of, wait_all, wait_until
 
@@ -164,6 +164,56 @@ def test_killed_workers_trials_resume_from_their_last_rung_snapshot(postgres_url
     print(f"kills: {len(kills)}, trials failed by a kill: {len(killed)}, by a late heartbeat: {len(late)}, "
           f"retried: {len(retried)}, resumed from a rung snapshot: {resumed_from_snapshot}, "
           f"trials lost: {n_trials - len(finals)}, snapshots left: {len(os.listdir(snapshots))}")
+
+
+@pytest.mark.long
+def test_kept_models_are_exactly_the_frontiers_after_workers_are_killed_mid_upload(postgres_url, tmp_path):
+    """Four workers with --keep-models 1 on PostgreSQL; workers SIGKILLed after a kept
+    model was named and before it was written. At the end the model store holds exactly
+    the frontier's models (none orphaned, none missing), each that budget's annealed model."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    import budgetopt
+    from budgetopt.attrs import ATTR_KEPT_MODELS
+
+    models = tmp_path / "models"
+    options = ("--n-trials", "16", *HEARTBEAT, "--snapshots", str(tmp_path / "snapshots"),
+               "--keep-models", "1", "--models", str(models))
+    env = {"SYNTHETIC_STEP_SECONDS": "0.02", "SYNTHETIC_SAVE_SECONDS": "0.4"}
+    workers = [start_worker(postgres_url, "keep", *options, cwd=tmp_path, env=env) for _ in range(4)]
+    study, kills, deadline = None, [], time.monotonic() + 120
+    while len(kills) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if study is None:
+            try:
+                study = load(postgres_url, "keep")
+            except KeyError:  # not created yet
+                continue
+        alive = {w.pid for w in workers if w.poll() is None}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            pid = t.user_attrs.get(ATTR_WORKER, {}).get("pid")
+            named = (t.user_attrs.get(ATTR_KEPT_MODELS) or {}).values()
+            if pid in alive and any(not (models / name).exists() for name in named):  # named, not yet written
+                os.kill(pid, signal.SIGKILL)
+                kills.append((t.number, pid))
+                workers.append(start_worker(postgres_url, "keep", *options, cwd=tmp_path, env=env))
+                break
+    assert len(kills) == 2, f"the study ended after {len(kills)} kills mid-upload"
+    wait_all(workers, timeout=180)
+    trials = study.get_trials()
+    assert retried_numbers(trials) >= {number for number, _ in kills}  # the killed trials were retried
+    front = budgetopt.frontier(study)
+    by_number = {t.number: t for t in trials}
+    named = {row.budget: by_number[row.trial].user_attrs[ATTR_KEPT_MODELS][str(row.budget)] for row in front if row.trial is not None}
+    assert set(os.listdir(models)) == set(named.values())  # none orphaned, none missing
+    store = FileSystemArtifactStore(str(models))
+    for budget in named:
+        row = front.row(budget)
+        model = StepCounter(row.params)
+        assert budgetopt.load_model(study, budget, model, store) == row.trial
+        assert int(model.steps) == budget  # the model of that budget (restart: trained from the start to it)
+        assert score(row.params, int(model.steps)) == row.value  # reproduces the reported value exactly
+    print(f"kills mid-upload: {len(kills)}, kept models: {len(named)}")
 
 
 def test_workers_opening_a_fresh_database_at_once_all_get_in(postgres_url):

@@ -7,6 +7,7 @@ import argparse
 import csv
 import json
 import sys
+from pathlib import Path
 
 from budgetopt.cli._common import add_command
 from budgetopt.cli.errors import CommandError
@@ -49,7 +50,8 @@ def add_export(commands: argparse._SubParsersAction) -> None:
         "export",
         "write the annealed model kept for a budget to a file",
         """
-        budgetopt export sqlite:///studies.db --study fashion_mnist --budget 243 --models ./models --out model.pt
+        budgetopt export sqlite:///studies.db --study fashion_mnist --budget 243 --out model.pt
+        budgetopt export postgresql://me@db/studies --study s1 --budget 243 --models s3://bucket/models --out model.pt
         """,
         description=(
             "Write the state_dict of the model kept for --budget (the frontier's best trial there, or --trial) by a study "
@@ -59,7 +61,12 @@ def add_export(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("storage", help="sqlite:///FILE.db, postgresql://..., or FILE.log")
     parser.add_argument("--study", help="the study (default: the storage's only study)")
     parser.add_argument("--budget", type=int, required=True, metavar="B", help="a budget of the study's ladder")
-    parser.add_argument("--models", required=True, metavar="DIR", help="the model store: a directory, s3://BUCKET or gs://BUCKET")
+    parser.add_argument(
+        "--models",
+        metavar="DIR_OR_URL",
+        help="the model store: a directory, s3://BUCKET or gs://BUCKET (default: the workers' --keep-models default, "
+        "FILE.models beside a file storage, else ./budgetopt-models)",
+    )
     parser.add_argument("--trial", type=int, metavar="N", help="this trial's model instead of the frontier's best")
     parser.add_argument("--out", required=True, metavar="FILE", help="where to write the state_dict (torch.save)")
     parser.set_defaults(handler=_run_export)
@@ -69,11 +76,14 @@ def _run_export(args: argparse.Namespace) -> int:
     import torch
 
     from budgetopt.frontier import kept_state_dict
-    from budgetopt.storage import open_snapshot_store
+    from budgetopt.storage import default_model_location, open_snapshot_store
 
     storage = open_storage(args.storage)
     study = load_study(storage, args.storage, args.study)
-    number, value, state = kept_state_dict(study, args.budget, open_snapshot_store(args.models), trial=args.trial)
+    models = args.models or default_model_location(args.storage)
+    if "://" not in models and not Path(models).is_dir():
+        raise CommandError(f"--models {models}: no such directory (where the study's workers kept models: --models)")
+    number, value, state = kept_state_dict(study, args.budget, open_snapshot_store(models, "model"), trial=args.trial)
     torch.save(state, args.out)
     print(f"{args.out}: trial {number}'s model at budget {args.budget} (value {'-' if value is None else value})")
     return 0

@@ -18,7 +18,14 @@ if TYPE_CHECKING:
 from budgetopt._messages import message_line
 from budgetopt.cli._common import add_command, say
 from budgetopt.cli.errors import CommandError, classify
-from budgetopt.storage import StorageError, default_snapshot_location, open_snapshot_store, open_storage, safe_url
+from budgetopt.storage import (
+    StorageError,
+    default_model_location,
+    default_snapshot_location,
+    open_snapshot_store,
+    open_storage,
+    safe_url,
+)
 
 
 def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -62,6 +69,20 @@ def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentPa
         metavar="DIR_OR_URL",
         help="directory, s3://BUCKET or gs://BUCKET for rung snapshots "
         "(default: FILE.snapshots beside a file storage, else ./budgetopt-snapshots)",
+    )
+    options.add_argument(
+        "--keep-models",
+        type=int,
+        default=0,
+        metavar="K",
+        help="keep the annealed model of every rung for the K best trials of each budget (restart and branch; "
+        "'budgetopt export' writes one out; default: none)",
+    )
+    options.add_argument(
+        "--models",
+        metavar="DIR_OR_URL",
+        help="directory, s3://BUCKET or gs://BUCKET for --keep-models "
+        "(default: FILE.models beside a file storage, else ./budgetopt-models)",
     )
     options.add_argument(
         "--max-repeated-errors",
@@ -156,6 +177,13 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     if args.cooldown is not None:
         check_fraction(args.cooldown, "--cooldown")
     mode = _mode(args)  # checked here; a branch study's own cooldown is read once the storage is open
+    check_iterations(args.keep_models, "--keep-models", minimum=0)
+    if args.keep_models and args.mode == "continue":
+        raise CommandError(
+            f"--keep-models {args.keep_models} keeps annealed rung models: --mode continue has none (restart or branch)"
+        )
+    if args.models is not None and not args.keep_models:
+        raise CommandError(f"--models {args.models} is where --keep-models keeps models: give --keep-models K too")
     script = load_study_script(args.script)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise CommandError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
@@ -176,10 +204,12 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
         rdb_options["engine_kwargs"] = {"connect_args": {"connect_timeout": 10}}
     storage = _open_shared_storage(args.storage, rdb_options)
     # After the storage, and removed again when the study is refused: a bad input leaves
-    # no empty snapshot directory behind.
+    # no empty snapshot or model directory behind.
     snapshots = args.snapshots or default_snapshot_location(args.storage)
-    new_directory = "://" not in snapshots and not Path(snapshots).exists()
+    models = (args.models or default_model_location(args.storage)) if args.keep_models else None
+    new_directories = [d for d in (snapshots, models) if d is not None and "://" not in d and not Path(d).exists()]
     store = retry.snapshot_store = open_snapshot_store(snapshots)
+    model_store = None if models is None else open_snapshot_store(models, "model")
     mode = _mode(args, _recorded_setup(storage, args.study))
     try:
         study = workers.join_study(
@@ -187,12 +217,12 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
             setup=_worker_study_setup(script.name, mode), create=args.create,
         )
     except Exception:
-        if new_directory:
+        for directory in new_directories:
             with contextlib.suppress(OSError):
-                Path(snapshots).rmdir()
+                Path(directory).rmdir()
         raise
     return {"script": script, "mode": mode, "data": data, "budget": budget, "store": store, "snapshots": snapshots,
-            "retry": retry, "heartbeat": heartbeat, "study": study}
+            "retry": retry, "heartbeat": heartbeat, "study": study, "models": models, "model_store": model_store}
 
 
 def _mode(args: argparse.Namespace, recorded: dict | None = None) -> Mode:
@@ -273,15 +303,17 @@ def _run_worker(args: argparse.Namespace) -> int:
     setup = _worker_setup(args, load_data=True)
     script, study = setup["script"], setup["study"]
     mode = setup["mode"]
+    keep = {"keep_models": args.keep_models, "model_store": setup["model_store"]} if args.keep_models else {}
     objective = make_objective(
         script, mode=mode.name, device=device, seed=args.seed, data=setup["data"],
-        snapshot_store=setup["store"], progress_seconds=setup["heartbeat"], **mode.options(),
+        snapshot_store=setup["store"], progress_seconds=setup["heartbeat"], **mode.options(), **keep,
     )
     identity = workers.worker_identity(device)
     label = os.environ.get(workers.LAUNCH_LABEL)
     status = (lambda m: say(args, f"[{label}] {m}")) if label else (lambda m: say(args, m))
     status(f"worker {identity['host']}:{identity['pid']} on {device} joined study {study.study_name!r} "
-           f"({args.mode} mode); rung snapshots in {setup['snapshots']}")
+           f"({args.mode} mode); rung snapshots in {setup['snapshots']}"
+           + (f"; the {args.keep_models} best models of each budget in {setup['models']}" if args.keep_models else ""))
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # preempted: re-queue the trial
     try:
         report = workers.run_worker(
@@ -294,6 +326,10 @@ def _run_worker(args: argparse.Namespace) -> int:
         raise CommandError(f"lost the storage {safe_url(args.storage)!r}: {message_line(error)}", status=1) from error
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if args.keep_models:  # the leftovers of stale views: whichever worker ends last leaves exactly the top k
+        from budgetopt.keep import sweep
+
+        sweep(study, setup["model_store"], args.keep_models)
     print(f"worker {identity['host']}:{identity['pid']}: {report.trials} trials "
           f"({report.complete} complete, {report.pruned} pruned, {report.failed} failed"
           + (f", {report.abandoned} left to a retry after a late heartbeat" if report.abandoned else "") + ")")
@@ -331,7 +367,8 @@ def _run_launch(args: argparse.Namespace) -> int:
         raise CommandError(f"--workers must be an integer >= 1, got {args.workers}")
     # Check everything once here (and create the study once) rather than in every worker.
     setup = _worker_setup(args, load_data=False)
-    say(args, f"study {setup['study'].study_name!r}: rung snapshots in {setup['snapshots']}")
+    say(args, f"study {setup['study'].study_name!r}: rung snapshots in {setup['snapshots']}"
+        + (f", kept models in {setup['models']}" if args.keep_models else ""))
     result = workers.launch(_worker_argv(args), gpus=gpus, workers=args.workers, say=lambda m: say(args, m))
     if result.interrupted:
         print("budgetopt: interrupted", file=sys.stderr)

@@ -14,6 +14,8 @@ Environment variables (read when a step runs, so a test sets them per worker):
 - ``SYNTHETIC_NAN_ABOVE``: the training loss is NaN when ``lr`` is above this.
 - ``SYNTHETIC_RAISE``: ``train_step`` raises ``RuntimeError`` with this message
   (only when ``lr`` is above ``SYNTHETIC_RAISE_ABOVE``, when that is set).
+- ``SYNTHETIC_SAVE_SECONDS``: ``model.state_dict()`` sleeps this long (time to kill a
+  worker between naming a kept model and writing it).
 - ``SYNTHETIC_LOG``: a file; ``search_space`` appends ``trial_number pid`` to it, so a
   test knows which process ran which trial, and how often.
 - ``SYNTHETIC_GATE``: a file; ``search_space`` waits until it exists (after logging),
@@ -66,6 +68,12 @@ class StepCounter(torch.nn.Module):
         self.params = dict(params)
         self.weight = torch.nn.Parameter(torch.zeros(1))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def state_dict(self, *args, **kwargs):
+        seconds = float(os.environ.get("SYNTHETIC_SAVE_SECONDS", "0"))
+        if seconds:
+            time.sleep(seconds)
+        return super().state_dict(*args, **kwargs)
 
 
 def build(params, device):
