@@ -204,7 +204,9 @@ def test_kept_models_are_exactly_the_frontiers_after_workers_are_killed_mid_uplo
     assert retried_numbers(trials) >= {number for number, _ in kills}  # the killed trials were retried
     front = budgetopt.frontier(study)
     by_number = {t.number: t for t in trials}
-    named = {row.budget: by_number[row.trial].user_attrs[ATTR_KEPT_MODELS][str(row.budget)] for row in front if row.trial is not None}
+    named = {
+        row.budget: by_number[row.trial].user_attrs[ATTR_KEPT_MODELS][str(row.budget)] for row in front if row.trial is not None
+    }
     assert set(os.listdir(models)) == set(named.values())  # none orphaned, none missing
     store = FileSystemArtifactStore(str(models))
     for budget in named:
