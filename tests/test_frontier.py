@@ -163,6 +163,11 @@ def test_frontier_command_prints_the_table_and_advice_json_and_csv(tmp_path, cap
     assert main(["frontier", url, "--csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("budget,trial,value") and len(lines) == 5
+    plot = tmp_path / "frontier.html"
+    assert main(["frontier", url, "--plot", str(plot)]) == 0
+    html = plot.read_text()
+    assert "Frontier: the best value measured at each budget" in html and "predicted (95%)" in html
+    assert 'src="https://cdn.plot.ly' not in html and len(html) > 1_000_000  # plotly.js inside: opens offline
 
 
 def test_frontier_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
@@ -176,6 +181,10 @@ def test_frontier_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert "no study 'nope'" in capsys.readouterr().err
     assert main(["frontier", url, "--min-gain", "0"]) == 2
     assert "--min-gain must be a number > 0" in capsys.readouterr().err
+    assert main(["frontier", url, "--plot", "frontier.png"]) == 2
+    assert "--plot must name an .html file, got 'frontier.png'" in capsys.readouterr().err
+    assert main(["frontier", url, "--plot", str(tmp_path / "no" / "f.html")]) == 2
+    assert "its directory does not exist" in capsys.readouterr().err
 
 
 def test_frontier_of_a_real_digits_study_names_pruned_trials_and_exports():

@@ -23,6 +23,7 @@ def add_frontier(commands: argparse._SubParsersAction) -> None:
         budgetopt frontier sqlite:///studies.db --study fashion_mnist
         budgetopt frontier sqlite:///studies.db --study fashion_mnist --min-gain 0.002
         budgetopt frontier studies.log --json > frontier.json
+        budgetopt frontier sqlite:///studies.db --study fashion_mnist --plot frontier.html
         """,
         description=(
             "Read every trial of a budget-aware study (pruned and running ones included: most rung values are theirs) and "
@@ -41,6 +42,9 @@ def add_frontier(commands: argparse._SubParsersAction) -> None:
         "--min-gain", type=float, metavar="G", help="also name the budget from which one more doubling gains less than G"
     )
     parser.add_argument("--include-continue", action="store_true", help="also read continue-mode values (labelled)")
+    parser.add_argument(
+        "--plot", metavar="FILE.html", help="also write the frontier and its fit as an interactive plotly figure (offline HTML)"
+    )
     parser.set_defaults(handler=_run_frontier)
 
 
@@ -94,10 +98,22 @@ def _run_frontier(args: argparse.Namespace) -> int:
 
     if args.min_gain is not None and not args.min_gain > 0:
         raise CommandError(f"--min-gain must be a number > 0, got {args.min_gain:g}")
+    if args.plot is not None:
+        if not args.plot.endswith(".html"):
+            raise CommandError(f"--plot must name an .html file, got {args.plot!r}")
+        if not Path(args.plot).resolve().parent.is_dir():
+            raise CommandError(f"--plot {args.plot}: its directory does not exist")
+        try:
+            from budgetopt.dashboard.figures import frontier_figure
+        except ImportError as error:
+            raise CommandError(f"--plot needs plotly: pip install 'budgetopt[dashboard]' ({error})", status=1) from None
     storage = open_storage(args.storage)
     study = load_study(storage, args.storage, args.study)
     front = frontier(study, include_continue=args.include_continue)
     fit = fit_frontier(front, min_gain=args.min_gain)
+    if args.plot is not None:
+        frontier_figure(front, fit).write_html(args.plot, include_plotlyjs=True)  # plotly.js inside: opens offline
+        print(f"budgetopt: frontier figure written to {args.plot}", file=sys.stderr)
     if args.json:
         data = front.to_dict()
         data["fit"] = {

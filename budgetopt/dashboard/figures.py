@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from budgetopt.dashboard.summary import StudySummary, TrialRecord
 from budgetopt.dashboard.text import format_budgets, format_share
+from budgetopt.frontier import Frontier, FrontierFit
 from budgetopt.modes import COOLDOWN, MODES, describe_schedule, get_mode, mode_of_schedule, mode_with
 from budgetopt.run import BudgetedRun
 
@@ -294,7 +295,7 @@ def comparison_figure(results: Mapping[str, Iterable] | Iterable[Mapping], value
     return fig
 
 
-def frontier_figure(summary: StudySummary) -> go.Figure:
+def frontier_figure(front: Frontier | None, fit: FrontierFit | None = None) -> go.Figure:
     """The frontier: the best value measured at each budget (hover: the trial and its
     configuration), and the fit of longer training with its intervals at 2x and 4x the
     largest budget when the fit is trusted (the title says why when it is not)."""
@@ -303,7 +304,6 @@ def frontier_figure(summary: StudySummary) -> go.Figure:
         dict(title="budget (iterations)", type="log"),
         dict(title="best value at that budget"),
     )
-    front, fit = summary.frontier, summary.fit
     if front is None:
         fig.update_layout(title=dict(text="Frontier: no budget-converged value yet"))
         return fig
@@ -347,7 +347,7 @@ def frontier_figure(summary: StudySummary) -> go.Figure:
 def study_figures(summary: StudySummary) -> dict[str, go.Figure]:
     """The study's figures by graph id (the ids under which :func:`publish` stores them)."""
     return {
-        GRAPH_FRONTIER: frontier_figure(summary),
+        GRAPH_FRONTIER: frontier_figure(summary.frontier, summary.fit),
         GRAPH_LR_PROFILES: lr_profile_figure(summary),
         GRAPH_RUNG_VALUES: rung_values_figure(summary),
         GRAPH_COMPUTE: compute_figure(summary),
