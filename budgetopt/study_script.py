@@ -386,7 +386,8 @@ def make_objective(
             configuration a search picks is known without training it again. It is never
             the objective's value.
         **run_options: :class:`~budgetopt.BudgetedRun`'s keyword arguments
-            (``profile``, ``warmup``, ``cooldown``, ``snapshot_device``, ...).
+            (``profile``, ``warmup``, ``cooldown``, ``snapshot_device``, ``keep_models`` and
+            ``model_store``, ...).
 
     The objective returns the validation score of the trial's last budget; a pruned or
     diverged trial raises ``optuna.TrialPruned`` (reason in user attr ``budgetopt.ended``).

@@ -262,3 +262,30 @@ def test_divergence_ends_the_trial_as_pruned_with_its_reason():
     assert trial.user_attrs["budgetopt.ended"].startswith("diverged: training loss is")
     assert not trial.intermediate_values and trial.user_attrs["budgetopt.compute"] < 40
     assert math.isfinite(trial.user_attrs["budgetopt.lr_trace"][0][1])
+
+
+@pytest.mark.parametrize("mode", ["restart", "branch"])
+def test_the_callback_keeps_each_budgets_annealed_model(mode, tmp_path):
+    """``keep_models`` through the callback: each frontier row's kept model, loaded into a
+    fresh module, scores exactly what its trial reported there."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    store = FileSystemArtifactStore(str(tmp_path))
+    pruner = budgetopt.BudgetPruner(min_budget=4, max_budget=36, reduction_factor=3)
+    study = optuna.create_study(direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(trial):
+        model = LitMLP(lr=trial.suggest_float("lr", 1e-3, 0.5, log=True))
+        callback = BudgetPruningCallback(trial, monitor="val_acc", mode=mode, keep_models=1, model_store=store)
+        make_trainer(callback).fit(model, train_loader(), val_loader())
+        return callback.value
+
+    study.optimize(objective, n_trials=4)
+    front = budgetopt.frontier(study)
+    assert [r.budget for r in front] == [4, 12, 36]
+    x, y = DIGITS.val
+    for row in front:
+        model = LitMLP(seed=123)
+        assert budgetopt.load_model(study, row.budget, model, store) == row.trial
+        with torch.no_grad():
+            assert (model(x.flatten(1)).argmax(1) == y).float().mean().item() == row.value

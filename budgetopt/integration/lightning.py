@@ -106,7 +106,8 @@ class BudgetPruningCallback(Callback):
         loss_check_every: check the training loss of every this many optimizer steps.
         **run_options: the other arguments of :class:`~budgetopt.BudgetedRun`
             (``profile``, ``warmup``, ``cooldown``, ``snapshot_device``,
-            ``grad_norm_every``, ``horizon_exponent``, profile parameters).
+            ``grad_norm_every``, ``horizon_exponent``, ``keep_models`` and ``model_store``
+            to keep each budget's annealed module for the top trials, profile parameters).
 
     Attributes:
         run: the :class:`~budgetopt.BudgetedRun` of the last ``fit`` (``rung_values``,
