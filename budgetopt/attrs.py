@@ -19,7 +19,8 @@ key                           value                                             
 ``budgetopt.ended``           why it ended: ``"completed at budget B"``,                  BudgetedRun,
                               ``"pruned at budget B"``, ``"diverged: ..."``,              BudgetPruner,
                               ``"failed: ..."``                                           workers
-``budgetopt.lr_trace``        ``[[iteration, lr], ...]``, at most 200 evenly spaced       BudgetedRun
+``budgetopt.lr_trace``        ``[[iteration, lr], ...]``: the corners (within 0.5% of     BudgetedRun
+                              the peak), at most about 200
 ``budgetopt.grad_norms``      ``[[budget, t, lr, norm], ...]`` (the last 200)             BudgetedRun
 ``budgetopt.snapshot``        ``{"id", "budget", "compute"}``: the last rung snapshot     BudgetedRun
 ``budgetopt.resumed``         ``{"from_trial", "budget" | null, "lost_compute"}``, or a   BudgetedRun

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from budgetopt.attrs import (
@@ -60,15 +61,36 @@ def trial_attrs_for_rung(rung_values: dict[int, float], compute: int) -> dict:
     return {ATTR_RUNG_VALUES: {str(b): v for b, v in rung_values.items()}, ATTR_COMPUTE: compute}
 
 
-def trace_summary(trace: Sequence[float], points: int = TRACE_POINTS) -> list[list[float]]:
-    """At most about ``points`` ``[iteration, lr]`` pairs of ``trace``, evenly spaced, the
-    last iteration included."""
+def trace_summary(trace: Sequence[float], points: int = TRACE_POINTS, tolerance: float = 0.005) -> list[list[float]]:
+    """The corners of ``trace`` as ``[iteration, lr]`` pairs: the fewest points whose
+    straight lines stay within ``tolerance`` x the peak rate of every step (Ramer-Douglas-
+    Peucker), the rates to 4 significant digits, at most about ``points`` of them. A linear
+    schedule is a few points per budget (the dashboard's attribute table stays readable);
+    each rise back up (a restart, a branch's trunk) is a corner, so it is kept."""
     n = len(trace)
-    stride = max(1, math.ceil(n / points))
-    kept = list(range(0, n, stride))
-    if n and kept[-1] != n - 1:
-        kept.append(n - 1)
-    return [[i, trace[i]] for i in kept]
+    if n == 0:
+        return []
+    y = np.asarray(trace, dtype=float)
+    peak = float(np.max(np.abs(y[np.isfinite(y)]), initial=0.0)) or 1.0
+    keep = np.zeros(n, dtype=bool)
+    keep[[0, n - 1]] = True
+    spans = [(0, n - 1)]
+    while spans:
+        a, b = spans.pop()
+        if b - a < 2:
+            continue
+        inner = np.arange(a + 1, b)
+        line = y[a] + (y[b] - y[a]) * (inner - a) / (b - a)
+        error = np.abs(y[inner] - line)
+        error[~np.isfinite(error)] = np.inf
+        worst = int(np.argmax(error))
+        if error[worst] > tolerance * peak:
+            keep[inner[worst]] = True
+            spans += [(a, int(inner[worst])), (int(inner[worst]), b)]
+    kept = np.flatnonzero(keep)
+    if len(kept) > points:  # a long curved schedule: evenly thinned, the ends kept
+        kept = np.unique(np.r_[kept[:: math.ceil(len(kept) / points)], kept[-1]])
+    return [[int(i), float(f"{y[i]:.4g}")] for i in kept]
 
 
 def rung_values_of(trial: optuna.trial.FrozenTrial, include_continue: bool = False) -> tuple[dict[int, float], bool] | None:

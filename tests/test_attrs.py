@@ -33,3 +33,23 @@ def test_attrs_docstring_and_readme_list_every_key():
     for key in KEYS:
         assert f"``{key}``" in documented, f"{key} is not documented in budgetopt/attrs.py"
         assert key.split(".", 1)[1] in shown, f"{key} is not in the README's user-attrs bullet"
+
+
+def test_the_lr_trace_attr_is_the_schedules_corners_within_half_a_percent():
+    """Short enough for the dashboard's attribute table, and every step's rate within 0.5%
+    of the peak of the lines between the kept points; each rise back up kept."""
+    import math
+
+    import numpy as np
+
+    from budgetopt.trial_io import trace_summary
+
+    restart = [0.3 * (1 - t / 9) for t in range(9)] + [0.3 * (1 - t / 27) for t in range(27)]
+    assert trace_summary(restart) == [[0, 0.3], [8, 0.03333], [9, 0.3], [35, 0.01111]]
+    cosine = [0.5 * (1 + math.cos(math.pi * t / 5000)) for t in range(5000)]
+    kept = trace_summary(cosine)
+    assert len(kept) < 40
+    x, y = zip(*kept)
+    assert np.max(np.abs(np.interp(np.arange(5000), x, y) - cosine)) <= 0.005 + 1e-4
+    assert len(trace_summary(list(np.random.default_rng(0).random(10_000)))) <= 201  # noise: thinned to the cap
+    assert trace_summary([]) == []
