@@ -91,9 +91,8 @@ def test_publish_writes_note_and_figures_that_optuna_dashboard_serves(study):
     figures = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}
     assert set(figures) == GRAPHS
     lr = figures[GRAPH_LR_PROFILES]
-    assert {trace["name"] for trace in lr["data"] if trace.get("showlegend", True)} == {
-        "restart (this study): linear", "branch: constant trunk + linear cooldown over 0.5 of each budget", "continue: linear"
-    }
+    assert {trace["name"] for trace in lr["data"] if trace.get("showlegend", True)} == {"restart: linear"}  # what it ran
+    assert lr["layout"]["title"]["text"] == "Learning rate of this study's trials"
     rungs = figures[GRAPH_RUNG_VALUES]["data"]
     assert any(trace["name"].startswith("pruned") for trace in rungs)
     assert sum(figures[GRAPH_COMPUTE]["data"][0]["y"]) == compute
@@ -378,17 +377,20 @@ def test_a_budget_aware_study_with_baseline_trials_says_both():
     assert opening.startswith("Budget-aware search: ") and "2 baseline trial(s) train one full-length schedule" in opening
 
 
-def test_the_baseline_figure_draws_each_mode_with_its_own_schedule():
+def test_the_figure_draws_the_schedules_the_studys_trials_ran_and_defaults_only_without_any():
     study = baseline_study("step", optuna.pruners.SuccessiveHalvingPruner(min_resource=3, reduction_factor=3))
     figure = dashboard.lr_profile_figure(dashboard.summarize(study))
     lines = {t.legendgroup: t for t in figure.data if t.mode == "lines"}
-    assert lines["continue"].name == "continue (this study): step"
-    assert lines["restart"].name == "restart: linear"
-    assert lines["branch"].name == "branch: constant trunk + linear cooldown over 0.5 of each budget"
+    assert list(lines) == ["continue"] and lines["continue"].name == "continue: step"  # no mode it did not run
     # continue: the study's step schedule over 27 iterations (x0.1 from 50%, x0.01 from 75%)
     rate = dict(zip(lines["continue"].x, lines["continue"].y))
     assert [rate[t] for t in range(27)] == pytest.approx([1.0] * 14 + [0.1] * 7 + [0.01] * 6)
-    # restart: linear decay to 0 at each budget, not the study's step profile
+    empty = optuna.create_study(pruner=budgetopt.BudgetPruner(3, 27, 3))
+    empty.pruner.plan(empty, empty.ask())  # the ladder recorded, no trial trained yet
+    figure = dashboard.lr_profile_figure(dashboard.summarize(empty))
+    lines = {t.legendgroup: t for t in figure.data if t.mode == "lines"}
+    assert figure.layout.title.text == "Learning rate of each mode (defaults: no budgetopt trial yet)"
+    # restart: linear decay to 0 at each budget
     x, y = list(lines["restart"].x), list(lines["restart"].y)
     assert y[: x.index(3) + 1] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
     # branch: a constant trunk (1 step) then a linear cooldown (round(0.5 * 3) = 2 steps)
@@ -415,6 +417,6 @@ def test_the_figure_draws_a_recorded_schedule_with_its_options():
     }
     figure = dashboard.lr_profile_figure(dashboard.summarize(study))
     branch = next(t for t in figure.data if t.mode == "lines" and t.legendgroup == "branch")
-    assert branch.name == "branch (this study): constant trunk + linear cooldown over 0.5 of each budget"
+    assert branch.name == "branch: constant trunk + linear cooldown over 0.5 of each budget"
     # budget 4 with cooldown 0.5: trunk 0-1, cooldown 1, 0.5, then 0 at the report
     assert list(branch.y[:5]) == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.0])

@@ -64,9 +64,9 @@ def test_study_page_shows_the_budgetopt_note_and_figures(tmp_path):
             assert div is not None, f"no div for {figure}"
             assert "js-plotly-plot" in div.group(0), f"plotly did not render {figure}: {div.group(0)}"
         assert 'data-unformatted="Rung values against the budget (20 trials; pruned dimmed)"' in dom
-        assert 'data-unformatted="Learning rate of each mode, each with its own schedule"' in dom
-        assert ">restart (this study): linear<" in dom  # a legend entry drawn by plotly
-        assert ">continue: linear<" in dom
+        assert 'data-unformatted="Learning rate of this study\'s trials"' in dom
+        assert ">restart: linear<" in dom  # a legend entry drawn by plotly: the schedule the trials ran
+        assert ">continue: linear<" not in dom  # no mode the study did not run
 
         # The note page.
         dom = chromium(url + "/note", str(tmp_path / "profile-note"), note_png, height=1000)

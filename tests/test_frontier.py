@@ -140,6 +140,9 @@ def test_the_fit_refuses_too_few_budgets_a_flat_frontier_and_says_why():
     few = fit_frontier(frontier(_synthetic(0.9, 0.2, 0.5, (10, 30))))
     assert not few.trusted and "a fit needs 3" in few.reason and few.predictions == {}
     assert few.advice().startswith("no prediction for longer training")
+    three = fit_frontier(frontier(_synthetic(0.9, 0.2, 0.5, (10, 30, 90))))  # a curve through every point
+    assert not three.trusted and "none is left to check the curve" in three.reason
+    assert fit_frontier(frontier(_synthetic(0.9, 0.2, 0.5, (10, 30, 90))), backtest=False).trusted
     rng = np.random.default_rng(0)
     flat = optuna.create_study(direction="maximize")
     flat.add_trial(_trial(rng, "restart", RUNGS, {10: 0.5, 30: 0.6, 90: 0.6, 270: 0.61}, TrialState.COMPLETE))

@@ -107,9 +107,11 @@ def mode_schedule(budgets: Sequence[int], schedule: Mapping[str, Any], points: i
 
 _LAYOUT = dict(
     template="none",
-    height=450,
-    margin=dict(l=60, r=20, t=60, b=50),
-    legend=dict(orientation="h", yanchor="bottom", y=-0.32, x=0),
+    height=500,
+    # The legend below the x axis's title, growing downwards into a margin kept for it
+    # (anchored at its bottom it grew up over the axis title and tick labels).
+    margin=dict(l=60, r=20, t=60, b=130),
+    legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
     font=dict(size=12),
     modebar=dict(orientation="v"),  # keeps the dashboard's toolbar off the title
 )
@@ -133,14 +135,15 @@ def _figure(title: str, xaxis: dict, yaxis: dict) -> go.Figure:
 
 
 def lr_profile_figure(summary: StudySummary) -> go.Figure:
-    """The learning-rate multiplier of restart, branch and continue over the study's
-    ladder, each with its own schedule -- the one the study's trials of that mode ran (the
-    most common), else the mode's default (linear; branch's cooldown :data:`~budgetopt.modes.COOLDOWN`) -- the study's
-    own mode(s) drawn bold."""
+    """The learning-rate multiplier over the study's ladder of the schedule(s) its trials
+    ran: for each mode the study used, the schedule most of its trials of that mode ran.
+    A study with no budgetopt trial yet shows the three modes' defaults (linear; branch's
+    cooldown :data:`~budgetopt.modes.COOLDOWN`), and its title says so."""
     rungs = summary.rungs
-    used = set(summary.modes)
+    used = [m for m in MODES if m in set(summary.modes)]
+    drawn = used or list(MODES)
     schedules, curves = {}, {}
-    for mode in MODES:
+    for mode in drawn:
         schedules[mode] = summary.schedule_of(mode) or get_mode(mode).schedule()
         try:
             curves[mode] = mode_schedule(rungs, schedules[mode])
@@ -148,15 +151,17 @@ def lr_profile_figure(summary: StudySummary) -> go.Figure:
             schedules[mode] = get_mode(mode).schedule()
             curves[mode] = mode_schedule(rungs, schedules[mode])
     top = max((max(y) for _, y, _ in curves.values() if y), default=1.0)
+    title = (
+        "Learning rate of this study's trials" if used else "Learning rate of each mode (defaults: no budgetopt trial yet)"
+    )
     fig = _figure(
-        "Learning rate of each mode, each with its own schedule",
+        title,
         dict(title=f"iterations executed (compute) over the ladder {format_budgets(rungs)}"),
         dict(title="multiplier of the peak learning rate", range=[-0.03, max(1.05, 1.05 * top)]),
     )
     for mode, (x, y, reports) in curves.items():
         mine = mode in used
-        words = describe_schedule(schedules[mode])
-        name = f"{mode} (this study): {words}" if mine else f"{mode}: {words}"
+        name = f"{mode}: {describe_schedule(schedules[mode])}"
         fig.add_trace(
             go.Scatter(
                 x=x, y=y, mode="lines", name=name, legendgroup=mode,
