@@ -89,6 +89,13 @@ def _idx_file(directory: Path, name: str) -> Path | None:
     return next(iter(sorted(directory.glob(f"{name}.*"))), None)
 
 
+def _idx_path(directory: Path, name: str) -> Path:
+    path = _idx_file(directory, name)
+    if path is None:
+        raise FileNotFoundError(f"{directory} has no {name} (nor a compressed {name}.<ext>)")
+    return path
+
+
 def _fashion_mnist_dir(directory: Path) -> Path | None:
     for candidate in (directory, directory / "FashionMNIST" / "raw"):
         if all(_idx_file(candidate, name) is not None for name in FASHION_MNIST_FILES):
@@ -141,11 +148,11 @@ def load_fashion_mnist(data_dir: str | Path | None = None, *, val_size: int = 10
 @functools.lru_cache(maxsize=2)
 def _load_fashion_mnist(directory: Path, val_size: int) -> Splits:
     def images(name: str) -> torch.Tensor:
-        x = read_idx(_idx_file(directory, name)).unsqueeze(1).float().div_(255)
+        x = read_idx(_idx_path(directory, name)).unsqueeze(1).float().div_(255)
         return x.sub_(FASHION_MNIST_MEAN).div_(FASHION_MNIST_STD)
 
     def labels(name: str) -> torch.Tensor:
-        return read_idx(_idx_file(directory, name)).long()
+        return read_idx(_idx_path(directory, name)).long()
 
     x, y = images(FASHION_MNIST_FILES[0]), labels(FASHION_MNIST_FILES[1])
     train, val = split_indices(len(y), (len(y) - val_size, val_size))

@@ -17,6 +17,7 @@ know; the same rule applies to them unchanged, so a comparison stays fair.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import optuna
@@ -53,7 +54,7 @@ class ModelPromotionPruner(BudgetPruner):
         self.seed = seed
         self._model = None
         self._fitted_on = 0
-        self._transform = None
+        self._transform: Any = None  # optuna's search-space transform, built on the first promotion
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()

@@ -248,7 +248,7 @@ class BudgetedRun:
         if self.trial is None:
             if budgets is not None:
                 raise TypeError("give budgets either as the first argument or as budgets=, not both")
-            budgets = source
+            budgets = source  # type: ignore[assignment]  # not a trial: a Ladder or budgets
         elif budgets is None:
             budgets = plan_of(self.trial)
         self.budgets = _check_budgets(budgets)

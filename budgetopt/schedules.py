@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Callable
 
+import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -191,7 +192,7 @@ class _ProfileScheduler(LRScheduler):
     def multiplier(self, t: int) -> float:
         raise NotImplementedError
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | torch.Tensor]:
         m = self.multiplier(self.last_epoch)
         return [base * m for base in self.base_lrs]
 

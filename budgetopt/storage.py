@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages.journal import JournalFileBackend
 
 from budgetopt._messages import install_hint, message_line, typed_line
 
@@ -73,7 +74,7 @@ def open_storage(url: str, *, create: bool = False, rdb_options: dict | None = N
             raise StorageError(f"storage {shown!r} does not exist (no such journal file)")
         _check_directory(shown, url)
         try:
-            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+            return optuna.storages.JournalStorage(JournalFileBackend(url))
         except OSError as error:
             raise StorageError(f"storage {shown!r} cannot be opened: {message_line(error)}", status=1) from error
     if path is not None:  # SQLite
@@ -153,7 +154,7 @@ def lock_file_of(storage: optuna.storages.BaseStorage) -> str | None:
     if isinstance(storage, optuna.storages.RDBStorage) and storage.engine.dialect.name == "sqlite":
         return storage.engine.url.database or None
     backend = getattr(storage, "_backend", None)  # JournalStorage's log backend
-    if isinstance(backend, optuna.storages.journal.JournalFileBackend):
+    if isinstance(backend, JournalFileBackend):
         return backend._file_path  # no public accessor in Optuna 5
     return None
 

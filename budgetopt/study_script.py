@@ -104,7 +104,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -247,7 +247,7 @@ def load_study_script(name_or_path: str | Path) -> StudyScript:
                 f"unknown study {text!r}: the built-in studies are {', '.join(known)}; or give the path of a .py study script"
             )
         module = importlib.import_module(_NAMED[name])
-        path = Path(module.__file__)
+        path = Path(str(module.__file__))
     return _check(name, path, module)
 
 
@@ -284,7 +284,7 @@ def _check(name: str, path: Path, module: ModuleType) -> StudyScript:
     return StudyScript(name=name, path=path, module=module, direction=module.direction, ladder=ladder, quick_ladder=quick_ladder)
 
 
-def _check_callable(path: Path, name: str, function: object, arguments: tuple | dict) -> None:
+def _check_callable(path: Path, name: str, function: object, arguments: Collection[str]) -> None:
     if not callable(function):
         raise StudyScriptError(f"study script {path}: {name} must be a function, got {type(function).__name__}")
     try:
@@ -406,6 +406,7 @@ def make_objective(
         train_run(script, run, params, data, trial_seed, device)
         if record_test:
             trial.set_user_attr(ATTR_TEST_VALUE, script.evaluate(model, data, "test", device))
+        assert run.value is not None  # a run that ended without a value raised TrialPruned
         return run.value
 
     return objective

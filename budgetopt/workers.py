@@ -64,7 +64,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -178,7 +178,12 @@ def join_study(
                 f"(pass --create to start a new study named {name!r})"
             )
     study = optuna.create_study(
-        storage=storage, study_name=name, direction=direction, sampler=BudgetSampler(), pruner=pruner, load_if_exists=True
+        storage=storage,
+        study_name=name,
+        direction=cast(Any, direction),
+        sampler=BudgetSampler(),
+        pruner=pruner,
+        load_if_exists=True,
     )
     if len(study.directions) != 1 or study.direction.name.lower() != direction:
         found = ", ".join(d.name.lower() for d in study.directions)
@@ -303,7 +308,7 @@ def run_worker(
             waiting = any(t.state == TrialState.WAITING for t in trials)
             trial = _ask(study) if waiting or not budget.reached(trials) else None
             if trial is not None and interval:
-                storage.record_heartbeat(trial._trial_id)  # from now on, its death is noticed
+                cast(Any, storage).record_heartbeat(trial._trial_id)  # from now on, its death is noticed
         if trial is None:
             if interval and _others_running(trials):
                 time.sleep(interval)  # a retry may still come: wait for it
@@ -415,7 +420,7 @@ def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int, interval: in
     def beat() -> None:
         while not stop.wait(interval):
             with contextlib.suppress(Exception):  # the database is away for a moment: try again
-                storage.record_heartbeat(trial_id)
+                cast(Any, storage).record_heartbeat(trial_id)
 
     thread = threading.Thread(target=beat, name=f"budgetopt-heartbeat-{trial_id}", daemon=True)
     thread.start()
@@ -468,7 +473,7 @@ def launch(
     if (gpus is None) == (workers is None):
         raise ValueError("give either gpus or workers")
     base = [sys.executable, "-m", "budgetopt", "worker", *worker_args]
-    devices: list[int | None] = list(gpus) if gpus is not None else [None] * workers
+    devices: list[int | None] = list(gpus) if gpus is not None else [None] * int(workers or 0)
     processes: list[tuple[str, subprocess.Popen]] = []
     interrupted = 0
 

@@ -73,9 +73,9 @@ def main() -> None:
         for _ in range(args.repeats):
             timed("load", lambda: optuna.load_study(study_name="big", storage=url).get_trials(deepcopy=False))
             study = optuna.load_study(study_name="big", storage=url)
-            front = timed("cold", lambda: budgetopt.frontier(study))
-            timed("warm", lambda: budgetopt.frontier(study))
-            timed("fit", lambda: budgetopt.fit_frontier(front))
+            front = timed("cold", lambda s=study: budgetopt.frontier(s))
+            timed("warm", lambda s=study: budgetopt.frontier(s))
+            timed("fit", lambda f=front: budgetopt.fit_frontier(f))
         n = f"{args.trials:,} trials"
         print(f"frontier(study), cold, at {n}: {best['cold']:.2f} s (best of {args.repeats}; target 1 s)")
         print(f"  of which Optuna's study.get_trials() alone: {best['load']:.2f} s ({best['load'] / best['cold']:.0%})")

@@ -79,7 +79,11 @@ def main() -> None:
         study.optimize(objective, n_trials=args.trials)
         size = sum(p.stat().st_size for p in store_dir.iterdir()) / max(1, sum(1 for _ in store_dir.iterdir()))
     rungs = len(ladder.rungs)
-    print(f"fashion_mnist CNN, {'full' if args.full else 'quick'} ladder {list(ladder.rungs)}, {args.trials} trials, k={args.k}: {len(shares)} rung reports")
+    ladder_name = "full" if args.full else "quick"
+    print(
+        f"fashion_mnist CNN, {ladder_name} ladder {list(ladder.rungs)}, {args.trials} trials, k={args.k}: "
+        f"{len(shares)} rung reports"
+    )
     print(f"keeping: median {statistics.median(keep_seconds) * 1000:.1f} ms a rung, {size / 1e6:.2f} MB a model")
     print(f"share of the rung's wall time: median {statistics.median(shares):.2%}, max {max(shares):.2%} (target 2%)")
     print(f"most models in the store at once: {most} (bound k x rungs = {args.k * rungs})")

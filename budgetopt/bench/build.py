@@ -152,8 +152,8 @@ def _drop_partial_units(table_path: Path, rungs: int) -> None:
     lines = table_path.read_text().splitlines(keepends=True)
     counts: dict[tuple[str, str, str], int] = {}
     for line in lines[1:]:
-        key = tuple(line.split(",", 3)[:3])
-        counts[key] = counts.get(key, 0) + 1
+        config, seed, kind = line.split(",", 3)[:3]
+        counts[(config, seed, kind)] = counts.get((config, seed, kind), 0) + 1
     partial = {k for k, n in counts.items() if n != rungs}
     if partial:
         kept = [lines[0], *(line for line in lines[1:] if tuple(line.split(",", 3)[:3]) not in partial)]
@@ -274,7 +274,7 @@ def build_table(
         elif table_path.exists() or meta_path.exists():
             raise TableError(f"--out {out} already holds a table: pass --resume to complete or grow it, or choose another --out")
         writable_directory(out)
-        table_path.write_text(header(space))
+        table_path.write_text(header(list(space)))
         finished = set()
         meta["started"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         meta["command"] = this_command

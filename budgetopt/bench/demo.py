@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import optuna
 
@@ -99,7 +100,7 @@ def live_study(study: str, out: Path, data_dir: str | None, compute_full_budgets
     optuna_study = optuna.create_study(
         study_name=STUDY_NAME,
         storage=url,
-        direction=script.direction,
+        direction=cast(Any, script.direction),
         sampler=BudgetSampler(seed=0),
         pruner=BudgetPruner(ladder.min_budget, ladder.max_budget, ladder.reduction_factor),
     )

@@ -31,7 +31,7 @@ def format_interval(entry: dict, digits: int = 4, sign: bool = False) -> str:
 
 def _better_or_worse(entry: dict, better_when_negative: bool) -> str:
     low, high = entry.get("low"), entry.get("high")
-    if low is None:
+    if low is None or high is None:
         return "not measurable"
     if (high < 0) if better_when_negative else (low > 0):
         return "better"

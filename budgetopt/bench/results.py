@@ -33,8 +33,9 @@ from budgetopt.bench.stats import average_ranks, interval95, percentile95, signe
 from budgetopt.bench.table import parse_kind
 
 
-def _pick_at(result: SearchResult, grid: np.ndarray) -> list[int | None]:
-    picks, i, current = [], 0, None
+def _pick_at(result: SearchResult, grid: np.ndarray) -> list[tuple[int, int] | None]:
+    picks: list[tuple[int, int] | None] = []
+    i, current = 0, None
     for g in grid:
         while i < len(result.events) and result.events[i][0] <= g:
             current = result.events[i][1]
@@ -291,11 +292,11 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                 pool = np.asarray(pool)
                 runs = runs_by_method[method]
                 boot["repeats"] = len(runs)
-                regret = [scorer.regret(r.pick, pool) for r in runs]
-                means.append(float(np.mean(regret)))
+                pool_regret = [scorer.regret(r.pick, pool) for r in runs]
+                means.append(float(np.mean(pool_regret)))
                 if baseline in runs_by_method and method != baseline:
-                    base = [scorer.regret(r.pick, pool) for r in runs_by_method[baseline]]
-                    diffs.append(float(np.mean(np.subtract(regret, base))))
+                    base_regret = [scorer.regret(r.pick, pool) for r in runs_by_method[baseline]]
+                    diffs.append(float(np.mean(np.subtract(pool_regret, base_regret))))
             low, high = percentile95(means)
             entry = {"mean_regret_low": _r(low), "mean_regret_high": _r(high)}
             if diffs:
@@ -303,7 +304,7 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                 entry.update(
                     regret_minus_baseline_low=_r(low),
                     regret_minus_baseline_high=_r(high),
-                    regret_minus_baseline_mean=_r(np.mean(diffs)),
+                    regret_minus_baseline_mean=_r(float(np.mean(diffs))),
                 )
             boot["methods"][method] = entry
         out["pool_bootstrap"] = boot

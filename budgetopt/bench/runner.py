@@ -66,7 +66,7 @@ def run_searches(
     :class:`SearchResult` by repeat, ``bootstrap[b][method]`` the same for pool ``b``."""
     from tqdm.auto import tqdm
 
-    tasks = [(m, r, cap, None) for cap in caps for m in methods for r in range(repeats)]
+    tasks: list[tuple[str, int, int, tuple | None]] = [(m, r, cap, None) for cap in caps for m in methods for r in range(repeats)]
     owners: list[int | None] = [None] * len(tasks)  # the resampled pool a task belongs to
     pools = []
     rng = np.random.default_rng(12345)
@@ -96,12 +96,13 @@ def run_searches(
     bar.close()
     searches: dict[tuple[str, int], list[SearchResult]] = {}
     bootstrap: list[dict[str, list[SearchResult]]] = [dict() for _ in pools]
-    for task, owner, result in zip(tasks, owners, results):
+    for task, owner, done in zip(tasks, owners, results):
         method, _, cap, _ = task
+        assert done is not None  # every task ran
         if owner is None:
-            searches.setdefault((method, cap), []).append(result)
+            searches.setdefault((method, cap), []).append(done)
         else:
-            bootstrap[owner].setdefault(method, []).append(result)
+            bootstrap[owner].setdefault(method, []).append(done)
     return searches, {"pools": [list(p) for p in pools], "searches": bootstrap}
 
 

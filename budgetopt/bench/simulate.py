@@ -50,6 +50,7 @@ import importlib
 import inspect
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -312,7 +313,7 @@ class PoolLookup:
                 full[name] = params[name]
             elif isinstance(d, optuna.distributions.CategoricalDistribution):
                 full[name] = d.choices[0]
-            else:
+            elif isinstance(d, (optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution)):
                 full[name] = d.to_external_repr((d.low + d.high) / 2) if not d.log else float(np.sqrt(d.low * d.high))
                 if isinstance(d, optuna.distributions.IntDistribution):
                     full[name] = int(round(full[name]))
@@ -440,7 +441,7 @@ def user_pruner(spec: str, rungs: tuple[int, ...], eta: int) -> optuna.pruners.B
         "max_resource": rungs[-1],
     }
     try:
-        accepted = inspect.signature(cls).parameters
+        accepted: Mapping[str, object] = inspect.signature(cls).parameters
     except (TypeError, ValueError):
         accepted = {}
     return cls(**{k: v for k, v in offered.items() if k in accepted})

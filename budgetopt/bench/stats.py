@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import stats
 
@@ -117,7 +119,7 @@ def rank_fidelity(table, configs: np.ndarray, *, resamples: int = BOOTSTRAP_RESA
         yb = np.moveaxis(o[idx], 1, -1)[:, :, None, None, :]  # [B, S, 1, 1, m]
         rho_b = _spearman_rows(xb, np.broadcast_to(yb, xb.shape)).mean(axis=1)  # [B, K, R]
         kinds = list(table.kinds)
-        entry = {"configs": m, "rho": {}, "differences": {}}
+        entry: dict[str, Any] = {"configs": m, "rho": {}, "differences": {}}
         for ki, kind in enumerate(kinds):
             entry["rho"][kind] = [
                 {"rho": float(rho[ki, r]), "low": percentile95(rho_b[:, ki, r])[0], "high": percentile95(rho_b[:, ki, r])[1]}

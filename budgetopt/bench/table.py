@@ -187,7 +187,7 @@ class KindChoice:
             from optuna.distributions import json_to_distribution
 
             space = json_to_distribution(table.meta["space"][self.param])
-            values = [_cell(v) for v in getattr(space, "choices", sorted({c.get(self.param) for c in table.pool}))]
+            values = [_cell(v) for v in getattr(space, "choices", sorted({str(c.get(self.param)) for c in table.pool}))]
             raise TableError(f"kind {self.name!r}: no configuration has {self.param}={self.value}; it takes {', '.join(values)}")
         return np.where(held, k, j)
 
@@ -493,7 +493,7 @@ def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
                 f"{table_path}: config {c}, seed {seeds[s]}, kind {kind}, budget {rungs[r]} records compute "
                 f"{compute[c, s, k, r]:g}, but that kind executes {expected[r]}: hand-edited or from another build"
             )
-    done = rows.all(axis=3)
+    done = np.asarray(rows.all(axis=3))
     if (rows.any(axis=3) & ~done).any():
         c, s, k = np.argwhere(rows.any(axis=3) & ~done)[0]
         raise TableError(

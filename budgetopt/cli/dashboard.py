@@ -80,7 +80,7 @@ def _run_dashboard(args: argparse.Namespace) -> int:
                     raise CommandError(f"study {study.study_name!r} is not a budgetopt study (no trial ran with BudgetedRun)")
                 else:
                     say(args, f"skipped study {study.study_name!r}: not a budgetopt study")
-        host, port = server.server_address[:2]
+        host, port = str(server.server_address[0]), server.server_address[1]
         url = f"http://{host}:{port}/dashboard/"
         if args.study is not None:
             url += f"studies/{studies[0]._study_id}"

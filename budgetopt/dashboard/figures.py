@@ -275,7 +275,7 @@ def comparison_figure(results: Mapping[str, Iterable] | Iterable[Mapping], value
     if isinstance(results, Mapping):
         rows = [{"method": m, "compute": p[0], "value": p[1]} for m, pts in results.items() for p in pts]
     else:
-        rows = list(results)
+        rows = [dict(row) for row in results]
     for row in rows:
         try:
             method, compute, value = str(row["method"]), float(row["compute"]), float(row["value"])

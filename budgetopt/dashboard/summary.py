@@ -172,7 +172,7 @@ class StudySummary:
     def best(self, n: int = 1) -> list[TrialRecord]:
         """The ``n`` best completed trials by value, best first."""
         done = [t for t in self.trials if t.value is not None and math.isfinite(t.value)]
-        return sorted(done, key=lambda t: t.value, reverse=self.direction == "maximize")[:n]
+        return sorted(done, key=lambda t: float(t.value or 0.0), reverse=self.direction == "maximize")[:n]
 
 
 def summarize(study: optuna.Study) -> StudySummary:
