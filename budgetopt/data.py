@@ -124,6 +124,8 @@ def find_fashion_mnist(data_dir: str | Path | None = None, download: bool = True
         ensure_torchvision().datasets.FashionMNIST(root, download=True)
     except Exception as error:  # torchvision raises URLError, RuntimeError, OSError, ...
         reason = " ".join(str(error).split()) or type(error).__name__
+        if len(reason) > 80:  # torchvision lists every mirror it tried: the first words say what failed
+            reason = reason[:77] + "..."
         raise FileNotFoundError(
             f"Fashion-MNIST not found in {looked} and the download into {root} failed ({reason}); "
             "install Debian's dataset-fashion-mnist or pass a data directory holding its IDX files"

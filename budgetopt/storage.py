@@ -88,6 +88,14 @@ def open_storage(url: str, *, create: bool = False, rdb_options: dict | None = N
         storage.get_all_studies()  # fails here when the database holds no Optuna tables
     except Exception as error:  # any failure to open is the storage's, whatever raised it
         cause = _root_cause(error)  # Optuna and SQLAlchemy wrap the telling exception
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        if isinstance(cause, (NoSuchModuleError, ArgumentError)):  # a scheme no database answers to: a typo
+            scheme = url.split("://", 1)[0]
+            raise StorageError(
+                f"storage {shown!r}: unknown database scheme {scheme!r}; give sqlite:///FILE.db, "
+                "postgresql://USER@HOST/DB, mysql+pymysql://USER@HOST/DB or a FILE.log journal"
+            ) from error
         if isinstance(cause, ModuleNotFoundError) and cause.name:
             driver = next((f" ({d})" for scheme, d in _DRIVERS.items() if url.startswith(scheme)), "")
             other = ", or pip install pymysql and a mysql+pymysql://... URL" if cause.name == "MySQLdb" else ""

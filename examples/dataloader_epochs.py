@@ -17,7 +17,7 @@ passes ``replay=False``: each budget continues where the previous one stopped.
 
     python examples/dataloader_epochs.py                 # 30 trials, a few seconds on 2 CPU cores
     python examples/dataloader_epochs.py --mode branch --trials 60
-    python examples/dataloader_epochs.py --storage sqlite:///dataloader.db   # then optuna-dashboard
+    python examples/dataloader_epochs.py --storage sqlite:///dataloader.db   # then budgetopt dashboard
 """
 
 from __future__ import annotations

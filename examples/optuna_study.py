@@ -4,11 +4,12 @@ The user code of the README's "Use it", running for real: BudgetSampler + Budget
 trial a plan of budgets (successive halving over 10 / 30 / 90 / 270 iterations),
 BudgetedRun trains each budget with a learning rate decaying linearly to 0 at it
 ("restart" mode: the paper, exactly), and each rung's validation accuracy is
-budget-converged. The study lives in SQLite, so optuna-dashboard can open it::
+budget-converged. The study lives in SQLite, so budgetopt dashboard (optuna-dashboard with
+budgetopt's note and figures) can open it::
 
     python examples/optuna_study.py                 # 40 trials, about a minute on 2 CPU cores
     python examples/optuna_study.py --trials 8      # a few seconds
-    optuna-dashboard sqlite:///budgetopt-example.db
+    budgetopt dashboard sqlite:///budgetopt-example.db
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def main() -> None:
     print(f"best trial #{best.number}: validation accuracy {best.value:.3f}")
     print(f"  params  {best.params}")
     print(f"  plan    {best.user_attrs['budgetopt.plan']}, compute {best.user_attrs['budgetopt.compute']}")
-    print(f"inspect it:  optuna-dashboard {args.storage}")
+    print(f"inspect it:  budgetopt dashboard {args.storage}")
 
 
 if __name__ == "__main__":

@@ -121,6 +121,20 @@ def test_schedules_out_in_a_missing_directory_names_out_before_printing(capsys, 
     one_line_error(err, f"--out {target}", f"the directory '{tmp_path / 'missing'}' does not exist")
 
 
+def test_schedules_out_that_cannot_be_written_names_out(capsys, tmp_path):
+    blocked = tmp_path / ("x" * 300 + ".html")  # its directory exists; the write fails (name too long)
+    status, _, err = run_main(capsys, "schedules", "--out", str(blocked))
+    assert status == 1
+    one_line_error(err, f"--out {blocked} cannot be written")
+
+
+def test_an_unknown_storage_scheme_is_bad_input_naming_the_forms(capsys):
+    for url in ("notadb://x", "bogus://host/db"):
+        status, _, err = run_main(capsys, "report", url)
+        assert status == 2
+        one_line_error(err, f"unknown database scheme {url.split(':')[0]!r}", "sqlite:///FILE.db", "FILE.log journal")
+
+
 def test_a_missing_extra_names_the_package_for_any_install(capsys, monkeypatch, tmp_path):
     for name in ("plotly", "plotly.graph_objects"):  # as if plotly were not installed
         monkeypatch.setitem(sys.modules, name, None)

@@ -15,7 +15,7 @@ def test_optuna_study_example_runs_and_stores_a_budget_aware_study(tmp_path):
         [sys.executable, EXAMPLE, "--trials", "8", "--storage", url], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    assert "best trial #" in result.stdout and f"optuna-dashboard {url}" in result.stdout
+    assert "best trial #" in result.stdout and f"budgetopt dashboard {url}" in result.stdout
     study = optuna.load_study(study_name="digits-budget-aware", storage=url)
     assert len(study.trials) == 8
     best = study.best_trial

@@ -55,7 +55,7 @@ def reference(tmp_path_factory):
 # (id, command line after the command name with {url}, {tmp}, {script}, {closed} filled in,
 #  the message it must give). Exit status: 2 for bad input, 1 for a storage that fails.
 COMMAND_LINE = [
-    ("url-scheme-unknown", "worker {script} --storage foo://host/db --study s", r"cannot be opened as an Optuna storage"),
+    ("url-scheme-unknown", "worker {script} --storage foo://host/db --study s", r"unknown database scheme 'foo'; give sqlite:///FILE.db"),
     ("url-not-a-url", "worker {script} --storage studies.db --study s", r"storage must be sqlite:///FILE.db"),
     ("url-in-memory", "worker {script} --storage sqlite:///:memory: --study s", r"in-memory database"),
     ("url-mysql", "worker {script} --storage mysql://me:pw@127.0.0.1:{closed}/db --study s", r"needs the Python module 'MySQLdb'|cannot be opened"),

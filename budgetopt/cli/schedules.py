@@ -69,7 +69,10 @@ def _run_schedules(args: argparse.Namespace) -> int:
         steps = sorted({round(i * budget / 1000) for i in range(1001)}) if budget > 1000 else list(range(budget + 1))
         curves = {name: [budget_multiplier(t, budget, p, warmup) for t in steps] for name, p in profiles.items()}
         title = f"Learning-rate profiles over a budget of {budget} iterations" + (f", warmup {warmup}" if warmup else "")
-        _plot_profiles(out, steps, curves, title)
+        try:
+            _plot_profiles(out, steps, curves, title)
+        except OSError as error:
+            raise CommandError(f"--out {args.out} cannot be written: {error.strerror or error}", status=1) from None
         say(args, f"wrote {out}")
     return 0
 
