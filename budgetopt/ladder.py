@@ -40,6 +40,9 @@ class Ladder:
         >>> Ladder(100, 2000, 3).rungs
         (100, 300, 900, 2000)
 
+    A last step shorter than ``sqrt(reduction_factor)`` (``Ladder(100, 1000, 3)``: 900 ->
+    1000) warns: that rung decides almost as late as the full budget.
+
     Args:
         min_budget: the first rung, an integer >= 1.
         max_budget: the last rung (the full budget), an integer >= ``min_budget``.
@@ -65,6 +68,19 @@ class Ladder:
             rungs.append(budget)
             budget *= self.reduction_factor
         self.rungs: tuple[int, ...] = (*rungs, self.max_budget)
+        if rungs and self.max_budget < rungs[-1] * self.reduction_factor**0.5:
+            import warnings
+
+            top = rungs[-1] * self.reduction_factor
+            warnings.warn(
+                f"Ladder({self.min_budget}, {self.max_budget}, {self.reduction_factor}) has rungs "
+                f"{', '.join(map(str, self.rungs))}: its last step, {rungs[-1]} -> {self.max_budget}, is "
+                f"{self.max_budget / rungs[-1]:.2f}x where the others are {self.reduction_factor}x, so rung "
+                f"{rungs[-1]} decides nearly as late as the full budget; a max_budget of "
+                f"{rungs[-1]} or {top} (min_budget x reduction_factor**k) gives even steps",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
         return f"Ladder({self.min_budget}, {self.max_budget}, {self.reduction_factor})"

@@ -29,6 +29,7 @@ def test_rungs_are_min_budget_times_powers_of_eta(args, rungs):
         ((5, 7, 2), (5, 7)),
     ],
 )
+@pytest.mark.filterwarnings("ignore:Ladder.*its last step:UserWarning")
 def test_last_rung_is_max_budget_exactly_when_not_a_power(args, rungs):
     assert Ladder(*args).rungs == rungs
 
@@ -106,3 +107,14 @@ def test_bad_ladder_is_rejected_by_name(args, error, match):
 def test_brackets_out_of_range_are_rejected(brackets, error, match):
     with pytest.raises(error, match=match):
         Ladder(1, 81, 3).brackets(brackets)
+
+
+def test_a_ladder_whose_last_step_is_short_says_so():
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"rungs 100, 300, 900, 1000: its last step, 900 -> 1000, is 1.11x"):
+        Ladder(100, 1000, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Ladder(100, 2000, 3).rungs == (100, 300, 900, 2000)  # 2.2x: no warning
+        assert Ladder(100, 2700, 3).rungs == (100, 300, 900, 2700)
