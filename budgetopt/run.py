@@ -7,7 +7,9 @@ reads from and writes to its Optuna trial is :mod:`budgetopt.trial_io`'s.
 from __future__ import annotations
 
 import array
+import copy
 import math
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -76,7 +78,12 @@ class Segment:
                 run.compute += 1
                 if run._after_step(self, t, last=t == self.budget - 1):  # every mode's last t is budget - 1
                     return
-                scheduler.step()
+                if run.grad_scaler is None:
+                    scheduler.step()
+                else:  # a step the scaler skipped is still an iteration; torch's order warning does not apply
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+                        scheduler.step()
 
     def batches(self, loader: Iterable, *, replay: bool = True) -> Iterator[Any]:
         """This segment's steps, each with its batch drawn from ``loader``; use it instead of
@@ -146,6 +153,9 @@ class Segment:
         self.run._report(self, value)
 
 
+NONFINITE_CHECKS = 3  # with a grad_scaler: loss checks in a row with a non-finite loss that end a run
+
+
 class BudgetedRun:
     """Trains across budgets with a learning rate that decays to zero at each budget.
 
@@ -208,6 +218,13 @@ class BudgetedRun:
             leave the top (:mod:`budgetopt.keep`; :func:`budgetopt.load_model`). 0: none.
         model_store: an Optuna artifact store for ``keep_models`` (e.g.
             ``optuna.artifacts.FileSystemArtifactStore(DIR)``).
+        grad_scaler: the ``torch.amp.GradScaler`` of a mixed-precision loop. Its state is
+            part of every snapshot: restart begins each budget from the initial scale,
+            branch's cooldowns from the trunk's, a retry from the snapshot's. A step the
+            scaler skips (inf/NaN gradients) is still an iteration: the schedule advances
+            and compute counts it, as in PyTorch's AMP recipe. A non-finite training loss
+            the scaler can skip ends the run only when it persists: in
+            :data:`NONFINITE_CHECKS` loss checks in a row (without a scaler, at the first).
         **profile_params: the profile's parameters (e.g. ``power`` for ``poly``).
 
     ``mode_object`` is the mode as an object (:mod:`budgetopt.modes`: the phases each
@@ -234,6 +251,7 @@ class BudgetedRun:
         horizon_exponent: float = 0.0,
         keep_models: int = 0,
         model_store: Any = None,
+        grad_scaler: Any = None,
         **profile_params: object,
     ) -> None:
         self.mode_object = get_mode(mode, cooldown=cooldown, horizon_exponent=horizon_exponent)
@@ -276,6 +294,12 @@ class BudgetedRun:
 
             self._keeper = ModelKeeper(self.trial, model_store, keep_models)
 
+        if grad_scaler is not None and not all(
+            callable(getattr(grad_scaler, m, None)) for m in ("scale", "state_dict", "load_state_dict")
+        ):
+            raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got {type(grad_scaler).__name__}")
+        self.grad_scaler = grad_scaler
+        self._nonfinite_checks = 0  # loss checks in a row that saw a non-finite loss (with a grad_scaler)
         self.compute = 0
         self.rung_values: dict[int, float] = {}
         self.segment_compute: dict[int, int] = {}
@@ -367,24 +391,37 @@ class BudgetedRun:
             last or self._loss_count % self.loss_check_every == 0 or not isinstance(self._loss_sum, torch.Tensor)
         ):
             loss_sum = float(self._loss_sum)
-            if not math.isfinite(loss_sum):
-                self.diverged = f"diverged: training loss is {loss_sum} by iteration {t} of budget {segment.budget}"
-                return True
+            self._loss_sum = 0.0  # each check sees the losses since the previous one
+            if math.isfinite(loss_sum):
+                self._nonfinite_checks = 0
+            else:
+                self._nonfinite_checks += 1
+                if self.grad_scaler is None or self._nonfinite_checks >= NONFINITE_CHECKS:
+                    persisted = f" in {NONFINITE_CHECKS} loss checks in a row" if self.grad_scaler is not None else ""
+                    self.diverged = (
+                        f"diverged: training loss is {loss_sum} by iteration {t} of budget {segment.budget}{persisted}"
+                    )
+                    return True
         return False
 
     # -- state kept between budgets -------------------------------------------------------
 
     def _state(self) -> dict:
-        return {
+        state = {
             "model": _clone(self.model.state_dict(), self.snapshot_device),
             "optimizer": _clone(self.optimizer.state_dict(), self.snapshot_device),
         }
+        if self.grad_scaler is not None:  # plain numbers: the scale, its growth tracker
+            state["grad_scaler"] = copy.deepcopy(self.grad_scaler.state_dict())
+        return state
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         # Optimizer.load_state_dict keeps tensors that are already on the right device:
         # hand it a copy so that training never writes into the snapshot.
         self.optimizer.load_state_dict(_clone(state["optimizer"], None))
+        if self.grad_scaler is not None and state.get("grad_scaler"):  # empty: a disabled scaler
+            self.grad_scaler.load_state_dict(copy.deepcopy(state["grad_scaler"]))
 
     def _restore_kept(self, which: str) -> None:
         kept = self._initial if which == "initial" else self._trunk

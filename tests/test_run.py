@@ -497,3 +497,55 @@ def test_horizon_exponent_scales_each_budgets_peak_rate_and_leaves_the_last_unch
 def test_horizon_exponent_is_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BudgetedRun([10, 30], *make(), **kwargs)
+
+
+# -- mixed precision: the GradScaler's state is part of every snapshot ----------------------
+
+
+def _scaled_run(mode, inf_steps=(), nan_from=None, **kwargs):
+    """A loop with a CPU GradScaler; the gradients of the steps in ``inf_steps`` are inf
+    (the scaler skips them and halves its scale), the loss NaN from step ``nan_from`` on.
+    Returns the run and the scale each segment's first step saw."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    run = BudgetedRun([4, 8], model, optimizer, mode=mode, grad_scaler=scaler, **kwargs)
+    first_scales, step = [], 0
+    for segment in run.segments():
+        for i, _ in enumerate(segment):  # the segment's state is restored when its first step begins
+            if i == 0:
+                first_scales.append(scaler.get_scale())
+            x = torch.ones(2, 3)
+            loss = model(x).pow(2).mean()
+            if step in inf_steps:
+                loss = loss * float("inf")
+            if nan_from is not None and step >= nan_from:
+                loss = loss * float("nan")
+            optimizer.zero_grad()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            run.record_loss(loss)
+            step += 1
+        if run.diverged:
+            break
+        segment.report(-float(model(torch.ones(1, 3)).pow(2).item()))
+    return run, scaler, first_scales
+
+
+def test_restart_begins_every_budget_from_the_initial_scale_and_branch_from_the_trunks():
+    run, scaler, first = _scaled_run("restart", inf_steps=(1,), loss_check_every=1)
+    assert first == [2.0**10, 2.0**10]  # budget 4 halved it; budget 8 starts from the initial state again
+    assert run.diverged is None and run.ended == "completed at budget 8"  # a skipped inf step does not end the run
+    run, scaler, first = _scaled_run("branch", inf_steps=(0,), cooldown=0.5, loss_check_every=1)
+    # budget 4: trunk 0-1 (step 0 skipped: 2**9), cooldown 2-3; budget 8 resumes the trunk's scaler
+    assert first[1] == 2.0**9 and run.ended == "completed at budget 8"
+
+
+def test_a_nan_that_persists_under_a_scaler_still_ends_the_run_with_its_reason():
+    from budgetopt.run import NONFINITE_CHECKS
+
+    run, _, _ = _scaled_run("restart", nan_from=2, loss_check_every=1)
+    assert run.diverged is not None and f"in {NONFINITE_CHECKS} loss checks in a row" in run.diverged
+    assert "by iteration 0 of budget 8" in run.diverged  # steps 2 and 3 of budget 4, then the first of budget 8
