@@ -149,6 +149,7 @@ def _build_command(out: Path) -> list[str]:
     ]
 
 
+@pytest.mark.long  # worker processes, killed: over ten seconds
 def test_build_killed_with_sigkill_and_resumed_equals_an_uninterrupted_build(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert main(_build_command(whole)[3:]) == 0
@@ -734,6 +735,7 @@ def test_read_table_checks_what_the_caller_expects(table_dir):
         read_table(table_dir, expect={"study": "fashion_mlp"})
 
 
+@pytest.mark.long  # worker processes, killed: over ten seconds
 def test_worker_processes_end_when_the_build_is_killed(tmp_path):
     """A SIGKILLed build leaves no worker training units nobody will write."""
     process = subprocess.Popen([*_build_command(tmp_path / "t"), "--jobs", "2"], cwd=ROOT)
