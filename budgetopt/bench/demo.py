@@ -183,7 +183,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     say(reason)
     methods = demo_methods(meta)
-    if BRANCH not in methods and meta["cooldown"] != COOLDOWN:
+    if not any(m.partition("@")[0] == BRANCH for m in methods) and meta["cooldown"] != COOLDOWN:
         say(f"{table_dir} has no {BRANCH} kind: branch is replayed with the table's cooldown {meta['cooldown']:g}")
     say(f"1/2 live budget-aware study ({LIVE_COMPUTE} full budgets of compute) into {out / 'studies.db'}")
     live, url = live_study(study, out, data_dir if study == "fashion_mlp" else None)
