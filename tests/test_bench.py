@@ -239,20 +239,8 @@ def test_resume_grows_the_kinds_with_a_branch_of_another_cooldown(tmp_path, caps
     # a resume without --kinds keeps the table's kinds and trains nothing; it keeps the cost and finish time
     meta = json.loads((out / "meta.json").read_text())
     status, _, err = run_main(
-        capsys,
-        "bench",
-        "build",
-        "digits",
-        "--configs",
-        "2",
-        "--seeds",
-        "1",
-        "--ladder",
-        "quick",
-        "--out",
-        str(out),
-        "--resume",
-        "-q",
+        capsys, "bench", "build", "digits", "--configs", "2", "--seeds", "1", "--ladder", "quick", "--out", str(out),
+        "--resume", "-q",
     )
     assert status == 0 and (out / "table.csv").read_text() == after
     again = json.loads((out / "meta.json").read_text())
@@ -260,22 +248,8 @@ def test_resume_grows_the_kinds_with_a_branch_of_another_cooldown(tmp_path, caps
     assert again["finished"] == meta["finished"] and again["complete"] is True
     # a resume cannot drop a kind
     status, _, err = run_main(
-        capsys,
-        "bench",
-        "build",
-        "digits",
-        "--configs",
-        "2",
-        "--seeds",
-        "1",
-        "--ladder",
-        "quick",
-        "--kinds",
-        "restart,branch",
-        "--out",
-        str(out),
-        "--resume",
-        "-q",
+        capsys, "bench", "build", "digits", "--configs", "2", "--seeds", "1", "--ladder", "quick",
+        "--kinds", "restart,branch", "--out", str(out), "--resume", "-q",
     )
     assert status == 2
     one_line_error(err, "branch_cooldown0.5", "lacks")
@@ -315,7 +289,9 @@ def test_a_kind_for_some_configurations_reads_it_there_and_the_plain_kind_elsewh
     ],
 )
 def test_a_bad_kind_choice_is_one_line_exit_2(capsys, table_dir, tmp_path, name, fragments):
-    status, _, err = run_main(capsys, "bench", "simulate", str(table_dir), "--methods", name, "--out", str(tmp_path / "s"), "-q")
+    status, _, err = run_main(
+        capsys, "bench", "simulate", str(table_dir), "--methods", name, "--out", str(tmp_path / "s"), "-q"
+    )
     assert status == 2
     one_line_error(err, *fragments)
     assert not (tmp_path / "s").exists()
@@ -367,16 +343,9 @@ def test_every_method_regret_nonnegative_and_compute_never_above_the_cap(table_d
     table = read_table(table_dir)
     lookup = PoolLookup(table, table.complete_configs)
     scorer = Scorer(table)
-    names = [
-        *BUILTIN,
-        "restart_beta0.5",
-        "restart@random",
-        "sha_cosine@random",
-        "sha_cosine@budget",
-        "restart@tpe",
-        "budgetopt.pruners:BudgetPruner@branch",
-        "optuna.pruners:MedianPruner@continue_step",
-    ]
+    names = [*BUILTIN, "restart_beta0.5", "restart@random", "sha_cosine@random", "sha_cosine@budget", "restart@tpe",
+             "budgetopt.pruners:BudgetPruner@branch",
+             "optuna.pruners:MedianPruner@continue_step"]
     for cap in (3, 81 * 4 + 7):
         for name in names:
             result = run_search(table, resolve_method(name, table), 0, cap, lookup)
@@ -535,16 +504,8 @@ def test_sub_ladder_searches_report_only_its_budgets_at_its_reduction_factor_wit
 
 def test_pool_range_draws_only_those_configurations(table_dir, tmp_path):
     results = simulate(
-        table_dir,
-        tmp_path / "s",
-        methods=["sha_step", "restart@random"],
-        compute="3",
-        repeats=4,
-        pool="1:3",
-        rungs="9,27,81",
-        pool_bootstrap=0,
-        fidelity_resamples=20,
-        progress=False,
+        table_dir, tmp_path / "s", methods=["sha_step", "restart@random"], compute="3", repeats=4, pool="1:3",
+        rungs="9,27,81", pool_bootstrap=0, fidelity_resamples=20, progress=False,
     )
     assert results["settings"]["pool"] == [1, 3] and results["settings"]["rungs"] == [9, 27, 81]
     assert results["table"]["configs_complete"] == 2 and not results["table"]["partial"]
@@ -809,17 +770,8 @@ def test_a_search_never_trains_a_configuration_twice_at_a_seed_and_reports_exhau
 
 
 def test_the_report_gives_landing_and_exhaustion_per_method(table_dir, tmp_path):
-    results = simulate(
-        table_dir,
-        tmp_path,
-        methods=["sha_cosine", "restart"],
-        compute="1000",
-        repeats=2,
-        baseline="sha_cosine",
-        pool_bootstrap=0,
-        fidelity_resamples=20,
-        progress=False,
-    )
+    results = simulate(table_dir, tmp_path, methods=["sha_cosine", "restart"], compute="1000", repeats=2,
+                       baseline="sha_cosine", pool_bootstrap=0, fidelity_resamples=20, progress=False)
     landing = results["searches"]["caps"]["81000"]["methods"]["restart"]["landing"]
     assert landing["exhausted_in"] == 2 and landing["exhausted_at_full_budgets"] <= 1000
     assert landing["suggestions"] == 2 * CONFIGS * SEEDS
@@ -844,17 +796,8 @@ def test_regret_under_each_truth_equals_a_hand_computation_from_the_csv(table_di
                 best = max(test[(kind, c, other)] for c in configs)
                 expected = best - test[(kind, int(config), other)]
                 assert scorer.regret((int(config), seed), configs, kind) == pytest.approx(expected, abs=1e-12)
-    results = simulate(
-        table_dir,
-        tmp_path,
-        methods=["sha_cosine", "restart"],
-        compute="3",
-        repeats=3,
-        baseline="sha_cosine",
-        pool_bootstrap=0,
-        fidelity_resamples=20,
-        progress=False,
-    )
+    results = simulate(table_dir, tmp_path, methods=["sha_cosine", "restart"], compute="3", repeats=3,
+                       baseline="sha_cosine", pool_bootstrap=0, fidelity_resamples=20, progress=False)
     entry = results["searches"]["caps"]["243"]["methods"]["restart"]
     assert list(entry["by_truth"]) == ["restart", "branch", "continue_cosine", "continue_step"]
     picks = entry["picks"]
@@ -872,22 +815,8 @@ def test_live_searches_end_to_end_resume_and_compare_with_the_simulator(table_di
     """Two live searches per method on digits (a real study, real training, truths on
     unseen seeds), resumed without new work, then set against the simulator on a table."""
     out = tmp_path / "live"
-    argv = [
-        "bench",
-        "live",
-        "digits",
-        "--ladder",
-        "quick",
-        "--methods",
-        "sha_cosine@random,restart@random,sha_cosine",
-        "--repeats",
-        "2",
-        "--compute",
-        "2",
-        "--out",
-        str(out),
-        "--quiet",
-    ]
+    argv = ["bench", "live", "digits", "--ladder", "quick", "--methods", "sha_cosine@random,restart@random,sha_cosine",
+            "--repeats", "2", "--compute", "2", "--out", str(out), "--quiet"]
     assert main(argv) == 0
     lines = (out / "searches.jsonl").read_text().splitlines()
     assert len(lines) == 6
@@ -902,22 +831,11 @@ def test_live_searches_end_to_end_resume_and_compare_with_the_simulator(table_di
     assert main([*argv, "--resume"]) == 0
     assert len((out / "searches.jsonl").read_text().splitlines()) == 6
     assert len(json.loads((out / "meta.json").read_text())["commands"]) == 2
-    simulate(
-        table_dir,
-        tmp_path / "sim",
-        methods=["sha_cosine@random", "restart@random", "sha_cosine"],
-        compute="2",
-        repeats=4,
-        baseline="sha_cosine",
-        pool_bootstrap=0,
-        fidelity_resamples=20,
-        progress=False,
-    )
+    simulate(table_dir, tmp_path / "sim", methods=["sha_cosine@random", "restart@random", "sha_cosine"], compute="2",
+             repeats=4, baseline="sha_cosine", pool_bootstrap=0, fidelity_resamples=20, progress=False)
     compared = subprocess.run(
         [sys.executable, str(ROOT / "studies" / "live_vs_simulation.py"), str(out), str(table_dir), str(tmp_path / "sim")],
-        capture_output=True,
-        text=True,
-        check=True,
+        capture_output=True, text=True, check=True,
     ).stdout
     assert "| `restart@random` | cosine |" in compared and "live minus simulated" in compared
 
@@ -996,27 +914,9 @@ def test_a_table_records_its_data_and_the_report_names_every_command(table_dir, 
     assert data_record(load_digits())["digest"] == meta["data"]["digest"]  # the same data, the same digest
     grown = tmp_path / "grown"
     shutil.copytree(table_dir, grown)
-    build_table(
-        "digits",
-        grown,
-        configs=CONFIGS,
-        seeds=SEEDS,
-        kinds=KINDS,
-        ladder="quick",
-        resume=True,
-        progress=False,
-        command="budgetopt bench build digits --resume (second)",
-    )
-    simulate(
-        grown,
-        tmp_path / "sim",
-        methods=["sha_cosine", "restart"],
-        compute="2",
-        repeats=2,
-        baseline="sha_cosine",
-        pool_bootstrap=0,
-        fidelity_resamples=20,
-        progress=False,
-    )
+    build_table("digits", grown, configs=CONFIGS, seeds=SEEDS, kinds=KINDS, ladder="quick", resume=True, progress=False,
+                command="budgetopt bench build digits --resume (second)")
+    simulate(grown, tmp_path / "sim", methods=["sha_cosine", "restart"], compute="2", repeats=2, baseline="sha_cosine",
+             pool_bootstrap=0, fidelity_resamples=20, progress=False)
     header = next(line for line in (tmp_path / "sim" / "report.md").read_text().splitlines() if line.startswith("Table `"))
     assert "then `budgetopt bench build digits --resume (second)`" in header and "data:" in header
