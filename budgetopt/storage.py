@@ -170,24 +170,26 @@ def lock_file_of(storage: optuna.storages.BaseStorage) -> str | None:
 # -- rung snapshots: an Optuna artifact store ------------------------------------------------
 
 
+def _beside(storage_url: str, what: str) -> str:
+    """``studies.db`` or ``studies.log`` -> ``studies.<what>``; a database server ->
+    ``budgetopt-<what>`` in the current directory."""
+    path = file_of_url(storage_url)
+    if not path or path == ":memory:":
+        return f"budgetopt-{what}"
+    return str(Path(path).with_suffix(f".{what}"))
+
+
 def default_snapshot_location(storage_url: str) -> str:
     """Beside a file storage: ``studies.db`` or ``studies.log`` -> ``studies.snapshots/``.
     For a database server: ``budgetopt-snapshots/`` in the current directory (on several
     machines, give a shared directory or an ``s3://`` / ``gs://`` bucket instead)."""
-    path = file_of_url(storage_url)
-    if not path or path == ":memory:":
-        return "budgetopt-snapshots"
-    return str(Path(path).with_suffix(".snapshots"))
+    return _beside(storage_url, "snapshots")
 
 
 def default_model_location(storage_url: str) -> str:
-    """Where ``--keep-models`` keeps annealed rung models by default: beside a file storage,
-    ``studies.db`` -> ``studies.models/``; for a database server ``budgetopt-models/`` in the
-    current directory (on several machines, a shared directory or bucket instead)."""
-    path = file_of_url(storage_url)
-    if not path or path == ":memory:":
-        return "budgetopt-models"
-    return str(Path(path).with_suffix(".models"))
+    """Where ``--keep-models`` keeps annealed rung models by default, as
+    :func:`default_snapshot_location` with ``models`` (``studies.db`` -> ``studies.models/``)."""
+    return _beside(storage_url, "models")
 
 
 def open_snapshot_store(location: str, what: str = "snapshot") -> Any:
