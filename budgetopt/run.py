@@ -29,15 +29,47 @@ if TYPE_CHECKING:
 __all__ = ["MODES", "BudgetedRun", "Segment"]
 
 
-def _clone(obj: Any, device: torch.device | str | None) -> Any:
-    """A deep copy of a (nested) state dict, tensors copied to ``device`` (None: where they are)."""
+def _clone(obj: Any, device: torch.device | str | None, *, pinned: set[torch.device] | None = None) -> Any:
+    """A deep copy of a (nested) state dict, tensors copied to ``device`` (None: where they are).
+
+    With ``pinned`` (a set), a CUDA tensor copied to the CPU goes into pinned
+    (page-locked) memory without blocking, and its device is added to ``pinned``: the
+    caller synchronizes those devices once before the copies are read (:func:`_snapshot`).
+    """
     if isinstance(obj, torch.Tensor):
-        return obj.detach().to(device if device is not None else obj.device, copy=True)
+        target = torch.device(device) if device is not None else obj.device
+        if pinned is not None and target.type == "cpu" and obj.device.type == "cuda":
+            out = torch.empty(obj.shape, dtype=obj.dtype, pin_memory=True)
+            out.copy_(obj.detach(), non_blocking=True)
+            pinned.add(obj.device)
+            return out
+        return obj.detach().to(target, copy=True)
     if isinstance(obj, dict):
-        return {k: _clone(v, device) for k, v in obj.items()}
+        return {k: _clone(v, device, pinned=pinned) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_clone(v, device) for v in obj)
+        return type(obj)(_clone(v, device, pinned=pinned) for v in obj)
     return obj
+
+
+def _snapshot(obj: Any, device: torch.device | str | None) -> Any:
+    """:func:`_clone` for a snapshot. CUDA tensors bound for the CPU are copied through
+    pinned memory without blocking, all queued at once, then one synchronization per GPU
+    before returning (the snapshot may be read at once, e.g. saved to an artifact store).
+    Copies on one device (``snapshot_device=None``) are stream-ordered and never wait."""
+    pinned: set[torch.device] = set()
+    out = _clone(obj, device, pinned=pinned)
+    for gpu in pinned:
+        torch.cuda.synchronize(gpu)
+    return out
+
+
+def _check_snapshot_device(spec: object) -> torch.device | None:
+    if spec is None:
+        return None
+    try:
+        return torch.device(spec)  # type: ignore[call-overload]  # checked here: a ValueError names it
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"snapshot_device must be None or a torch device such as 'cpu' or 'cuda:0', got {spec!r}") from None
 
 
 def _is_trial(obj: object) -> TypeGuard[optuna.trial.Trial]:
@@ -199,7 +231,16 @@ class BudgetedRun:
         cooldown: branch mode's cooldown fraction of each budget, in (0, 1] (default
             :data:`~budgetopt.modes.COOLDOWN`, 0.5); another mode has none (a ValueError).
         snapshot_device: where state snapshots are kept: None (default) for the
-            tensors' own device, or e.g. ``"cpu"`` to spare accelerator memory.
+            tensors' own device, or ``"cpu"`` to spare accelerator memory (from a GPU
+            through pinned memory, the copies queued without blocking and synchronized
+            once per snapshot). What is held, beside the live model and optimizer
+            (``P`` the model's state bytes, ``O`` the optimizer's, e.g. ``2P`` for Adam
+            and AdamW once they have stepped): restart keeps the initial state for the
+            whole run (``P`` plus the optimizer's initial state, empty for Adam); branch
+            keeps the trunk, ``P + O``, from the start of each cooldown to the end of the
+            run (replaced at the next cooldown); continue keeps nothing. Rung snapshots
+            (``snapshot_store``) and kept models (``keep_models``) are serialized to the
+            CPU for the upload and freed after it.
         grad_norm_every: record the gradient norm every this many iterations and at the
             last iteration of every budget (None: never). Each record costs a device sync.
         loss_check_every: how often a loss tensor given to :meth:`record_loss` is checked
@@ -277,7 +318,7 @@ class BudgetedRun:
         limit, what = self.mode_object.warmup_limit(self.budgets)
         self.warmup = check_warmup(warmup, limit, what=what)
         self.schedule = self.mode_object.schedule(profile, profile_params, self.warmup)
-        self.snapshot_device = snapshot_device
+        self.snapshot_device = _check_snapshot_device(snapshot_device)
         self.grad_norm_every = None if grad_norm_every is None else check_iterations(grad_norm_every, "grad_norm_every")
         self.loss_check_every = check_iterations(loss_check_every, "loss_check_every")
         if snapshot_store is not None and self.trial is None:
@@ -408,9 +449,10 @@ class BudgetedRun:
 
     def _state(self) -> dict:
         state = {
-            "model": _clone(self.model.state_dict(), self.snapshot_device),
-            "optimizer": _clone(self.optimizer.state_dict(), self.snapshot_device),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
         }
+        state = _snapshot(state, self.snapshot_device)
         if self.grad_scaler is not None:  # plain numbers: the scale, its growth tracker
             state["grad_scaler"] = copy.deepcopy(self.grad_scaler.state_dict())
         return state

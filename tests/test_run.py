@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import optuna
 import pytest
@@ -549,3 +550,35 @@ def test_a_nan_that_persists_under_a_scaler_still_ends_the_run_with_its_reason()
     run, _, _ = _scaled_run("restart", nan_from=2, loss_check_every=1)
     assert run.diverged is not None and f"in {NONFINITE_CHECKS} loss checks in a row" in run.diverged
     assert "by iteration 0 of budget 8" in run.diverged  # steps 2 and 3 of budget 4, then the first of budget 8
+
+
+# -- snapshot_device ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["restart", "branch"])
+def test_snapshots_kept_on_another_device_give_the_same_run(mode):
+    runs = []
+    for device in (None, "cpu"):
+        model, opt = make()
+        run = BudgetedRun([16, 32, 64], model, opt, mode=mode, snapshot_device=device)
+        drive(run)
+        runs.append((state_of(model, opt), run.lr_trace))
+    assert_bitwise_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+
+
+def test_a_snapshot_is_a_copy_on_the_snapshot_device():
+    model, opt = make()
+    run = BudgetedRun([16, 32], model, opt, mode="restart", snapshot_device="cpu")
+    assert run.snapshot_device == torch.device("cpu")
+    initial = run._initial
+    assert all(t.device.type == "cpu" for t in initial["model"].values())
+    before = {k: v.clone() for k, v in initial["model"].items()}
+    drive(run)  # training never writes into the kept initial state
+    assert all(torch.equal(before[k], initial["model"][k]) for k in before)
+
+
+@pytest.mark.parametrize("bad", ["gpu7", 3.5, "cuda:x"])
+def test_a_bad_snapshot_device_is_one_line_naming_it(bad):
+    with pytest.raises(ValueError, match=r"snapshot_device must be None or a torch device.*" + re.escape(repr(bad))):
+        BudgetedRun([16, 32], *make(), snapshot_device=bad)

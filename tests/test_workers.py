@@ -10,6 +10,7 @@ import sys
 
 import optuna
 import pytest
+import torch
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 
@@ -73,6 +74,20 @@ def test_branch_workers_train_with_their_cooldown_and_launch_forwards_it(tmp_pat
         ["launch", SCRIPT, "--storage", "x.log", "--study", "s", "--workers", "2", "--mode", "branch", "--cooldown", "0.3"]
     )
     assert _worker_argv(args)[-4:] == ["--mode", "branch", "--cooldown", "0.3"]
+
+
+def test_snapshot_device_reaches_every_run_and_launch_forwards_it(tmp_path, monkeypatch):
+    import budgetopt.run
+
+    devices = []
+    real = budgetopt.run._snapshot
+    monkeypatch.setattr(budgetopt.run, "_snapshot", lambda obj, device: devices.append(device) or real(obj, device))
+    assert worker(tmp_path, "--n-trials", "2", "--mode", "branch", "--snapshot-device", "cpu") == 0
+    assert devices and set(devices) == {torch.device("cpu")}  # every trunk snapshot
+    args = build_parser().parse_args(
+        ["launch", SCRIPT, "--storage", "x.log", "--study", "s", "--workers", "2", "--snapshot-device", "cpu"]
+    )
+    assert _worker_argv(args)[-2:] == ["--snapshot-device", "cpu"]
 
 
 def test_a_branch_worker_without_cooldown_takes_the_studys_own(tmp_path):

@@ -93,6 +93,7 @@ COMMAND_LINE = [
     ("models-without-keep", "worker {script} --storage {url} --study s --models {tmp}/models", r"--models .*models is where --keep-models keeps models: give --keep-models K too"),
     ("models-not-writable", "worker {script} --storage {url} --study s --keep-models 1 --models {tmp}/file.txt/models", r"model directory .*file.txt/models cannot be created"),
     ("models-scheme", "worker {script} --storage {url} --study s --keep-models 1 --models ftp://host/dir", r"models must be a directory, file://DIR, s3://BUCKET or gs://BUCKET"),
+    ("snapshot-device-gpu", "worker {script} --storage {url} --study s --snapshot-device cuda:1", r"argument --snapshot-device: invalid choice: 'cuda:1' \(choose from '?cpu'?\)"),
     ("device-missing-gpu", "worker {script} --storage {url} --study s --device cuda:7", r"--device cuda:7: (no CUDA GPU is visible|this machine has)"),
     ("device-unknown", "worker {script} --storage {url} --study s --device tpu", r"--device must be cpu, cuda, cuda:K or mps, got 'tpu'"),
     ("mode-unknown", "worker {script} --storage {url} --study s --mode sideways", r"argument --mode: invalid choice: 'sideways'"),

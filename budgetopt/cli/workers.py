@@ -71,6 +71,12 @@ def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentPa
         "(default: FILE.snapshots beside a file storage, else ./budgetopt-snapshots)",
     )
     options.add_argument(
+        "--snapshot-device",
+        choices=("cpu",),
+        help="keep the in-memory state snapshots (restart's initial state, branch's trunk) on the CPU, through "
+        "pinned memory, to spare GPU memory (default: on the model's device)",
+    )
+    options.add_argument(
         "--keep-models",
         type=int,
         default=0,
@@ -306,7 +312,8 @@ def _run_worker(args: argparse.Namespace) -> int:
     keep = {"keep_models": args.keep_models, "model_store": setup["model_store"]} if args.keep_models else {}
     objective = make_objective(
         script, mode=mode.name, device=device, seed=args.seed, data=setup["data"],
-        snapshot_store=setup["store"], progress_seconds=setup["heartbeat"], **mode.options(), **keep,
+        snapshot_store=setup["store"], progress_seconds=setup["heartbeat"], snapshot_device=args.snapshot_device,
+        **mode.options(), **keep,
     )
     identity = workers.worker_identity(device)
     label = os.environ.get(workers.LAUNCH_LABEL)
