@@ -5,7 +5,6 @@ zero at that budget (Li, Yumer & Ramanan, "Budgeted Training", ICLR 2020), so th
 successive halving compares models converged for their budget.
 """
 
-from budgetopt import studies  # noqa: F401  (registers the built-in study scripts by name)
 from budgetopt._torchvision import ensure_torchvision, repair_torchvision_ops
 from budgetopt.frontier import Frontier, FrontierFit, FrontierRow, fit_frontier, frontier, load_model
 from budgetopt.ladder import Bracket, Ladder
@@ -23,10 +22,10 @@ from budgetopt.schedules import (
 )
 from budgetopt.study_script import StudyScriptError, load_study_script, make_objective, train_config
 
-# Importing budgetopt makes a later `import torchvision` / `import timm` work on a
-# CPU-only torch (see budgetopt/_torchvision.py) without importing torchvision itself;
-# it changes nothing where torchvision's extension loads.
-repair_torchvision_ops()
+# Importing budgetopt has no side effect: it imports no torchvision and registers
+# nothing. A CPU-only torch next to PyPI's (CUDA) torchvision is repaired where
+# torchvision is needed: the built-in studies that use it, the Lightning integration, a
+# study script loaded by path, and budgetopt.ensure_torchvision() in a user's own code.
 
 __version__ = "0.2.0"
 
@@ -48,6 +47,7 @@ __all__ = [
     "budget_from_epochs",
     "budget_from_fraction",
     "ensure_torchvision",
+    "repair_torchvision_ops",
     "fit_frontier",
     "frontier",
     "get_profile",

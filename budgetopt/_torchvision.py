@@ -80,10 +80,14 @@ def _extension_fails_to_load() -> bool:
 
 
 def repair_torchvision_ops() -> None:
-    """Define the missing operators if torchvision's extension cannot load; cheap.
+    """Define the missing operators if torchvision's extension cannot load.
 
-    Runs at ``import budgetopt`` without importing torchvision (about two seconds),
-    so that a later ``import torchvision`` / ``import timm`` works.
+    Call it before ``import torchvision`` / ``import timm`` (or Lightning, which imports
+    torchvision through torchmetrics) next to a CPU-only torch: it does not import
+    torchvision itself (about two seconds), and changes nothing where torchvision's
+    extension loads. The built-in studies that need it, the Lightning integration and
+    :func:`budgetopt.load_study_script` for a script given by path call it;
+    ``import budgetopt`` does not.
     """
     if "torchvision" not in sys.modules and _extension_fails_to_load():
         _define_missing_ops()

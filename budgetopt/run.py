@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from budgetopt.integration.dataloader import LoaderStream
 
-__all__ = ["MODES", "BudgetedRun", "Segment"]
+__all__ = ["MODES", "BudgetedRun", "Segment", "run_budgets"]
 
 
 def _clone(obj: Any, device: torch.device | str | None, *, pinned: set[torch.device] | None = None) -> Any:
@@ -304,13 +304,7 @@ class BudgetedRun:
         check_optimizer(optimizer)
         get_profile(profile, **profile_params)
         self.trial = source if _is_trial(source) else None
-        if self.trial is None:
-            if budgets is not None:
-                raise TypeError("give budgets either as the first argument or as budgets=, not both")
-            budgets = source  # type: ignore[assignment]  # not a trial: a Ladder or budgets
-        elif budgets is None:
-            budgets = plan_of(self.trial)
-        self.budgets = _check_budgets(budgets)
+        self.budgets = run_budgets(source, budgets)
         self.model = model
         self.optimizer = optimizer
         self.profile = profile
@@ -553,6 +547,17 @@ class BudgetedRun:
             self._io.ended(self.ended, self._lr_trace, self.grad_norms)
             if not self.ended.startswith("completed"):
                 raise optuna.TrialPruned(self.ended)
+
+
+def run_budgets(source: object, budgets: Sequence[int] | Ladder | None = None) -> tuple[int, ...]:
+    """The budgets a run of ``source`` trains (:class:`BudgetedRun`'s first two arguments):
+    a trial's plan from its study's BudgetPruner, or ``budgets``; a Ladder's rungs; or
+    the increasing budgets given. A TypeError or ValueError names what is wrong."""
+    if _is_trial(source):
+        return _check_budgets(plan_of(source) if budgets is None else budgets)
+    if budgets is not None:
+        raise TypeError("give budgets either as the first argument or as budgets=, not both")
+    return _check_budgets(source)
 
 
 def _check_budgets(budgets: object) -> tuple[int, ...]:

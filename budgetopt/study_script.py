@@ -148,9 +148,8 @@ def script_files() -> frozenset[str]:
     return frozenset(_SCRIPT_FILES)
 
 
-# The study scripts known by name: name -> importable module. budgetopt's own register
-# themselves (budgetopt/studies/__init__.py, imported by ``import budgetopt``): the
-# registry lives with the studies, and this protocol does not import them.
+# Study scripts added by name with register_studies: name -> importable module. The
+# built-in ones (budgetopt/studies/*.py) are found when asked, not registered.
 _NAMED: dict[str, str] = {}
 
 
@@ -159,10 +158,24 @@ def register_studies(modules: Mapping[str, str]) -> None:
     _NAMED.update(modules)
 
 
+BUILTIN_PACKAGE = "budgetopt.studies"  # where the study scripts that come with budgetopt live
+
+
+def _named() -> dict[str, str]:
+    """Every study script loadable by name: the modules of :data:`BUILTIN_PACKAGE`, found
+    by their files (the package is not imported), and those :func:`register_studies` added."""
+    import pkgutil
+
+    spec = importlib.util.find_spec(BUILTIN_PACKAGE)
+    paths = list(spec.submodule_search_locations or ()) if spec is not None else []
+    builtin = {m.name: f"{BUILTIN_PACKAGE}.{m.name}" for m in pkgutil.iter_modules(paths) if not m.name.startswith("_")}
+    return {**builtin, **_NAMED}
+
+
 def builtin_studies() -> tuple[str, ...]:
     """Names of the study scripts that load by name: those that come with budgetopt
     (``budgetopt/studies/*.py``), and any :func:`register_studies` added."""
-    return tuple(sorted(_NAMED))
+    return tuple(sorted(_named()))
 
 
 @dataclass
@@ -246,7 +259,7 @@ def load_study_script(name_or_path: str | Path) -> StudyScript:
             raise StudyScriptError(
                 f"unknown study {text!r}: the built-in studies are {', '.join(known)}; or give the path of a .py study script"
             )
-        module = importlib.import_module(_NAMED[name])
+        module = importlib.import_module(_named()[name])
         path = Path(str(module.__file__))
     return _check(name, path, module)
 
@@ -258,6 +271,9 @@ def _import_file(path: Path) -> ModuleType:
         raise StudyScriptError(f"study script {path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling look their module up here
+    from budgetopt._torchvision import repair_torchvision_ops
+
+    repair_torchvision_ops()  # the script may import torchvision or timm (a CPU-only torch, PyPI's torchvision)
     try:
         spec.loader.exec_module(module)
     except Exception as error:

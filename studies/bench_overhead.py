@@ -66,7 +66,8 @@ def build(args) -> tuple[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]]:
         torch.manual_seed(0)
         model = quickstart.DigitsCNN()
     else:
-        import timm  # importable on CPU-only torch once budgetopt is imported
+        budgetopt.repair_torchvision_ops()  # timm imports torchvision: CPU-only torch next to PyPI's torchvision
+        import timm
 
         gen = torch.Generator().manual_seed(0)
         data = [

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-import budgetopt  # noqa: F401  (before timm: repairs a CUDA torchvision on CPU-only torch)
+import budgetopt  # noqa: F401
 from budgetopt import BudgetedRun
 from budgetopt.studies.cifar10 import resnet18_cifar
 from budgetopt.studies.fashion_mnist import small_cnn

@@ -16,8 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-# budgetopt first: it makes torchvision, which lightning imports through torchmetrics,
-# importable next to a CPU-only torch.
 import budgetopt
 from budgetopt.data import load_digits
 from budgetopt.modes import compute
@@ -28,8 +26,9 @@ if importlib.util.find_spec("lightning") is None:
     if IN_CI:
         raise ImportError("required in CI: lightning (pip install 'budgetopt[lightning]')")
     pytest.skip("lightning is not installed (pip install 'budgetopt[lightning]')", allow_module_level=True)
-L = importlib.import_module("lightning.pytorch")
+# the integration first: it repairs torchvision, which lightning imports through torchmetrics
 BudgetPruningCallback = importlib.import_module("budgetopt.integration.lightning").BudgetPruningCallback
+L = importlib.import_module("lightning.pytorch")
 
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 pytestmark = [

@@ -23,8 +23,9 @@ if importlib.util.find_spec("transformers") is None:
     if IN_CI:
         raise ImportError("required in CI: transformers (pip install 'budgetopt[transformers]')")
     pytest.skip("transformers is not installed (pip install 'budgetopt[transformers]')", allow_module_level=True)
-transformers = importlib.import_module("transformers")
+# the integration first: it repairs torchvision, which transformers imports
 BudgetTrainerCallback = importlib.import_module("budgetopt.integration.transformers").BudgetTrainerCallback
+transformers = importlib.import_module("transformers")
 
 transformers.logging.set_verbosity_error()
 logging.getLogger("transformers").setLevel(logging.ERROR)

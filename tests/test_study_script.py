@@ -9,7 +9,7 @@ import optuna
 import pytest
 import torch
 
-import budgetopt  # noqa: F401  (repairs torchvision before timm is imported)
+import budgetopt  # noqa: F401
 from budgetopt import BudgetPruner, study_script
 from budgetopt.attrs import ATTR_SEED, ATTR_TEST_VALUE
 from budgetopt.study_script import (

@@ -1,5 +1,6 @@
-"""``import budgetopt`` makes torchvision and timm importable on a CPU-only torch, and
-touches nothing where torchvision imports on its own.
+"""``budgetopt.repair_torchvision_ops()`` makes torchvision and timm importable on a
+CPU-only torch, and touches nothing where torchvision imports on its own; ``import
+budgetopt`` alone has no side effect.
 
 Each path runs in a fresh interpreter (the venv's python): what torchvision and torch's
 operator registry look like depends on what was imported before.
@@ -30,11 +31,12 @@ def run_python(code: str, pythonpath: list[Path] = ()) -> subprocess.CompletedPr
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torchvision") is None, reason="torchvision is not installed")
-def test_torchvision_timm_and_nms_work_after_importing_budgetopt():
+def test_torchvision_timm_and_nms_work_after_the_repair():
     result = run_python(
         """
         import sys
         import budgetopt
+        budgetopt.repair_torchvision_ops()
         assert "torchvision" not in sys.modules  # the repair does not import torchvision
         import torch
         import torchvision
@@ -60,6 +62,7 @@ def test_working_torchvision_is_left_untouched(tmp_path):
         """
         import budgetopt
         import budgetopt._torchvision as compat
+        budgetopt.repair_torchvision_ops()
         import torch
         import torchvision
 
@@ -86,3 +89,38 @@ def test_missing_torchvision_is_not_an_error(monkeypatch):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else find_spec(name, *a))
     assert compat.ensure_torchvision() is None
+
+
+def test_importing_budgetopt_imports_no_torchvision_and_registers_nothing():
+    result = run_python(
+        """
+        import sys
+        import torch
+        import budgetopt
+        import budgetopt._torchvision as compat
+        import budgetopt.study_script as study_script
+
+        print("torchvision" in sys.modules, "timm" in sys.modules, "budgetopt.studies" in sys.modules)
+        print(compat._library is None, study_script._NAMED == {})
+        print(hasattr(torch.ops.torchvision, "nms"))
+        print(",".join(budgetopt.study_script.builtin_studies()))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:3] == ["False False False", "True True", "False"]
+    assert result.stdout.split("\n")[3] == "cifar10,digits,fashion_mlp,fashion_mlp_fixed_lr,fashion_mnist"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm is not installed")
+def test_the_cifar10_study_and_the_lightning_integration_repair_before_they_import():
+    result = run_python(
+        """
+        import budgetopt
+        script = budgetopt.load_study_script("cifar10")  # imports timm, which imports torchvision
+        print(type(script.module.resnet18_cifar()).__name__)
+        import budgetopt.integration.lightning
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["ResNet", "ok"]

@@ -20,9 +20,9 @@ It is one :class:`~budgetopt.BudgetedRun` on the LightningModule and its optimiz
 same object a plain loop uses (same schedules, modes, snapshots, user attrs), driven
 from Lightning's hooks instead of a ``for`` loop.
 
-Next to a CPU-only torch with PyPI's (CUDA) torchvision, import budgetopt before
-lightning: lightning imports torchvision through torchmetrics, and ``import budgetopt``
-is what makes that import work (:func:`budgetopt.ensure_torchvision`).
+Next to a CPU-only torch with PyPI's (CUDA) torchvision, import this module before
+lightning: lightning imports torchvision through torchmetrics, and this module repairs
+that import first (:func:`budgetopt.repair_torchvision_ops`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,13 @@ from typing import Any
 import optuna
 import torch
 
+from budgetopt._torchvision import repair_torchvision_ops
+from budgetopt._validation import check_choice, check_iterations
+from budgetopt.ladder import Ladder
+from budgetopt.modes import MODES
+from budgetopt.run import BudgetedRun, Segment
+
+repair_torchvision_ops()  # lightning imports torchvision through torchmetrics: make it load on a CPU-only torch
 try:
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import Callback
@@ -41,11 +48,6 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "budgetopt.integration.lightning needs PyTorch Lightning: pip install 'budgetopt[lightning]'"
     ) from error
-
-from budgetopt._validation import check_choice, check_iterations
-from budgetopt.ladder import Ladder
-from budgetopt.modes import MODES
-from budgetopt.run import BudgetedRun, Segment
 
 
 class BudgetPruningCallback(Callback):

@@ -60,6 +60,10 @@ allow it: it reports its own objective to the Optuna trial at ``global_step`` (n
 budgets; restart's steps after the first rung are not budgets) and hands callbacks no
 trial. Run ``study.optimize(objective)`` with a plain objective instead, as above.
 
+Next to a CPU-only torch with PyPI's (CUDA) torchvision, import this module before
+transformers: transformers imports torchvision when it is installed, and this module
+repairs that import first (:func:`budgetopt.repair_torchvision_ops`).
+
 Not covered: fp16 through the Trainer (``fp16=True``) keeps its gradient scaler inside
 Accelerate, out of the snapshots (bf16 needs none); several processes (``world_size``
 above 1) raise.
@@ -74,18 +78,19 @@ from typing import Any
 
 import torch
 
+from budgetopt._torchvision import repair_torchvision_ops
+from budgetopt._validation import check_choice
+from budgetopt.ladder import Ladder
+from budgetopt.modes import MODES, get_mode
+from budgetopt.run import BudgetedRun, Segment, run_budgets
+
+repair_torchvision_ops()  # transformers imports torchvision when it is installed: make it load on a CPU-only torch
 try:
     from transformers import TrainerCallback
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "budgetopt.integration.transformers needs Hugging Face Transformers: pip install 'budgetopt[transformers]'"
     ) from error
-
-from budgetopt._validation import check_choice
-from budgetopt.ladder import Ladder
-from budgetopt.modes import MODES, get_mode
-from budgetopt.run import BudgetedRun, Segment, _check_budgets, _is_trial
-from budgetopt.trial_io import plan_of
 
 __all__ = ["BudgetTrainerCallback"]
 
@@ -122,13 +127,8 @@ class BudgetTrainerCallback(TrainerCallback):
             raise TypeError(f"monitor must be the name of an evaluation metric such as 'eval_loss', got {monitor!r}")
         self.monitor = monitor
         self.mode = check_choice(mode, "mode", MODES)
-        if _is_trial(source):
-            self._trial: Any = source
-            self.budgets = _check_budgets(budgets) if budgets is not None else plan_of(source)
-        else:
-            if budgets is not None:
-                raise TypeError("give budgets either as the first argument or as budgets=, not both")
-            self._trial, self.budgets = None, _check_budgets(source)
+        self.budgets = run_budgets(source, budgets)  # the trial's plan, checked once here
+        self._trial: Any = None if isinstance(source, (Ladder, Sequence)) else source
         self._options = run_options
         mode_object = get_mode(
             mode, cooldown=run_options.get("cooldown"), horizon_exponent=run_options.get("horizon_exponent", 0.0)

@@ -6,13 +6,8 @@
 - ``digits``: the same CNN on scikit-learn's digits, seconds long: tests and demo fallback.
 - ``cifar10``: timm's ResNet-18 on CIFAR-10, the study a GPU user runs.
 
-Importing this package registers them by name (``budgetopt.load_study_script("digits")``);
-``import budgetopt`` does. The scripts themselves are imported only when loaded.
+They load by name (``budgetopt.load_study_script("digits")``): the names are this
+package's modules, found by their files when asked
+(:func:`budgetopt.study_script.builtin_studies`); nothing is registered, and a script is
+imported only when loaded.
 """
-
-import pkgutil
-
-from budgetopt.study_script import register_studies
-
-NAMES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
-register_studies({name: f"{__name__}.{name}" for name in NAMES})

@@ -23,14 +23,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from budgetopt._torchvision import ensure_torchvision
+from budgetopt._torchvision import ensure_torchvision, repair_torchvision_ops
 from budgetopt.data import DATA_ROOT, split_indices
 from budgetopt.study_script import accuracy
+
+repair_torchvision_ops()  # timm imports torchvision: make it load next to a CPU-only torch
+import timm  # noqa: E402
 
 direction = "maximize"
 ladder = (130, 10530, 3)
