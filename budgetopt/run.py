@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import torch
 
 from budgetopt._validation import check_iterations, is_real
+from budgetopt.distributed import RankFailure, collective_of, owned_trial
 from budgetopt.ladder import Ladder
 from budgetopt.modes import MODES, Phase, get_mode
 from budgetopt.schedules import BudgetScheduler, check_optimizer, check_warmup, get_profile
@@ -219,7 +220,13 @@ class BudgetedRun:
       largest budget reached.
 
     Args:
-        source: an Optuna trial, a :class:`~budgetopt.Ladder`, or increasing budgets.
+        source: an Optuna trial, a :class:`~budgetopt.Ladder`, or increasing budgets; or,
+            for one trial trained by several processes (DDP), an
+            ``optuna_integration.TorchDistributedTrial`` on every rank (extra
+            ``distributed``): rank 0 owns the trial, and the plan, each rung's value and
+            decision, divergence and a retry's snapshot are the same on every rank
+            (:mod:`budgetopt.distributed`). Call everything on every rank, including
+            :meth:`record_loss`'s checks, which then happen at the same steps on all.
         model: the ``torch.nn.Module`` being trained (its state is snapshotted).
         optimizer: its optimizer; each param group's current ``lr`` is the peak rate.
         budgets: explicit budgets for a trial whose study has no ``BudgetPruner``.
@@ -303,8 +310,14 @@ class BudgetedRun:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         check_optimizer(optimizer)
         get_profile(profile, **profile_params)
-        self.trial = source if _is_trial(source) else None
-        self.budgets = run_budgets(source, budgets)
+        self._dist = collective_of(source)  # several processes train this trial (torch.distributed)
+        if self._dist is not None:  # rank 0 owns the trial; the plan is its, on every rank
+            owned = owned_trial(source)
+            self.trial = owned
+            self.budgets = self._dist.on_zero(lambda: run_budgets(owned, budgets), "the plan")
+        else:
+            self.trial = source if _is_trial(source) else None
+            self.budgets = run_budgets(source, budgets)
         self.model = model
         self.optimizer = optimizer
         self.profile = profile
@@ -315,19 +328,20 @@ class BudgetedRun:
         self.snapshot_device = _check_snapshot_device(snapshot_device)
         self.grad_norm_every = None if grad_norm_every is None else check_iterations(grad_norm_every, "grad_norm_every")
         self.loss_check_every = check_iterations(loss_check_every, "loss_check_every")
-        if snapshot_store is not None and self.trial is None:
+        if snapshot_store is not None and self.trial is None and self._dist is None:
             raise TypeError("snapshot_store needs an Optuna trial: rung snapshots let a retried trial resume")
         self.snapshot_store = snapshot_store
         self.progress_seconds = progress_seconds
         self._keeper = None
         if keep_models:
-            if self.trial is None or model_store is None:
+            if (self.trial is None and self._dist is None) or model_store is None:
                 raise TypeError("keep_models needs an Optuna trial and a model_store (an Optuna artifact store)")
             if not self.mode_object.budget_aware:
                 raise ValueError(f"keep_models keeps annealed rung models: mode {self.mode!r} has none (restart or branch)")
             from budgetopt.keep import ModelKeeper
 
-            self._keeper = ModelKeeper(self.trial, model_store, keep_models)
+            if self.trial is not None:  # distributed: rank 0 keeps the models
+                self._keeper = ModelKeeper(self.trial, model_store, keep_models)
 
         if grad_scaler is not None and not all(
             callable(getattr(grad_scaler, m, None)) for m in ("scale", "state_dict", "load_state_dict")
@@ -354,8 +368,10 @@ class BudgetedRun:
         keeps_initial = self.mode_object.keeps == "initial" and len(self.budgets) > 1
         self._initial = self._state() if keeps_initial else None
         self._io = None if self.trial is None else TrialIO(self.trial, snapshot_store, progress_seconds)
-        if self._io is not None:
-            record, self.compute = self._io.start(self.mode, self.budgets, self.schedule)
+        if self._io is not None or self._dist is not None:
+            io = self._io
+            start = (lambda: io.start(self.mode, self.budgets, self.schedule)) if io is not None else (lambda: (None, 0))
+            record, self.compute = start() if self._dist is None else self._dist.on_zero(start, "the trial's start")
             if record is not None:
                 self._resume(record)
 
@@ -422,12 +438,19 @@ class BudgetedRun:
             if grads:
                 norm = float(torch.nn.utils.get_total_norm(grads))
                 self.grad_norms.append((segment.budget, t, self._lr_trace[-1], norm))
-        if self._loss_count and (
-            last or self._loss_count % self.loss_check_every == 0 or not isinstance(self._loss_sum, torch.Tensor)
-        ):
+        if self._dist is not None:  # every rank checks at the same steps, recorded losses or not
+            check = last or (t + 1) % self.loss_check_every == 0
+        else:
+            check = bool(self._loss_count) and (
+                last or self._loss_count % self.loss_check_every == 0 or not isinstance(self._loss_sum, torch.Tensor)
+            )
+        if check:
             loss_sum = float(self._loss_sum)
             self._loss_sum = 0.0  # each check sees the losses since the previous one
-            if math.isfinite(loss_sum):
+            finite = math.isfinite(loss_sum)
+            if self._dist is not None and self._dist.any(not finite, f"the loss check at iteration {t}"):
+                finite, loss_sum = False, loss_sum if not finite else math.nan  # one rank's NaN is every rank's
+            if finite:
                 self._nonfinite_checks = 0
             else:
                 self._nonfinite_checks += 1
@@ -490,15 +513,21 @@ class BudgetedRun:
 
     def _resume(self, record: dict) -> None:
         """Continue a retried trial from the rung snapshot its failed attempt left."""
-        assert self._io is not None
+        def read() -> dict:
+            assert self._io is not None
+            return self._io.read_snapshot(record)
+
         try:
-            state = self._io.read_snapshot(record)
+            # distributed: rank 0 reads it, every rank applies it (or fails as rank 0 did)
+            state = read() if self._dist is None else self._dist.on_zero(read, "the rung snapshot")
             if self._initial is not None and state["initial"] is not None:
                 self._initial = state["initial"]
             if state["current"] is not None:
                 self._restore(state["current"])
+        except RankFailure:
+            raise
         except Exception as error:  # unreadable, corrupted or mismatched: train from zero, say why
-            self.compute = self._io.resume_failed(record, error)
+            self.compute = self._io.resume_failed(record, error) if self._io is not None else 0
             return
         self._next_segment = state["next_segment"]
         self.rung_values = dict(state["rung_values"])
@@ -506,7 +535,11 @@ class BudgetedRun:
         self._lr_trace = array.array("d", state["lr_trace"])
         self.grad_norms = [tuple(g) for g in state["grad_norms"]]
         self._trunk = state["trunk"]
-        self.compute = self._io.resumed(record, self.rung_values, state["budget"], state["compute"])
+        self.compute = (
+            self._io.resumed(record, self.rung_values, state["budget"], state["compute"])
+            if self._io is not None
+            else int(state["compute"])
+        )
 
     # -- reports ------------------------------------------------------------------------
 
@@ -517,29 +550,42 @@ class BudgetedRun:
             raise TypeError(f"segment.report needs a number, got {value!r}")
         value = float(value)
         budget = segment.budget
+        if self._dist is not None:  # rank 0's value is the trial's, on every rank
+            value = self._dist.broadcast(value, f"the value at budget {budget}")
         self.segment_compute[budget] = segment.compute
         if self.diverged is None:
             if not math.isfinite(value):
                 self.diverged = f"diverged: value {value} at budget {budget}"
-            elif not bool(torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()):  # one sync
-                self.diverged = f"diverged: non-finite parameters at budget {budget}"
+            else:
+                finite = bool(torch.stack([p.isfinite().all() for p in self.model.parameters()]).all())  # one sync
+                if self._dist is not None:
+                    finite = not self._dist.any(not finite, f"the parameter check at budget {budget}")
+                if not finite:
+                    self.diverged = f"diverged: non-finite parameters at budget {budget}"
         if self.diverged is not None:
             self.ended = self.diverged
         else:
             self.rung_values[budget] = value
             if budget == self.budgets[-1]:
                 self.ended = f"completed at budget {budget}"
-        if self._io is None:
+        if self._io is None and self._dist is None:
             return
         import optuna
 
-        self._io.rung(self.rung_values, self.compute)
-        if self.diverged is None:
-            self._io.trial.report(value, step=budget)
-            if self._keeper is not None:  # the model is this budget's annealed one (branch: before the trunk returns)
-                self._keeper.rung(budget, value, self.model)
-            if self.ended is None and self._io.trial.should_prune():
-                self.ended = f"pruned at budget {budget}"
+        if self._io is not None:
+            self._io.rung(self.rung_values, self.compute)
+            if self.diverged is None:
+                self._io.trial.report(value, step=budget)
+                if self._keeper is not None:  # the model is this budget's annealed one (branch: before the trunk returns)
+                    self._keeper.rung(budget, value, self.model)
+                if self.ended is None and self._io.trial.should_prune():
+                    self.ended = f"pruned at budget {budget}"
+        if self._dist is not None:  # rank 0's decision (prune, complete, diverged) on every rank
+            self.ended = self._dist.broadcast(self.ended, f"the decision at budget {budget}")
+        if self._io is None:
+            if self.ended is not None and not self.ended.startswith("completed"):
+                raise optuna.TrialPruned(self.ended)
+            return
         if self.ended is None:
             if self.snapshot_store is not None:
                 self._io.save_snapshot(self._snapshot_state(segment), budget, self.compute)
