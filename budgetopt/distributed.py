@@ -96,18 +96,39 @@ class Collective:
         return bool(tensor.item())
 
     def on_zero(self, call: Callable[[], T], what: str) -> T:
-        """``call()`` on rank 0 and its result (or its exception) on every rank."""
+        """``call()`` on rank 0 and its result on every rank; rank 0's exception raised on
+        every rank (the others get the same type when it is a built-in or budgetopt's, else
+        a RuntimeError naming it: an exception is sent as its type's name and message, as
+        not every exception pickles)."""
         result: Any = None
+        error: BaseException | None = None
         if self.rank == 0:
             try:
                 result = ("ok", call())
-            except Exception as error:
-                result = ("error", error)
-        kind, value = self.broadcast(result, what)
-        if kind == "error":
-            raise value
-        return value
+            except Exception as raised:
+                error = raised
+                result = ("error", type(raised).__module__, type(raised).__qualname__, str(raised))
+        sent = self.broadcast(result, what)
+        if error is not None:
+            raise error
+        if sent[0] == "error":
+            raise _rebuilt(*sent[1:])
+        return sent[1]
 
+
+def _rebuilt(module: str, name: str, message: str) -> Exception:
+    """Rank 0's exception on another rank: the same type when it is a built-in or one of
+    budgetopt's or Optuna's taking a message, else a RuntimeError that names it."""
+    import importlib
+
+    if module == "builtins" or module.split(".")[0] in ("budgetopt", "optuna"):
+        try:
+            cls = getattr(importlib.import_module(module), name)
+            if isinstance(cls, type) and issubclass(cls, Exception):
+                return cls(message)
+        except Exception:  # not importable or not constructible from a message: say what it was
+            pass
+    return RuntimeError(f"on rank 0: {module}.{name}: {message}")
 
 def owned_trial(source: object) -> Any:
     """The Optuna trial a ``TorchDistributedTrial`` wraps: on rank 0 the study's trial, on

@@ -179,6 +179,8 @@ class Segment:
         With a trial: ``trial.report(value, step=budget)``, then ``optuna.TrialPruned``
         when the study's pruner says so, or when the run diverged (reason in the trial's
         ``budgetopt.ended`` user attr).
+        Distributed (a ``TorchDistributedTrial``): call it on every rank; rank 0's value
+        is the trial's (the others may pass None), and every rank raises or goes on alike.
         """
         if self.reported:
             raise RuntimeError(f"budget {self.budget} was already reported")
@@ -245,7 +247,10 @@ class BudgetedRun:
             and AdamW once they have stepped): restart keeps the initial state for the
             whole run (``P`` plus the optimizer's initial state, empty for Adam); branch
             keeps the trunk, ``P + O``, from the start of each cooldown to the end of the
-            run (replaced at the next cooldown); continue keeps nothing. Rung snapshots
+            run (replaced at the next cooldown, the old one freed first); continue keeps
+            nothing. On the CPU through pinned memory, torch's pinned-memory cache rounds
+            each tensor up to a power of two and keeps freed blocks for reuse, so the
+            page-locked memory held can exceed these sizes. Rung snapshots
             (``snapshot_store``) and kept models (``keep_models``) are serialized to the
             CPU for the upload and freed after it.
         grad_norm_every: record the gradient norm every this many iterations and at the
@@ -334,14 +339,18 @@ class BudgetedRun:
         self.progress_seconds = progress_seconds
         self._keeper = None
         if keep_models:
-            if (self.trial is None and self._dist is None) or model_store is None:
+            if self._dist is None and (self.trial is None or model_store is None):
                 raise TypeError("keep_models needs an Optuna trial and a model_store (an Optuna artifact store)")
             if not self.mode_object.budget_aware:
                 raise ValueError(f"keep_models keeps annealed rung models: mode {self.mode!r} has none (restart or branch)")
             from budgetopt.keep import ModelKeeper
 
-            if self.trial is not None:  # distributed: rank 0 keeps the models
+            if self._dist is None:
                 self._keeper = ModelKeeper(self.trial, model_store, keep_models)
+            else:  # rank 0 keeps the models (only it needs the store); its argument errors are every rank's
+                kept: list = []
+                self._dist.on_zero(lambda: kept.append(ModelKeeper(self.trial, model_store, keep_models)), "keep_models")
+                self._keeper = kept[0] if kept else None
 
         if grad_scaler is not None and not all(
             callable(getattr(grad_scaler, m, None)) for m in ("scale", "state_dict", "load_state_dict")
@@ -488,6 +497,7 @@ class BudgetedRun:
             self._restore(kept)
 
     def _keep_trunk(self) -> None:
+        self._trunk = None  # the old trunk freed before the new one is taken: one trunk held at a time
         self._trunk = self._state()
         if self._stream is not None:  # Segment.batches rewinds its data here after the cooldown
             self._stream.bookmark()
@@ -517,6 +527,7 @@ class BudgetedRun:
             assert self._io is not None
             return self._io.read_snapshot(record)
 
+        failure: Exception | None = None
         try:
             # distributed: rank 0 reads it, every rank applies it (or fails as rank 0 did)
             state = read() if self._dist is None else self._dist.on_zero(read, "the rung snapshot")
@@ -527,7 +538,13 @@ class BudgetedRun:
         except RankFailure:
             raise
         except Exception as error:  # unreadable, corrupted or mismatched: train from zero, say why
-            self.compute = self._io.resume_failed(record, error) if self._io is not None else 0
+            failure = error
+        if self._dist is not None and self._dist.any(failure is not None, "the resume") and failure is None:
+            failure = RuntimeError("another rank could not apply the rung snapshot")
+        if failure is not None:
+            self.compute = self._io.resume_failed(record, failure) if self._io is not None else 0
+            if self._dist is not None:
+                self.compute = self._dist.broadcast(self.compute, "the compute after a failed resume")
             return
         self._next_segment = state["next_segment"]
         self.rung_values = dict(state["rung_values"])
@@ -540,18 +557,20 @@ class BudgetedRun:
             if self._io is not None
             else int(state["compute"])
         )
+        if self._dist is not None:  # rank 0's count (it adds the lost work)
+            self.compute = self._dist.broadcast(self.compute, "the compute after a resume")
 
     # -- reports ------------------------------------------------------------------------
 
-    def _report(self, segment: Segment, value: float) -> None:
-        if isinstance(value, torch.Tensor):
-            value = value.item()
-        if not is_real(value):
-            raise TypeError(f"segment.report needs a number, got {value!r}")
-        value = float(value)
+    def _report(self, segment: Segment, reported: Any) -> None:
         budget = segment.budget
-        if self._dist is not None:  # rank 0's value is the trial's, on every rank
-            value = self._dist.broadcast(value, f"the value at budget {budget}")
+        if isinstance(reported, torch.Tensor):
+            reported = reported.item()
+        if self._dist is not None:  # rank 0's value is the trial's (the others may pass None), checked on every rank
+            reported = self._dist.broadcast(reported if self._dist.rank == 0 else None, f"the value at budget {budget}")
+        if not is_real(reported):
+            raise TypeError(f"segment.report needs a number, got {reported!r}")
+        value = float(reported)
         self.segment_compute[budget] = segment.compute
         if self.diverged is None:
             if not math.isfinite(value):
@@ -572,27 +591,28 @@ class BudgetedRun:
             return
         import optuna
 
-        if self._io is not None:
+        def decide() -> str | None:  # the trial's part: rank 0's alone when distributed
+            assert self._io is not None
             self._io.rung(self.rung_values, self.compute)
+            ended = self.ended
             if self.diverged is None:
                 self._io.trial.report(value, step=budget)
                 if self._keeper is not None:  # the model is this budget's annealed one (branch: before the trunk returns)
                     self._keeper.rung(budget, value, self.model)
-                if self.ended is None and self._io.trial.should_prune():
-                    self.ended = f"pruned at budget {budget}"
-        if self._dist is not None:  # rank 0's decision (prune, complete, diverged) on every rank
-            self.ended = self._dist.broadcast(self.ended, f"the decision at budget {budget}")
-        if self._io is None:
-            if self.ended is not None and not self.ended.startswith("completed"):
-                raise optuna.TrialPruned(self.ended)
-            return
-        if self.ended is None:
-            if self.snapshot_store is not None:
-                self._io.save_snapshot(self._snapshot_state(segment), budget, self.compute)
-        else:
-            self._io.ended(self.ended, self._lr_trace, self.grad_norms)
-            if not self.ended.startswith("completed"):
-                raise optuna.TrialPruned(self.ended)
+                if ended is None and self._io.trial.should_prune():
+                    ended = f"pruned at budget {budget}"
+            if ended is None:
+                if self.snapshot_store is not None:
+                    self._io.save_snapshot(self._snapshot_state(segment), budget, self.compute)
+            else:
+                self._io.ended(ended, self._lr_trace, self.grad_norms)
+            return ended
+
+        # distributed: rank 0 decides (prune, complete, diverged) and its decision, or its
+        # error, reaches every rank
+        self.ended = decide() if self._dist is None else self._dist.on_zero(decide, f"the decision at budget {budget}")
+        if self.ended is not None and not self.ended.startswith("completed"):
+            raise optuna.TrialPruned(self.ended)
 
 
 def run_budgets(source: object, budgets: Sequence[int] | Ladder | None = None) -> tuple[int, ...]:

@@ -259,6 +259,10 @@ def load_study_script(name_or_path: str | Path) -> StudyScript:
             raise StudyScriptError(
                 f"unknown study {text!r}: the built-in studies are {', '.join(known)}; or give the path of a .py study script"
             )
+        if name in _NAMED:  # a user's study registered by name may import torchvision or timm
+            from budgetopt._torchvision import repair_torchvision_ops
+
+            repair_torchvision_ops()
         module = importlib.import_module(_named()[name])
         path = Path(str(module.__file__))
     return _check(name, path, module)

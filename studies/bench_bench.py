@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import budgetopt  # noqa: F401  (repairs torchvision before anything imports it)
+import budgetopt  # noqa: F401
 from budgetopt.bench.build import build_table, measured_cost
 from budgetopt.bench.replay import simulate
 from budgetopt.bench.simulate import DEFAULT_METHODS

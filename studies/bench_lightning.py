@@ -42,10 +42,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import budgetopt  # noqa: F401 - first: it makes torchvision, which lightning imports, load next to a CPU-only torch
+import budgetopt  # noqa: F401
 
-L = importlib.import_module("lightning.pytorch")
+# the integration first: it makes torchvision, which lightning imports, load next to a CPU-only torch
 BudgetPruningCallback = importlib.import_module("budgetopt.integration.lightning").BudgetPruningCallback
+L = importlib.import_module("lightning.pytorch")
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_STEP_HOOKS = ("on_train_batch_start", "on_train_batch_end", "_should_validate")

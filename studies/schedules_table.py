@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-import budgetopt  # noqa: F401  (repairs torchvision before the study scripts import it)
+import budgetopt  # noqa: F401
 from budgetopt.schedules import budget_from_fraction
 from budgetopt.study_script import StudyScript, StudyScriptError, load_study_script, train_config
 

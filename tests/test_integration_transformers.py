@@ -163,6 +163,8 @@ BAD = [
     ("max_steps", dict(max_steps=10), r"^max_steps=10 \(10 optimizer steps\) contradicts the plan \(restart over budgets "
                                       r"\[4, 8, 16\] takes 28 optimizer steps\).*here 28$"),
     ("eval_strategy", dict(eval_strategy="steps", eval_steps=5), r"^eval_strategy='steps' evaluates between the rungs"),
+    ("best_model", dict(load_best_model_at_end=True, save_strategy="best", metric_for_best_model="eval_accuracy"),
+     r"^load_best_model_at_end=True would load an earlier rung's checkpoint"),
 ]
 
 
@@ -178,3 +180,20 @@ def test_a_monitor_the_evaluation_did_not_compute_names_what_it_did(tmp_path):
     callback = BudgetTrainerCallback(BUDGETS, monitor="accuracy")
     with pytest.raises(ValueError, match=r"monitor='accuracy' is not among .* budget 4 \(got: .*eval_accuracy"):
         make_trainer(tmp_path, callback).train()
+
+
+def test_checkpoints_save_with_the_following_scheduler(tmp_path):
+    callback = BudgetTrainerCallback(BUDGETS, monitor="eval_loss", mode="branch")
+    make_trainer(tmp_path, callback, save_strategy="steps", save_steps=5).train()  # LambdaLR.state_dict() pickles
+    assert {p.name for p in tmp_path.glob("checkpoint-*")} == {"checkpoint-5", "checkpoint-10", "checkpoint-15",
+                                                              "checkpoint-20", "checkpoint-22"}
+
+
+def test_a_second_train_on_a_trials_callback_is_refused(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    callback = BudgetTrainerCallback(trial, monitor="eval_loss", budgets=[4, 8])
+    trainer = make_trainer(tmp_path, callback)
+    trainer.train()
+    with pytest.raises(RuntimeError, match=r"this trial's run already trained \(train\(\) called twice\)"):
+        trainer.train()

@@ -55,7 +55,8 @@ One-line ``ValueError`` (raised from ``train()``, before the first step): a
 ``lr_scheduler_type`` other than ``"constant"``, Trainer warmup (``warmup_steps`` or
 ``warmup_ratio``), a ``max_steps`` other than the plan's (:attr:`max_steps`), an
 ``eval_strategy`` other than ``"no"`` (evaluations between rungs would be read as rungs
-by nothing, and cost time), and ``Trainer.hyperparameter_search``, whose design does not
+by nothing, and cost time), ``load_best_model_at_end`` (it would swap the last budget's
+model for an earlier rung's), and ``Trainer.hyperparameter_search``, whose design does not
 allow it: it reports its own objective to the Optuna trial at ``global_step`` (not at
 budgets; restart's steps after the first rung are not budgets) and hands callbacks no
 trial. Run ``study.optimize(objective)`` with a plain objective instead, as above.
@@ -73,7 +74,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -172,6 +173,11 @@ class BudgetTrainerCallback(TrainerCallback):
                 f"eval_strategy={strategy!r} evaluates between the rungs: set eval_strategy='no', BudgetTrainerCallback "
                 "evaluates at every rung budget"
             )
+        if getattr(args, "load_best_model_at_end", False):
+            raise ValueError(
+                "load_best_model_at_end=True would load an earlier rung's checkpoint after train(): each rung's value "
+                "is for its own budget; leave it False"
+            )
         if getattr(state, "trial_params", None) is not None:
             raise ValueError(
                 "Trainer.hyperparameter_search is not supported: it reports its own objective to the trial at global "
@@ -183,6 +189,11 @@ class BudgetTrainerCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
                        **kwargs: Any) -> None:
         self._check(args, state)
+        if self.run is not None and self._trial is not None:
+            raise RuntimeError(
+                "BudgetTrainerCallback: this trial's run already trained (train() called twice); make a new callback "
+                "for each trial"
+            )
         if model is None or optimizer is None:
             raise RuntimeError("BudgetTrainerCallback needs the Trainer's model and optimizer in on_train_begin")
         scheduler = kwargs.get("lr_scheduler")
@@ -193,7 +204,7 @@ class BudgetTrainerCallback(TrainerCallback):
             )
         # The Trainer's constant scheduler keeps whatever rate the group has: one schedule,
         # the run's, and the Trainer logs the rate each step trained at.
-        scheduler.lr_lambdas = [_Follow(optimizer, i, base) for i, base in enumerate(scheduler.base_lrs)]
+        scheduler.lr_lambdas = [_follow(optimizer, i, base) for i, base in enumerate(scheduler.base_lrs)]
         self._scheduler = scheduler
         source = self._trial if self._trial is not None else self.budgets
         budgets = self.budgets if self._trial is not None else None
@@ -266,12 +277,14 @@ class BudgetTrainerCallback(TrainerCallback):
         return self.run
 
 
-class _Follow:
-    """A LambdaLR factor that keeps param group ``index``'s current rate (set by the run)."""
 
-    def __init__(self, optimizer: Any, index: int, base: Any) -> None:  # base: a float (or tensor) rate
-        self.optimizer, self.index, self.base = optimizer, index, base
+def _follow(optimizer: Any, index: int, base: Any) -> Callable[[int], float]:
+    """A LambdaLR factor that keeps param group ``index``'s current rate (set by the run).
+    A plain function, not a callable object: ``LambdaLR.state_dict()`` (a Trainer
+    checkpoint) leaves functions out and would try to pickle an object's optimizer."""
 
-    def __call__(self, step: int) -> float:
-        rate = self.optimizer.param_groups[self.index]["lr"]
-        return rate / self.base if self.base else 0.0
+    def factor(step: int) -> float:
+        rate = optimizer.param_groups[index]["lr"]
+        return rate / base if base else 0.0
+
+    return factor
