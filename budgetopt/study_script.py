@@ -158,7 +158,7 @@ def register_studies(modules: Mapping[str, str]) -> None:
     _NAMED.update(modules)
 
 
-BUILTIN_PACKAGE = "budgetopt.studies"  # where the study scripts that come with budgetopt live
+BUILTIN_PACKAGE = f"{__package__}.studies"  # where the study scripts that come with budgetopt live
 
 
 def _named() -> dict[str, str]:
