@@ -23,6 +23,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from budgetopt._optuna import search_space_transform
 from budgetopt.pruners import BudgetPruner
 
 
@@ -68,15 +69,13 @@ class ModelPromotionPruner(BudgetPruner):
         self, study: optuna.Study, trial: FrozenTrial, bracket: int, budget: int, value: float
     ) -> tuple[int, int, bool]:
         better, k, promoted = super()._promotion(study, trial, bracket, budget, value)
-        trials = [t for t in study._storage.get_all_trials(study._study_id, deepcopy=False)
+        trials = [t for t in study.get_trials(deepcopy=False)
                   if t.state != TrialState.FAIL and t.distributions]
         points = [(t, b, v) for t in trials for b, v in t.intermediate_values.items() if v == v]
         if len(points) < self.min_points or len({b for _, b, _ in points}) < 2:
             return better, k, promoted
         if self._transform is None:
-            from optuna._transform import _SearchSpaceTransform
-
-            self._transform = _SearchSpaceTransform(trial.distributions, transform_0_1=True)
+            self._transform = search_space_transform(trial.distributions, transform_0_1=True)
         if self._model is None or len(points) >= self._fitted_on * (1 + self.refit_growth):
             from sklearn.ensemble import RandomForestRegressor
 

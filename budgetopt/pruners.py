@@ -11,6 +11,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from budgetopt._optuna import set_trial_user_attr, storage_of, study_id, trial_id
 from budgetopt.attrs import ATTR_BRACKET, ATTR_DECISIONS, ATTR_ENDED, STUDY_ATTR_LADDER
 from budgetopt.ladder import Bracket, Ladder
 
@@ -115,7 +116,7 @@ class BudgetPruner(BasePruner):
         bracket = self.bracket_of(trial)
         if ATTR_BRACKET not in trial.user_attrs:
             trial.set_user_attr(ATTR_BRACKET, bracket)
-        key = (id(study._storage), study._study_id)
+        key = (id(storage_of(study)), study_id(study))
         if key not in self._described:
             if STUDY_ATTR_LADDER not in study.user_attrs:
                 study.set_user_attr(STUDY_ATTR_LADDER, self.describe())
@@ -142,14 +143,14 @@ class BudgetPruner(BasePruner):
             return False
         value = trial.intermediate_values[step]
         if value != value:  # NaN
-            study._storage.set_trial_user_attr(trial._trial_id, ATTR_ENDED, f"pruned: NaN value at budget {step}")
+            set_trial_user_attr(study, trial, ATTR_ENDED, f"pruned: NaN value at budget {step}")
             return True
         better, k, promoted = self._promotion(study, trial, bracket, step, value)
         # The FrozenTrial handed to prune() may predate our last write to it: merge with
         # this process's own record of the trial's decisions.
-        decisions = self._decisions.setdefault(trial._trial_id, dict(trial.user_attrs.get(ATTR_DECISIONS, {})))
+        decisions = self._decisions.setdefault(trial_id(trial), dict(trial.user_attrs.get(ATTR_DECISIONS, {})))
         decisions[str(step)] = [better + 1, k, promoted]
-        study._storage.set_trial_user_attr(trial._trial_id, ATTR_DECISIONS, decisions)
+        set_trial_user_attr(study, trial, ATTR_DECISIONS, decisions)
         return not promoted
 
 
@@ -160,7 +161,7 @@ class BudgetPruner(BasePruner):
         class docstring. A subclass may rank by something else (see
         :class:`budgetopt.promotion.ModelPromotionPruner`)."""
         with self._lock:
-            index = self._indexes.setdefault((id(study._storage), study._study_id), _RungIndex(self))
+            index = self._indexes.setdefault((id(storage_of(study)), study_id(study)), _RungIndex(self))
             better, k = index.rank(study, trial, bracket, budget, value)
         return better, k, better < max(1, k // self.ladder.reduction_factor)
 
@@ -198,7 +199,7 @@ class _RungIndex:
         """(values strictly better than ``value``, number of values) at (bracket, budget),
         counting ``trial``'s own value once."""
         maximize = study.direction == StudyDirection.MAXIMIZE
-        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        trials = study.get_trials(deepcopy=False)
         open_values = []
         for t in trials[self.settled :]:
             if t.number == trial.number:

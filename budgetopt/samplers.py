@@ -13,6 +13,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from budgetopt._optuna import set_trial_user_attr, trial_id
 from budgetopt.attrs import ATTR_BRACKET, ATTR_FIT_BUDGET, ATTR_MODE, ATTR_PLAN, ATTR_RUNG_VALUES
 from budgetopt.modes import MODE_TYPES
 from budgetopt.pruners import BudgetPruner
@@ -100,7 +101,7 @@ class BudgetSampler(BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         if isinstance(study.pruner, BudgetPruner) and ATTR_BRACKET not in trial.user_attrs:
-            study._storage.set_trial_user_attr(trial._trial_id, ATTR_BRACKET, study.pruner.bracket_of(trial))
+            set_trial_user_attr(study, trial, ATTR_BRACKET, study.pruner.bracket_of(trial))
         self._local.view = None
         self.base_sampler.before_trial(study, trial)
 
@@ -131,7 +132,7 @@ class BudgetSampler(BaseSampler):
             view: Any = study  # a Study, or a _BudgetView standing in for one
         else:
             budget = self.fit_budget(observations)
-            study._storage.set_trial_user_attr(trial._trial_id, ATTR_FIT_BUDGET, budget)
+            set_trial_user_attr(study, trial, ATTR_FIT_BUDGET, budget)
             view = _BudgetView(study, [self._as_complete(t, v, budget) for t, v in observations[budget]])
         self._local.view = (trial.number, view)
         return view
@@ -149,7 +150,7 @@ class BudgetSampler(BaseSampler):
 
     def _as_complete(self, trial: FrozenTrial, value: float, budget: int) -> FrozenTrial:
         """``trial`` as a complete trial with its value at ``budget`` (cached once finished)."""
-        key = (trial._trial_id, trial.number, budget)
+        key = (trial_id(trial), trial.number, budget)
         cached = self._complete.get(key)
         if cached is None:
             cached = _complete_at(trial, value)
@@ -190,7 +191,7 @@ def _complete_at(trial: FrozenTrial, value: float) -> FrozenTrial:
         user_attrs={},
         system_attrs=trial.system_attrs,
         intermediate_values={},
-        trial_id=trial._trial_id,
+        trial_id=trial_id(trial),
     )
 
 

@@ -26,6 +26,7 @@ import optuna
 from optuna.storages.journal import JournalFileBackend
 
 from budgetopt._messages import install_hint, message_line, typed_line
+from budgetopt._optuna import journal_file_path, unwrap_cached_storage
 
 _DRIVERS = {"postgresql": "the PostgreSQL driver", "mysql": "the MySQL driver"}
 
@@ -153,7 +154,7 @@ def load_study(storage: optuna.storages.BaseStorage, url: str, name: str | None)
 def backend_of(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
     """``storage`` itself, or the ``RDBStorage`` that ``optuna.create_study`` wrapped in its
     private ``_CachedStorage``."""
-    return getattr(storage, "_backend", storage) if type(storage).__name__ == "_CachedStorage" else storage
+    return unwrap_cached_storage(storage)
 
 
 def lock_file_of(storage: optuna.storages.BaseStorage) -> str | None:
@@ -161,10 +162,7 @@ def lock_file_of(storage: optuna.storages.BaseStorage) -> str | None:
     storage = backend_of(storage)
     if isinstance(storage, optuna.storages.RDBStorage) and storage.engine.dialect.name == "sqlite":
         return storage.engine.url.database or None
-    backend = getattr(storage, "_backend", None)  # JournalStorage's log backend
-    if isinstance(backend, JournalFileBackend):
-        return backend._file_path  # no public accessor in Optuna 5
-    return None
+    return journal_file_path(storage)
 
 
 # -- rung snapshots: an Optuna artifact store ------------------------------------------------

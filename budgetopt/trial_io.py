@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from budgetopt._optuna import storage_of, trial_id
 from budgetopt.attrs import (
     ATTR_COMPUTE,
     ATTR_ENDED,
@@ -232,4 +233,4 @@ class TrialIO:
         self.set(attrs)
 
     def _frozen(self) -> optuna.trial.FrozenTrial:
-        return self.trial.study._storage.get_trial(self.trial._trial_id)
+        return storage_of(self.trial.study).get_trial(trial_id(self.trial))

@@ -71,6 +71,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from budgetopt._messages import typed_line
+from budgetopt._optuna import storage_of, study_id, trial_id
 from budgetopt.attrs import (
     ATTR_COMPUTE,
     ATTR_ENDED,
@@ -294,7 +295,7 @@ def run_worker(
     Raises :class:`RepeatedTrialError` when one error ended ``max_repeated_errors``
     trials in a row; ``KeyboardInterrupt`` after re-queueing the running trial.
     """
-    storage = study._storage
+    storage = storage_of(study)
     interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
     requeue = requeue or RetryStaleTrial(snapshot_store=snapshot_store)
     identity = identity or worker_identity()
@@ -303,12 +304,12 @@ def run_worker(
     while True:
         if interval:
             _fail_stale_trials(study)
-        with ask_lock(storage, study._study_id):
-            trials = storage.get_all_trials(study._study_id, deepcopy=False)
+        with ask_lock(storage, study_id(study)):
+            trials = study.get_trials(deepcopy=False)
             waiting = any(t.state == TrialState.WAITING for t in trials)
             trial = _ask(study) if waiting or not budget.reached(trials) else None
             if trial is not None and interval:
-                cast(Any, storage).record_heartbeat(trial._trial_id)  # from now on, its death is noticed
+                cast(Any, storage).record_heartbeat(trial_id(trial))  # from now on, its death is noticed
         if trial is None:
             if interval and _others_running(trials):
                 time.sleep(interval)  # a retry may still come: wait for it
@@ -316,7 +317,7 @@ def run_worker(
             say(f"study {study.study_name!r} has its {budget.describe(trials)}: worker done")
             return report
         state, error = _run_trial(study, trial, objective, interval, identity, snapshot_store, requeue)
-        frozen = storage.get_trial(trial._trial_id)
+        frozen = storage.get_trial(trial_id(trial))
         if state is None:
             report.abandoned += 1
             say(f"trial {trial.number} {error}")
@@ -351,11 +352,11 @@ def _run_trial(study, trial, objective, interval, identity, snapshot_store, requ
     re-queued there; this worker's writes to it are refused, and it leaves it.
     """
     try:
-        with _heartbeat(study._storage, trial._trial_id, interval):
+        with _heartbeat(storage_of(study), trial_id(trial), interval):
             trial.set_user_attr(ATTR_WORKER, identity)
             return _run_objective(study, trial, objective, snapshot_store, requeue)
     except Exception:
-        if study._storage.get_trial(trial._trial_id).state.is_finished():
+        if storage_of(study).get_trial(trial_id(trial)).state.is_finished():
             return None, "failed by another worker (no heartbeat within the grace period) and re-queued: left to its retry"
         raise
 
@@ -367,9 +368,9 @@ def _run_objective(study, trial, objective, snapshot_store, requeue) -> tuple[Tr
         study.tell(trial, state=TrialState.PRUNED)
         return TrialState.PRUNED, ""
     except KeyboardInterrupt:
-        if not study._storage.get_trial(trial._trial_id).state.is_finished():
+        if not storage_of(study).get_trial(trial_id(trial)).state.is_finished():
             study.tell(trial, state=TrialState.FAIL)
-            requeue(study, study._storage.get_trial(trial._trial_id))
+            requeue(study, storage_of(study).get_trial(trial_id(trial)))
             print(
                 f"trial {trial.number} interrupted: re-queued, to resume from its last rung snapshot", file=sys.stderr, flush=True
             )
@@ -378,7 +379,7 @@ def _run_objective(study, trial, objective, snapshot_store, requeue) -> tuple[Tr
         text = typed_line(error)
         trial.set_user_attr(ATTR_ENDED, f"failed: {text}{_where(error)}")
         study.tell(trial, state=TrialState.FAIL)
-        remove_snapshot(snapshot_store, study._storage.get_trial(trial._trial_id))
+        remove_snapshot(snapshot_store, storage_of(study).get_trial(trial_id(trial)))
         if os.environ.get("BUDGETOPT_DEBUG"):
             traceback.print_exception(error)
         return TrialState.FAIL, text

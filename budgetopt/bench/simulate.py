@@ -58,6 +58,7 @@ import optuna
 from optuna.distributions import json_to_distribution
 from optuna.trial import TrialState
 
+from budgetopt._optuna import search_space_transform
 from budgetopt.bench.table import Table, parse_kind, parse_kind_choice
 from budgetopt.modes import compute as mode_compute
 from budgetopt.modes import cooldown_iterations, mode_with
@@ -293,11 +294,10 @@ class PoolLookup:
     range)."""
 
     def __init__(self, table: Table, configs: np.ndarray) -> None:
-        from optuna._transform import _SearchSpaceTransform
         from scipy.spatial import cKDTree
 
         self.space = {name: json_to_distribution(d) for name, d in table.meta["space"].items()}
-        self.transform = _SearchSpaceTransform(self.space, transform_0_1=True)
+        self.transform = search_space_transform(self.space, transform_0_1=True)
         self.configs = configs
         self.pool = table.pool
         points = np.array([self._point(table.pool[c]) for c in configs])

@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 
 from budgetopt._messages import message_line
+from budgetopt._optuna import study_id
 from budgetopt.cli._common import add_command, say
 from budgetopt.cli.errors import CommandError
 from budgetopt.storage import load_study, open_storage, study_names
@@ -83,7 +84,7 @@ def _run_dashboard(args: argparse.Namespace) -> int:
         host, port = str(server.server_address[0]), server.server_address[1]
         url = f"http://{host}:{port}/dashboard/"
         if args.study is not None:
-            url += f"studies/{studies[0]._study_id}"
+            url += f"studies/{study_id(studies[0])}"
         print(f"optuna-dashboard: {url}", flush=True)
         say(args, "serving until Ctrl-C")
         try:

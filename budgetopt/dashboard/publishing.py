@@ -18,6 +18,7 @@ from optuna_dashboard import get_note, save_note, save_plotly_graph_object
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 from optuna_dashboard._note import note_ver_key, split_body
 
+from budgetopt._optuna import storage_of, study_id, trial_id
 from budgetopt.attrs import ATTR_PLAN
 from budgetopt.dashboard.figures import GRAPH_COMPARISON, comparison_figure, study_figures
 from budgetopt.dashboard.summary import summarize
@@ -61,8 +62,8 @@ def publish(
     budgetopt study.
     """
     summary = summarize(study)
-    storage, study_id = study._storage, study._study_id
-    system_attrs = storage.get_study_system_attrs(study_id)
+    storage, study_number = storage_of(study), study_id(study)
+    system_attrs = storage.get_study_system_attrs(study_number)
     written: dict[str, Any] = {"note": False, "figures": [], "trial_notes": 0}
 
     old_note = get_note(study)
@@ -78,8 +79,8 @@ def publish(
 
     if trial_notes:
         for trial in study.get_trials(deepcopy=False, states=_FINISHED):
-            if ATTR_PLAN in trial.user_attrs and note_ver_key(trial._trial_id) not in system_attrs:
-                _save_new_trial_note(storage, study_id, trial._trial_id, trial_note_markdown(trial))
+            if ATTR_PLAN in trial.user_attrs and note_ver_key(trial_id(trial)) not in system_attrs:
+                _save_new_trial_note(storage, study_number, trial_id(trial), trial_note_markdown(trial))
                 written["trial_notes"] += 1
     return written
 
@@ -90,7 +91,7 @@ def publish_comparison(
     """Store only the accuracy-against-compute figure (:func:`comparison_figure`) in any
     study, e.g. one that holds a comparison's results; True when it was (re)written."""
     figure = comparison_figure(results, value_name)
-    return bool(_save_figures(study, {GRAPH_COMPARISON: figure}, study._storage.get_study_system_attrs(study._study_id)))
+    return bool(_save_figures(study, {GRAPH_COMPARISON: figure}, storage_of(study).get_study_system_attrs(study_id(study))))
 
 
 def _save_figures(study: optuna.Study, figures: dict[str, go.Figure], system_attrs: dict) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from budgetopt._optuna import trial_id
 from budgetopt.attrs import (
     ATTR_BRACKET,
     ATTR_COMPUTE,
@@ -57,7 +58,7 @@ class TrialRecord:
         mode, profile = attrs.get(ATTR_MODE), attrs.get(ATTR_PROFILE)
         return cls(
             number=trial.number,
-            trial_id=trial._trial_id,
+            trial_id=trial_id(trial),
             state=trial.state,
             value=trial.value if trial.state == TrialState.COMPLETE and len(trial.values or ()) == 1 else None,
             params=dict(trial.params),

@@ -1,0 +1,56 @@
+"""budgetopt/_optuna.py: every private name of Optuna budgetopt uses, each checked against the
+installed Optuna (these fail when Optuna changes them), and no other module uses one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.storages.journal import JournalFileBackend
+
+from budgetopt import _optuna
+
+ROOT = Path(__file__).resolve().parents[1] / "budgetopt"
+PRIVATE = re.compile(r"\._storage\b|\._study_id\b|\._trial_id\b|\boptuna\._(?!_version__)|\._file_path\b|\._backend\b")
+
+
+def test_no_module_but_the_compat_module_reads_a_private_optuna_name():
+    allowed = {"_optuna.py", "distributed.py"}  # distributed.py: optuna_integration's _delegate, named there
+    offenders = []
+    for path in ROOT.rglob("*.py"):
+        if path.name in allowed:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if PRIVATE.search(line.split("#")[0]):
+                offenders.append(f"{path.relative_to(ROOT.parent)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_ids_storage_and_user_attrs_of_a_sqlite_study(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/s.db", study_name="s")
+    trial = study.ask()
+    storage = _optuna.storage_of(study)
+    assert isinstance(_optuna.unwrap_cached_storage(storage), optuna.storages.RDBStorage)
+    assert _optuna.study_id(study) == optuna.load_study(study_name="s", storage=storage)._study_id
+    frozen = study.get_trials(deepcopy=False)[0]
+    assert _optuna.trial_id(trial) == _optuna.trial_id(frozen)
+    assert storage.get_trial(_optuna.trial_id(frozen)).number == trial.number
+    _optuna.set_trial_user_attr(study, frozen, "k", [1, 2])
+    assert study.get_trials()[0].user_attrs == {"k": [1, 2]}
+
+
+def test_the_search_space_transform_maps_params_to_the_unit_cube():
+    space = {"lr": FloatDistribution(1e-4, 1.0, log=True), "opt": CategoricalDistribution(["sgd", "adam"])}
+    transform = _optuna.search_space_transform(space, transform_0_1=True)
+    point = transform.transform({"lr": 1e-2, "opt": "adam"})
+    assert point.shape == (3,) and 0 <= point.min() and point.max() <= 1  # lr, and one-hot opt
+    assert transform.untransform(point)["opt"] == "adam"
+
+
+def test_the_file_of_a_journal_storage(tmp_path):
+    path = tmp_path / "s.log"
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    assert _optuna.journal_file_path(storage) == str(path)
+    assert _optuna.journal_file_path(optuna.storages.InMemoryStorage()) is None
