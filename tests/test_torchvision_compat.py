@@ -124,3 +124,19 @@ def test_the_cifar10_study_and_the_lightning_integration_repair_before_they_impo
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["ResNet", "ok"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm is not installed")
+def test_a_study_script_given_by_path_may_import_timm(tmp_path):
+    digits = Path(__file__).resolve().parents[1] / "budgetopt" / "studies" / "digits.py"
+    script = tmp_path / "my_study.py"
+    script.write_text(digits.read_text() + "\nimport timm  # noqa: E402  (a user's script: repaired before it is imported)\n")
+    result = run_python(
+        f"""
+        import budgetopt
+        script = budgetopt.load_study_script({str(script)!r})
+        print(script.name, "timm" in __import__("sys").modules)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == "my_study True"
