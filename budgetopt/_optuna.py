@@ -11,9 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "cached_trials",
+    "fast_tpe_patch",
     "journal_file_path",
     "search_space_transform",
     "set_trial_user_attr",
+    "startup_trials",
     "storage_of",
     "study_id",
     "trial_id",
@@ -69,3 +72,31 @@ def journal_file_path(storage: Any) -> str | None:
     backend = getattr(storage, "_backend", None)
     path = getattr(backend, "_file_path", None)
     return None if path is None else str(path)
+
+
+def cached_trials(study: Any) -> list:
+    """``study._get_trials(deepcopy=False, use_cache=True)``: the trials as Optuna's own
+    samplers read them inside ``sample_relative`` (the cached view, no storage round
+    trip per suggestion); BudgetSampler reads them there to build its base sampler's view."""
+    return study._get_trials(deepcopy=False, use_cache=True)
+
+
+def startup_trials(sampler: Any) -> int:
+    """A sampler's ``_n_startup_trials`` (TPE's and GP's random start), 0 when it has none:
+    BudgetSampler fits its base sampler only on a budget with at least that many values."""
+    return int(getattr(sampler, "_n_startup_trials", 0))
+
+
+def fast_tpe_patch() -> Any:
+    """Replace ``optuna.samplers._tpe._truncnorm._log_ndtr`` (a pure-Python scalar loop) with
+    scipy's ``special.log_ndtr`` (they agree to 3e-13 over [-40, 40], three times faster
+    for a whole search); returns a function that puts Optuna's back. A process-wide
+    replacement of a private function, used only by the simulator's processes (its speed
+    target) for the duration of a simulation; nothing else in budgetopt patches a library."""
+    import numpy as np
+    import optuna.samplers._tpe._truncnorm as truncnorm
+    from scipy.special import log_ndtr
+
+    original = truncnorm._log_ndtr
+    truncnorm._log_ndtr = lambda a: log_ndtr(np.asarray(a, dtype=float))
+    return lambda: setattr(truncnorm, "_log_ndtr", original)

@@ -299,7 +299,7 @@ class BudgetedRun:
         snapshot_device: torch.device | str | None = None,
         grad_norm_every: int | None = None,
         loss_check_every: int = 25,
-        snapshot_store: optuna.artifacts._protocol.ArtifactStore | None = None,
+        snapshot_store: Any = None,
         progress_seconds: float = 30.0,
         horizon_exponent: float = 0.0,
         keep_models: int = 0,

@@ -13,7 +13,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from budgetopt._optuna import set_trial_user_attr, trial_id
+from budgetopt._optuna import cached_trials, set_trial_user_attr, startup_trials, trial_id
 from budgetopt.attrs import ATTR_BRACKET, ATTR_FIT_BUDGET, ATTR_MODE, ATTR_PLAN, ATTR_RUNG_VALUES
 from budgetopt.modes import MODE_TYPES
 from budgetopt.pruners import BudgetPruner
@@ -109,13 +109,13 @@ class BudgetSampler(BaseSampler):
         return self.base_sampler.infer_relative_search_space(self._view(study, trial), trial)
 
     def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        self._raise_error_if_multi_objective(study)
+        _single_objective(study)
         return self.base_sampler.sample_relative(self._view(study, trial), trial, search_space)
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        self._raise_error_if_multi_objective(study)
+        _single_objective(study)
         return self.base_sampler.sample_independent(self._view(study, trial), trial, param_name, param_distribution)
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
@@ -127,7 +127,7 @@ class BudgetSampler(BaseSampler):
         cached = getattr(self._local, "view", None)
         if cached is not None and cached[0] == trial.number:
             return cached[1]
-        observations = budget_observations(study._get_trials(deepcopy=False, use_cache=True))
+        observations = budget_observations(cached_trials(study))
         if not observations:  # nothing budget-aware yet: the study as it is
             view: Any = study  # a Study, or a _BudgetView standing in for one
         else:
@@ -142,7 +142,7 @@ class BudgetSampler(BaseSampler):
         needed = self.min_observations
         if needed is None:
             dims = len({name for pairs in observations.values() for t, _ in pairs for name in t.params})
-            needed = max(dims + 3, getattr(self.base_sampler, "_n_startup_trials", 0))
+            needed = max(dims + 3, startup_trials(self.base_sampler))
         enough = [b for b, pairs in observations.items() if len(pairs) >= needed]
         if enough:
             return max(enough)
@@ -195,8 +195,18 @@ def _complete_at(trial: FrozenTrial, value: float) -> FrozenTrial:
     )
 
 
+def _single_objective(study: Study) -> None:
+    if len(study.directions) > 1:
+        # Optuna's own samplers' wording for the same refusal
+        raise ValueError("If the study is being used for multi-objective optimization, BudgetSampler cannot be used.")
+
+
 class _BudgetView:
-    """A study whose trials are the complete-at-one-budget trials; all else delegates."""
+    """A study whose trials are the complete-at-one-budget trials; all else delegates.
+
+    It implements Optuna's private method for reading trials (the underscored
+    get_trials), which Optuna's own samplers call on the study they are given (``tests/test_sampler_conformance.py``
+    runs every Optuna sampler through it and fails when they stop doing so)."""
 
     def __init__(self, study: Study, trials: list[FrozenTrial]) -> None:
         self._study = study

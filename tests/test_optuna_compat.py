@@ -13,7 +13,21 @@ from optuna.storages.journal import JournalFileBackend
 from budgetopt import _optuna
 
 ROOT = Path(__file__).resolve().parents[1] / "budgetopt"
-PRIVATE = re.compile(r"\._storage\b|\._study_id\b|\._trial_id\b|\boptuna\._(?!_version__)|\._file_path\b|\._backend\b")
+PRIVATE = re.compile(
+    r"\._storage\b|\._study_id\b|\._trial_id\b|\boptuna\.(?:[a-z]+\.)*_(?!_version__)|\._file_path\b|\._backend\b"
+    r"|_get_trials\b|_raise_error_if_multi_objective|_n_startup_trials|_log_ndtr|_should_check_val_fx|_opt_called"
+)
+# Known, named uses outside the compat module, each justified where it is:
+KNOWN = {
+    # BudgetSampler's view of a study implements the private method Optuna's samplers call
+    ("samplers.py", "def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False)"),
+    ("samplers.py", "return self._get_trials(deepcopy=deepcopy, states=states)"),
+    # the Lightning callback: validation only at the rungs (no public hook), restored at teardown
+    ("lightning.py", "trainer.fit_loop.epoch_loop._should_check_val_fx = self._should_validate"),
+    ("lightning.py", 'trainer.fit_loop.epoch_loop.__dict__.pop("_should_check_val_fx", None)'),
+    # several optimizers seen as one: torch's LRScheduler checks this flag on the optimizer it wraps
+    ("lightning.py", "_opt_called = True"),
+}
 
 
 def test_no_module_but_the_compat_module_reads_a_private_optuna_name():
@@ -23,7 +37,8 @@ def test_no_module_but_the_compat_module_reads_a_private_optuna_name():
         if path.name in allowed:
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            if PRIVATE.search(line.split("#")[0]):
+            code = line.split("#")[0]
+            if PRIVATE.search(code) and not any(path.name == f and known in code for f, known in KNOWN):
                 offenders.append(f"{path.relative_to(ROOT.parent)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
 
