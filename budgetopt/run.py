@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from budgetopt.integration.dataloader import LoaderStream
 
-__all__ = ["MODES", "BudgetedRun", "Segment", "run_budgets"]
+__all__ = ["MODES", "BudgetedRun", "HookDriver", "Segment", "run_budgets"]
 
 
 def _clone(obj: Any, device: torch.device | str | None, *, pinned: set[torch.device] | None = None) -> Any:
@@ -186,6 +186,56 @@ class Segment:
             raise RuntimeError(f"budget {self.budget} was already reported")
         self.reported = True
         self.run._report(self, value)
+
+
+class HookDriver:
+    """A :class:`BudgetedRun` driven from a training framework's hooks instead of a ``for``
+    loop (the Lightning and Transformers callbacks): :meth:`start_step` before each
+    optimizer step, :meth:`end_step` after it, and the budget's value reported from the
+    framework's evaluation through :meth:`take_pending`."""
+
+    def __init__(self, run: BudgetedRun) -> None:
+        self.run = run
+        self._segments = run.segments()
+        self._segment: Segment | None = None
+        self._steps: Iterator[int] | None = None
+        self.pending: Segment | None = None  # a budget whose last step is done and whose value is awaited
+
+    def start_step(self, evaluation: str, past_end: str) -> bool:
+        """Before a step; at a budget's first (then True), the budget starts (restart and
+        branch restore their state) and the step's rate is set. ``evaluation`` names what
+        should have run for a pending budget, ``past_end`` what trains past the plan."""
+        if self.pending is not None:
+            raise RuntimeError(f"{evaluation} did not run at budget {self.pending.budget}, so it could not be reported")
+        if self._steps is not None:
+            return False
+        self._segment = next(self._segments, None)
+        if self._segment is None:
+            raise RuntimeError(f"{past_end} trains past the plan's end ({self.run.ended})")
+        self._steps = iter(self._segment)
+        next(self._steps)  # sets the rate of the budget's first step
+        return True
+
+    def end_step(self) -> bool:
+        """After a step: its bookkeeping and the next step's rate. True when the budget's last
+        step is done and its value is awaited (:attr:`pending`); a budget that diverged is
+        reported here instead (``optuna.TrialPruned`` with a trial; ``run.ended`` without)."""
+        assert self._steps is not None and self._segment is not None
+        try:
+            next(self._steps)
+            return False
+        except StopIteration:  # the budget's last step is done (or the loss diverged)
+            segment, self._steps = self._segment, None
+            if self.run.diverged is not None:
+                segment.report(math.nan)
+                return False
+            self.pending = segment
+            return True
+
+    def take_pending(self) -> Segment | None:
+        """The budget awaiting its value (None when an evaluation is not a rung's), cleared."""
+        segment, self.pending = self.pending, None
+        return segment
 
 
 NONFINITE_CHECKS = 3  # with a grad_scaler: loss checks in a row with a non-finite loss that end a run

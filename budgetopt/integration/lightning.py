@@ -28,7 +28,7 @@ that import first (:func:`budgetopt.repair_torchvision_ops`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -38,7 +38,7 @@ from budgetopt._torchvision import repair_torchvision_ops
 from budgetopt._validation import check_choice, check_iterations
 from budgetopt.ladder import Ladder
 from budgetopt.modes import MODES
-from budgetopt.run import BudgetedRun, Segment
+from budgetopt.run import BudgetedRun, HookDriver
 
 repair_torchvision_ops()  # lightning imports torchvision through torchmetrics: make it load on a CPU-only torch
 try:
@@ -139,10 +139,7 @@ class BudgetPruningCallback(Callback):
         self._options = run_options
         self.run: BudgetedRun | None = None
         self.total_steps = 0
-        self._segments: Iterator[Segment] | None = None
-        self._segment: Segment | None = None
-        self._steps: Iterator[int] | None = None
-        self._pending: Segment | None = None
+        self._driver: HookDriver | None = None
         self._last_step = 0
         self._steps_done = 0
 
@@ -150,6 +147,11 @@ class BudgetPruningCallback(Callback):
     def value(self) -> float | None:
         """The metric reported at the largest budget reached (None before any report)."""
         return None if self.run is None else self.run.value
+
+    def _drive(self) -> HookDriver:
+        self._run()
+        assert self._driver is not None
+        return self._driver
 
     def _run(self) -> BudgetedRun:
         if self.run is None:
@@ -182,7 +184,7 @@ class BudgetPruningCallback(Callback):
             )
         if trainer.min_steps is not None and trainer.min_steps > total:
             raise ValueError(f"min_steps={trainer.min_steps} trains past the plan's end ({plan}): lower it or leave it unset")
-        self._segments, self._segment, self._steps, self._pending = run.segments(), None, None, None
+        self._driver = HookDriver(run)
         # Validation runs at the rungs and only there: Lightning's epoch loop asks this.
         trainer.fit_loop.epoch_loop._should_check_val_fx = self._should_validate  # type: ignore[method-assign]
 
@@ -211,15 +213,8 @@ class BudgetPruningCallback(Callback):
     # -- training -------------------------------------------------------------------------
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
-        if self._pending is not None:
-            raise RuntimeError(f"validation did not run at budget {self._pending.budget}, so it could not be reported")
-        if self._steps is None:  # the first batch of a budget: restart/branch restore the state here
-            assert self._segments is not None
-            self._segment = next(self._segments, None)
-            if self._segment is None:
-                raise RuntimeError(f"Trainer.fit trains past the plan's end ({self._run().ended}): min_epochs or min_steps?")
-            self._steps = iter(self._segment)
-            next(self._steps)  # sets the rate of the budget's first step
+        # the first batch of a budget: restart/branch restore the state here
+        self._drive().start_step("validation", "Trainer.fit (min_epochs or min_steps?)")
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -232,25 +227,20 @@ class BudgetPruningCallback(Callback):
         if self._steps_done % self.loss_check_every == 0:
             loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
             if isinstance(loss, torch.Tensor):
-                run.record_loss(float(loss.detach().sum()))  # checked in the step's bookkeeping, next(self._steps)
-        assert self._steps is not None and self._segment is not None
-        try:
-            next(self._steps)  # the step's bookkeeping, and the rate of the next step
-        except StopIteration:  # the budget's last step is done (or the loss diverged)
-            segment, self._steps = self._segment, None
-            if run.diverged is not None:
-                segment.report(math.nan)  # raises optuna.TrialPruned with the reason (with a trial)
-                trainer.should_stop = True
-            else:
-                self._pending = segment  # Lightning's epoch loop now runs the validation
+                run.record_loss(float(loss.detach().sum()))  # checked in the step's bookkeeping, end_step
+        # the step's bookkeeping and the next rate; at a budget's end Lightning's epoch loop
+        # now runs the validation (a diverged one raised optuna.TrialPruned with a trial)
+        if not self._drive().end_step() and run.diverged is not None:
+            trainer.should_stop = True
 
     def _should_validate(self, data_fetcher: Any) -> bool:
-        return self._pending is not None
+        return self._driver is not None and self._driver.pending is not None
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or self._pending is None:
+        if trainer.sanity_checking or self._driver is None or self._driver.pending is None:
             return
-        segment, self._pending = self._pending, None
+        segment = self._driver.take_pending()
+        assert segment is not None
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"

@@ -72,9 +72,8 @@ above 1) raise.
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -83,7 +82,7 @@ from budgetopt._torchvision import repair_torchvision_ops
 from budgetopt._validation import check_choice
 from budgetopt.ladder import Ladder
 from budgetopt.modes import MODES, get_mode
-from budgetopt.run import BudgetedRun, Segment, run_budgets
+from budgetopt.run import BudgetedRun, HookDriver, run_budgets
 
 repair_torchvision_ops()  # transformers imports torchvision when it is installed: make it load on a CPU-only torch
 try:
@@ -136,10 +135,7 @@ class BudgetTrainerCallback(TrainerCallback):
         )
         self.max_steps = int(mode_object.compute(self.budgets))
         self.run: BudgetedRun | None = None
-        self._segments: Iterator[Segment] | None = None
-        self._segment: Segment | None = None
-        self._steps: Iterator[int] | None = None
-        self._pending: Segment | None = None
+        self._driver: HookDriver | None = None
         self._scheduler: Any = None
 
     @property
@@ -209,20 +205,13 @@ class BudgetTrainerCallback(TrainerCallback):
         source = self._trial if self._trial is not None else self.budgets
         budgets = self.budgets if self._trial is not None else None
         self.run = BudgetedRun(source, model, optimizer, budgets=budgets, mode=self.mode, **self._options)
-        self._segments, self._segment, self._steps, self._pending = self.run.segments(), None, None, None
+        self._driver = HookDriver(self.run)
 
     # -- training -------------------------------------------------------------------------
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._pending is not None:
-            raise RuntimeError(f"the evaluation at budget {self._pending.budget} did not run, so it could not be reported")
-        if self._steps is None:  # the first step of a budget: restart and branch restore the state here
-            assert self._segments is not None
-            self._segment = next(self._segments, None)
-            if self._segment is None:
-                raise RuntimeError(f"the Trainer trains past the plan's end ({self._run().ended})")
-            self._steps = iter(self._segment)
-            next(self._steps)  # sets the rate of the budget's first step
+        # the first step of a budget: restart and branch restore the state here
+        if self._drive().start_step("the evaluation", "the Trainer"):
             with warnings.catch_warnings():  # the order warning of torch: this step only re-reads the rate
                 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
                 self._scheduler.step()  # the Trainer's scheduler takes it, so the Trainer logs it
@@ -230,23 +219,15 @@ class BudgetTrainerCallback(TrainerCallback):
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         # Right after optimizer.step(), before the Trainer reads the rate it logs and steps
         # its own (constant) scheduler, which then keeps the rate set here (on_train_begin).
-        run = self._run()
-        assert self._steps is not None and self._segment is not None
-        try:
-            next(self._steps)  # this step's bookkeeping, and the rate of the next step
-        except StopIteration:  # the budget's last step is done (or the loss diverged)
-            segment, self._steps = self._segment, None
-            if run.diverged is not None:
-                control.should_training_stop = True
-                segment.report(math.nan)  # raises optuna.TrialPruned with the reason (with a trial)
-            else:
-                self._pending = segment
-                control.should_evaluate = True  # the Trainer evaluates after this step's on_step_end
+        if self._drive().end_step():
+            control.should_evaluate = True  # the Trainer evaluates after this step's on_step_end
+        elif self._run().ended is not None:  # diverged without a trial (with one, TrialPruned was raised)
+            control.should_training_stop = True
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict | None = None, **kwargs: Any) -> None:
-        if self._pending is None:
+        segment = self._drive().take_pending() if self._driver is not None else None
+        if segment is None:
             return  # an evaluation the user asked for (trainer.evaluate()): not a rung
-        segment, self._pending = self._pending, None
         metrics = metrics or {}
         if self.monitor not in metrics:
             logged = ", ".join(sorted(metrics)) or "nothing"
@@ -270,6 +251,11 @@ class BudgetTrainerCallback(TrainerCallback):
                 f"({self.max_steps} steps, rungs reported: {list(self.run.rung_values)}): "
                 "did another callback set should_training_stop?"
             )
+
+    def _drive(self) -> HookDriver:
+        self._run()
+        assert self._driver is not None
+        return self._driver
 
     def _run(self) -> BudgetedRun:
         if self.run is None:
