@@ -49,3 +49,4 @@ def check_fraction(value: object, name: str, *, low_open: bool = True) -> float:
         interval = "(0, 1]" if low_open else "[0, 1]"
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
     return float(value)
+

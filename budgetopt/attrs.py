@@ -34,12 +34,18 @@ key                           value                                             
 ``budgetopt.kept_models``     ``{"budget": artifact id}``: the annealed models kept for    BudgetedRun
                               the budgets where the trial is among the top k (the
                               model may since have been removed: see budgetopt.keep)
+``budgetopt.unit``            ``{"config", "seed", "kind"}``: the table unit a trial of   bench build
+                              a build study trains
+``budgetopt.unit_rows``       str: the unit's rows of ``table.csv``, written once, with   bench worker
+                              all its rungs, before the trial completes
 ============================  ==========================================================  ==============
 
 Study user attrs: ``budgetopt.ladder`` (``{"rungs", "reduction_factor", "brackets":
 [{"index", "rungs", "n_trials"}]}``, BudgetPruner) and ``budgetopt.setup`` (``{"script",
 "mode"}`` plus the mode's option, e.g. ``"cooldown"``: what every worker of a study
-shares).
+shares). A table built through a storage (:mod:`budgetopt.bench.workers`) records its
+build in ``budgetopt.bench_build``: the ``meta.json`` of the table, less what only a
+finished table or one machine knows.
 
 Optuna's own system attrs read here: ``retry_history`` (trial numbers retried into this
 one) and ``failed_trial`` (the trial a retry copies), written by Optuna's heartbeat
@@ -72,16 +78,19 @@ ATTR_SEED = "budgetopt.seed"
 ATTR_TEST_VALUE = "budgetopt.test_value"
 ATTR_WORKER = "budgetopt.worker"
 ATTR_KEPT_MODELS = "budgetopt.kept_models"
+ATTR_UNIT = "budgetopt.unit"
+ATTR_UNIT_ROWS = "budgetopt.unit_rows"
 
 STUDY_ATTR_LADDER = "budgetopt.ladder"
 STUDY_ATTR_SETUP = "budgetopt.setup"
+STUDY_ATTR_BENCH_BUILD = "budgetopt.bench_build"
 
 TRIAL_ATTRS = (
     ATTR_MODE, ATTR_PLAN, ATTR_PROFILE, ATTR_SCHEDULE, ATTR_RUNG_VALUES, ATTR_COMPUTE, ATTR_ENDED, ATTR_LR_TRACE,
     ATTR_GRAD_NORMS, ATTR_SNAPSHOT, ATTR_RESUMED, ATTR_BRACKET, ATTR_DECISIONS, ATTR_FIT_BUDGET, ATTR_SEED,
-    ATTR_TEST_VALUE, ATTR_WORKER, ATTR_KEPT_MODELS,
+    ATTR_TEST_VALUE, ATTR_WORKER, ATTR_KEPT_MODELS, ATTR_UNIT, ATTR_UNIT_ROWS,
 )
-STUDY_ATTRS = (STUDY_ATTR_LADDER, STUDY_ATTR_SETUP)
+STUDY_ATTRS = (STUDY_ATTR_LADDER, STUDY_ATTR_SETUP, STUDY_ATTR_BENCH_BUILD)
 TRACE_POINTS = 200  # points of budgetopt.lr_trace (and records of budgetopt.grad_norms) kept
 
 

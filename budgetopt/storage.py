@@ -17,7 +17,9 @@ environment (a server that does not answer, a missing driver or directory).
 from __future__ import annotations
 
 import io
+import random
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,21 @@ def open_storage(url: str, *, create: bool = False, rdb_options: dict | None = N
             ) from error
         raise StorageError(f"storage {shown!r} cannot be opened as an Optuna storage: {message_line(cause)}", status=1) from error
     return storage
+
+
+def open_shared_storage(url: str, rdb_options: dict) -> optuna.storages.BaseStorage:
+    """:func:`open_storage` for workers that start together: on a fresh database they all
+    create Optuna's tables at once, and all but one fail on a table or type that the
+    other just made ("already exists", "duplicate key"). Those try again."""
+    for attempt in range(5):
+        try:
+            return open_storage(url, create=True, rdb_options=rdb_options)
+        except StorageError as error:
+            text = str(error.__cause__ or "")
+            if attempt == 4 or not ("already exists" in text or "duplicate key" in text):
+                raise
+            time.sleep(random.uniform(0.2, 1.0))
+    raise AssertionError("unreachable")
 
 
 def _check_directory(shown: str, path: str) -> None:

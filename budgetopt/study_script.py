@@ -611,3 +611,24 @@ def accuracy(
     if total == 0:
         raise ValueError("accuracy over no examples: the evaluation batches are empty")
     return correct.item() / total
+
+
+def check_device(spec: str) -> str:
+    """``spec`` as torch writes it when it names a device this machine has: ``cpu``,
+    ``cuda``, ``cuda:K`` or ``mps``; a ``ValueError`` that says what is allowed otherwise."""
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ValueError(f"--device must be cpu, cuda, cuda:K or mps, got {spec!r}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise ValueError(f"--device {spec}: no CUDA GPU is visible on this machine")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"--device {spec}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"--device {spec}: MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise ValueError(f"--device must be cpu, cuda, cuda:K or mps, got {spec!r}")
+    return str(device)

@@ -286,6 +286,7 @@ def run_worker(
     snapshot_store: Any = None,
     requeue: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     identity: dict | None = None,
+    describe: Callable[[FrozenTrial], str] | None = None,
     say: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
 ) -> WorkerReport:
     """Run trials of ``study`` until ``budget`` is reached over all its workers.
@@ -294,6 +295,8 @@ def run_worker(
     trial when the worker is interrupted (default: a :class:`RetryStaleTrial`).
     Raises :class:`RepeatedTrialError` when one error ended ``max_repeated_errors``
     trials in a row; ``KeyboardInterrupt`` after re-queueing the running trial.
+    ``describe(trial)``: the line said when a trial completes (default: its value,
+    budget and compute).
     """
     storage = storage_of(study)
     interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
@@ -325,7 +328,11 @@ def run_worker(
         if state == TrialState.COMPLETE:
             report.complete += 1
             compute = frozen.user_attrs.get(ATTR_COMPUTE)
-            say(f"trial {trial.number} complete: {frozen.value:.6g} at budget {frozen.last_step}, compute {compute}")
+            say(
+                describe(frozen)
+                if describe
+                else f"trial {trial.number} complete: {frozen.value:.6g} at budget {frozen.last_step}, compute {compute}"
+            )
         elif state == TrialState.PRUNED:
             report.pruned += 1
             say(f"trial {trial.number} pruned: {frozen.user_attrs.get(ATTR_ENDED, 'by the pruner')}")

@@ -221,13 +221,13 @@ def test_kept_models_are_exactly_the_frontiers_after_workers_are_killed_mid_uplo
 def test_workers_opening_a_fresh_database_at_once_all_get_in(postgres_url):
     """Optuna creates its tables when a storage is opened: on a fresh database, workers
     starting at the same instant collide there ("relation ... already exists")."""
-    from budgetopt.cli.workers import _open_shared_storage
+    from budgetopt.storage import open_shared_storage
 
     barrier = threading.Barrier(6)
 
     def open_at_once(_):
         barrier.wait()
-        return _open_shared_storage(postgres_url, {})
+        return open_shared_storage(postgres_url, {})
 
     with ThreadPoolExecutor(6) as pool:
         storages = list(pool.map(open_at_once, range(6)))

@@ -21,7 +21,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,128 @@ def _drop_partial_units(table_path: Path, rungs: int) -> None:
         write_atomic(table_path, lambda tmp: tmp.write_text("".join(kept)))
 
 
+@dataclass(frozen=True)
+class BuildPlan:
+    """A build checked and laid out: its ``meta`` (what ``meta.json`` records), the
+    ``spec`` a worker trains with, every unit in build order (configuration by
+    configuration), and the units already trained."""
+
+    meta: dict
+    spec: BuildSpec
+    units: list[Unit]
+    finished: set[Unit]
+
+    @property
+    def pending(self) -> list[Unit]:
+        return [u for u in self.units if u not in self.finished]
+
+
+def plan_build(
+    script: str | Path,
+    *,
+    configs: int,
+    seeds: int | Sequence[int] = 2,
+    kinds: Sequence[str] | None = None,
+    ladder: str | None = None,
+    pool_seed: int = 0,
+    cooldown: float | None = None,
+    device: str = "cpu",
+    data_dir: str | None = None,
+    quick: bool = False,
+    previous: dict | None = None,
+    finished: Callable[[list[str]], set[Unit]] = lambda kinds: set(),
+    where: str = "--out",
+    command: str,
+    say=lambda message: None,
+) -> BuildPlan:
+    """Check a build's arguments, draw its pool, and lay out its units. ``previous``:
+    the meta of the build this one resumes (it must be the same build; its pool and
+    kinds may grow); ``finished(kinds)`` the units it already holds, given the merged
+    kinds. ``where`` names the build's place in errors. Shared by the local build
+    (:func:`build_table`) and the build through an Optuna storage
+    (:mod:`budgetopt.bench.shared`)."""
+    if isinstance(configs, bool) or not isinstance(configs, int) or configs < 1:
+        raise ValueError(f"--configs must be an integer >= 1, got {configs!r}")
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if isinstance(seeds, int) and seeds < 1 or not seed_list:
+        raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    if kinds is None:
+        kinds = previous["kinds"] if previous else list(DEFAULT_KINDS)
+    kinds = list(dict.fromkeys(kinds))
+    for kind in kinds:
+        parse_kind(kind)
+    if "restart" not in kinds:
+        raise ValueError(f"--kinds must include restart (its last rung is every configuration's truth), got {','.join(kinds)}")
+    if cooldown is None:  # a new table: the library's; a resumed one: its own
+        cooldown = previous["cooldown"] if previous else COOLDOWN
+    check_fraction(cooldown, "--cooldown")
+    loaded = load_study_script(script)
+    ladder_name, the_ladder = loaded.named_ladder(ladder)
+    pool, space = sample_pool(loaded, configs, pool_seed)
+    data = data_record(loaded.load_data(data_dir=data_dir, quick=quick))
+    meta = {
+        "format": TABLE_FORMAT,
+        "version": TABLE_VERSION,
+        "study": loaded.name,
+        "script": str(script),
+        "script_sha256": file_sha256(loaded.path),
+        "direction": loaded.direction,
+        "chance": getattr(loaded.module, "chance", None),
+        "ladder": {"name": ladder_name, "rungs": list(the_ladder.rungs), "reduction_factor": the_ladder.reduction_factor},
+        "quick": quick,
+        "space": {name: optuna.distributions.distribution_to_json(d) for name, d in sorted(space.items())},
+        "pool_seed": pool_seed,
+        "pool": pool,
+        "seeds": seed_list,
+        "kinds": kinds,
+        "cooldown": cooldown,
+        "data": data,
+    }
+    done: set[Unit] = set()
+    if previous:
+        for key in ("study", "script_sha256", "direction", "ladder", "quick", "space", "pool_seed", "seeds", "cooldown"):
+            if previous.get(key) != meta[key]:
+                raise TableError(
+                    f"--resume: {where} holds a different build ({key} {previous.get(key)!r}, this command {meta[key]!r}); "
+                    f"use another {where.split()[0]}, or the first build's options"
+                )
+        old_digest = (previous.get("data") or {}).get("digest")
+        if old_digest is not None and old_digest != data["digest"]:
+            raise TableError(
+                f"--resume: {where} was trained on other data (digest {old_digest[:12]}..., now "
+                f"{str(data['digest'])[:12]}...; source now {data['source']})"
+            )
+        missing = [k for k in previous["kinds"] if k not in kinds]
+        if missing:
+            raise TableError(
+                f"--resume: {where} holds kinds {','.join(previous['kinds'])}; --kinds {','.join(kinds)} lacks "
+                f"{','.join(missing)} (a table grows by kinds, it does not lose them)"
+            )
+        added = [k for k in kinds if k not in previous["kinds"]]
+        if added:
+            say(f"--resume: adding kind(s) {','.join(added)} to the table's {','.join(previous['kinds'])}")
+        kinds = [*previous["kinds"], *added]  # the table's order first
+        meta["kinds"] = kinds
+        if previous["pool"] != pool[: len(previous["pool"])]:
+            raise TableError(f"--resume: the pool in {where} is not this command's (another budgetopt or study script version)")
+        done = finished(kinds)
+        meta["started"] = previous.get("started")
+        meta["commands"] = [*previous.get("commands", [previous.get("command")]), command]
+        meta["command"] = previous.get("command")  # the first build's; "commands" has every run
+        for key in ("cost_seconds", "finished"):  # kept when this resume trains nothing
+            if key in previous:
+                meta[key] = previous[key]
+    else:
+        meta["started"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        meta["command"] = command
+        meta["commands"] = [command]
+    meta["versions"] = _versions()
+    meta["data_dir"] = data_dir
+    units = [Unit(c, s, k) for c in range(configs) for s in seed_list for k in kinds]
+    spec = BuildSpec(str(script), data_dir, quick, tuple(the_ladder.rungs), cooldown, device)
+    return BuildPlan(meta, spec, units, done)
+
+
 def build_table(
     script: str | Path,
     out: str | Path,
@@ -184,124 +306,52 @@ def build_table(
     x ``kinds`` in ``out``; returns ``out``. ``kinds``: default :data:`DEFAULT_KINDS`, or
     with ``resume`` the table's own; kinds given with ``resume`` are added to the table's.
     See the module docstring."""
-    if isinstance(configs, bool) or not isinstance(configs, int) or configs < 1:
-        raise ValueError(f"--configs must be an integer >= 1, got {configs!r}")
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    if isinstance(seeds, int) and seeds < 1 or not seed_list:
-        raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"--jobs must be an integer >= 1, got {jobs!r}")
     out = Path(out)
-    if kinds is None:
-        kinds = read_meta(out)["kinds"] if resume and (out / META_FILE).is_file() else list(DEFAULT_KINDS)
-    kinds = list(dict.fromkeys(kinds))
-    for kind in kinds:
-        parse_kind(kind)
-    if "restart" not in kinds:
-        raise ValueError(f"--kinds must include restart (its last rung is every configuration's truth), got {','.join(kinds)}")
-    if cooldown is None:  # a new table: the library's; a resumed one: its own
-        cooldown = read_meta(out)["cooldown"] if resume and (out / META_FILE).is_file() else COOLDOWN
-    check_fraction(cooldown, "--cooldown")
-    loaded = load_study_script(script)
-    ladder_name, the_ladder = loaded.named_ladder(ladder)
-    pool, space = sample_pool(loaded, configs, pool_seed)
-    data = data_record(loaded.load_data(data_dir=data_dir, quick=quick))
-    out = Path(out)
-    meta = {
-        "format": TABLE_FORMAT,
-        "version": TABLE_VERSION,
-        "study": loaded.name,
-        "script": str(script),
-        "script_sha256": file_sha256(loaded.path),
-        "direction": loaded.direction,
-        "chance": getattr(loaded.module, "chance", None),
-        "ladder": {"name": ladder_name, "rungs": list(the_ladder.rungs), "reduction_factor": the_ladder.reduction_factor},
-        "quick": quick,
-        "space": {name: optuna.distributions.distribution_to_json(d) for name, d in sorted(space.items())},
-        "pool_seed": pool_seed,
-        "pool": pool,
-        "seeds": seed_list,
-        "kinds": kinds,
-        "cooldown": cooldown,
-        "data": data,
-    }
     table_path, meta_path = out / TABLE_FILE, out / META_FILE
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file, not a directory")
-    this_command = (
-        command or f"budgetopt bench build {shlex.quote(str(script))} --configs {configs} --out {shlex.quote(str(out))}"
-    )
-    if resume and meta_path.is_file():
-        old_meta = read_meta(out)
-        for key in ("study", "script_sha256", "direction", "ladder", "quick", "space", "pool_seed", "seeds", "cooldown"):
-            if old_meta.get(key) != meta[key]:
-                raise TableError(
-                    f"--resume: {out} holds a different build ({key} {old_meta.get(key)!r}, this command {meta[key]!r}); "
-                    "use another --out, or the first build's options"
-                )
-        old_digest = (old_meta.get("data") or {}).get("digest")
-        if old_digest is not None and old_digest != data["digest"]:
-            raise TableError(
-                f"--resume: {out} was trained on other data (digest {old_digest[:12]}..., now "
-                f"{str(data['digest'])[:12]}...; source now {data['source']})"
-            )
-        missing = [k for k in old_meta["kinds"] if k not in kinds]
-        if missing:
-            raise TableError(
-                f"--resume: {out} holds kinds {','.join(old_meta['kinds'])}; --kinds {','.join(kinds)} lacks "
-                f"{','.join(missing)} (a table grows by kinds, it does not lose them)"
-            )
-        added = [k for k in kinds if k not in old_meta["kinds"]]
-        if added:
-            say(f"--resume: adding kind(s) {','.join(added)} to the table's {','.join(old_meta['kinds'])}")
-        kinds = [*old_meta["kinds"], *added]  # the table's order first
-        meta["kinds"] = kinds
-        if old_meta["pool"] != pool[: len(old_meta["pool"])]:
-            raise TableError(f"--resume: the pool in {out} is not this command's (another budgetopt or study script version)")
+    previous = read_meta(out) if resume and meta_path.is_file() else None
+
+    def finished(kinds: list[str]) -> set[Unit]:
         _repair(table_path)
-        _drop_partial_units(table_path, len(the_ladder.rungs))
+        _drop_partial_units(table_path, len(previous["ladder"]["rungs"]) if previous else 0)
         done = read_table(out.resolve()).done  # checked row by row
-        finished = {Unit(int(c), seed_list[s], kinds[k]) for c, s, k in np.argwhere(done)}
-        meta["started"] = old_meta.get("started")
-        meta["commands"] = [*old_meta.get("commands", [old_meta.get("command")]), this_command]
-        meta["command"] = old_meta.get("command")  # the first build's; "commands" has every run
-        for key in ("cost_seconds", "finished"):  # kept when this resume trains nothing
-            if key in old_meta:
-                meta[key] = old_meta[key]
-    else:
+        seed_list = previous["seeds"] if previous else []
+        return {Unit(int(c), seed_list[s], kinds[k]) for c, s, k in np.argwhere(done)}
+
+    plan = plan_build(
+        script, configs=configs, seeds=seeds, kinds=kinds, ladder=ladder, pool_seed=pool_seed, cooldown=cooldown,
+        device=device, data_dir=data_dir, quick=quick, previous=previous, finished=finished, where=f"--out {out}",
+        command=command or f"budgetopt bench build {shlex.quote(str(script))} --configs {configs} --out {shlex.quote(str(out))}",
+        say=say,
+    )
+    meta = plan.meta
+    if previous is None:
         if resume:
             say(f"--resume: no table in {out} yet; building it")
         elif table_path.exists() or meta_path.exists():
             raise TableError(f"--out {out} already holds a table: pass --resume to complete or grow it, or choose another --out")
         writable_directory(out)
-        table_path.write_text(header(list(space)))
-        finished = set()
-        meta["started"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        meta["command"] = this_command
-        meta["commands"] = [this_command]
-    meta.update(
-        versions=_versions(),
-        data_dir=data_dir,
-        machine={
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "jobs": jobs,
-            "torch_threads": threads,
-            "device": device,
-        },
-    )
-    units = [Unit(c, s, k) for c in range(configs) for s in seed_list for k in kinds]
-    pending = [u for u in units if u not in finished]
-    spec = BuildSpec(str(script), data_dir, quick, tuple(the_ladder.rungs), cooldown, device)
-    _write_meta(meta, out, finished, units)
+        table_path.write_text(header(list(meta["space"])))
+    meta["machine"] = {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "jobs": jobs,
+        "torch_threads": threads,
+        "device": device,
+    }
+    finished_units = set(plan.finished)
+    write_meta(meta, out, finished_units, plan.units)
+    pending = plan.pending
     if pending:
-        say(f"{len(finished)} of {len(units)} units in {out} already; training {len(pending)} on {jobs} process(es)")
-        loaded.load_data(data_dir=data_dir, quick=quick)  # a data error here, before any worker starts
-        _run(spec, pending, pool, out, meta, finished, units, jobs, threads, progress)
+        say(f"{len(finished_units)} of {len(plan.units)} units in {out} already; training {len(pending)} on {jobs} process(es)")
+        _run(plan.spec, pending, meta["pool"], out, meta, finished_units, plan.units, jobs, threads, progress)
     return out
 
 
-def _write_meta(meta: dict, out: Path, finished: set[Unit], units: list[Unit]) -> None:
+def write_meta(meta: dict, out: Path, finished: set[Unit], units: list[Unit]) -> None:
     configs = len(meta["pool"])
     per_config = len(meta["seeds"]) * len(meta["kinds"])
     counts = np.zeros(configs, dtype=int)
@@ -386,13 +436,13 @@ def _run(spec, pending, pool, out, meta, finished, units, jobs, threads, progres
                     bar.update(1)
                 if time.monotonic() - last_meta > 30 or not (queue or running):
                     meta["cost_seconds"] = measured_cost(out)
-                    _write_meta(meta, out, finished, units)
+                    write_meta(meta, out, finished, units)
                     last_meta = time.monotonic()
     except BaseException:
         for future in running:
             future.cancel()
         meta["cost_seconds"] = measured_cost(out)
-        _write_meta(meta, out, finished, units)
+        write_meta(meta, out, finished, units)
         raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)

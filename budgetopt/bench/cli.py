@@ -1,4 +1,5 @@
-"""``budgetopt bench build`` and ``budgetopt bench simulate``."""
+"""``budgetopt bench``: ``build`` (locally, or through a storage with ``worker``, ``status``
+and ``export``), ``simulate``, ``live``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ def add_bench(commands: argparse._SubParsersAction, command) -> None:
     )
     group = bench.add_subparsers(title="bench commands", metavar="COMMAND", required=True, parser_class=type(bench))
     _add_build(group, command)
+    _add_worker(group, command)
+    _add_status(group, command)
+    _add_export(group, command)
     _add_simulate(group, command)
     _add_live(group, command)
 
@@ -29,27 +33,211 @@ def _add_build(group, command) -> None:
         budgetopt bench build digits --configs 8 --seeds 2 --out digits-table            # a minute
         budgetopt bench build fashion_mlp --configs 300 --seeds 2 --jobs 2 --out table-a
         budgetopt bench build fashion_mlp --ladder long --configs 200 --jobs 2 --out table-b --resume
+        budgetopt bench build fashion_mnist --configs 100 --storage postgresql://u:p@db/optuna --study cnn-table
         """,
         description=(
             "Draw --configs configurations from the study script's search space (Optuna's scrambled Sobol QMCSampler, "
             "--pool-seed), train each with every seed and unit kind on the ladder, and write table.csv (one row per "
             "configuration, seed, kind and rung) and meta.json to --out. Units run in --jobs processes; an interrupted "
-            "build keeps every finished unit and --resume completes it (or grows its pool or its kinds)."
+            "build keeps every finished unit and --resume completes it (or grows its pool or its kinds). With --storage "
+            "and --study instead of --out, the build is recorded in an Optuna study and its units queued there: "
+            "'budgetopt bench worker' on any machine trains them, 'bench status' follows them, 'bench export' writes "
+            "the table."
         ),
     )
     parser.add_argument("script", help="a built-in study (fashion_mlp, fashion_mlp_fixed_lr, digits, ...) or a .py study script")
-    parser.add_argument("--out", required=True, metavar="DIR", help="the table's directory")
+    parser.add_argument("--out", metavar="DIR", help="the table's directory (a local build)")
+    _add_storage_options(parser, required=False, what="record the build and queue its units in this Optuna storage")
     _add_table_options(parser, configs_default=None)
     parser.set_defaults(handler=_run_build)
+
+
+def _add_storage_options(parser: argparse.ArgumentParser, *, required: bool, what: str) -> None:
+    parser.add_argument(
+        "--storage", required=required, metavar="URL", help=f"{what} (postgresql://..., sqlite:///FILE, FILE.log)"
+    )
+    parser.add_argument("--study", required=required, metavar="NAME", help="the build's study in --storage")
 
 
 def _run_build(args: argparse.Namespace) -> int:
     from budgetopt.bench.build import build_table, measured_cost
 
+    if args.storage is not None or args.study is not None:
+        return _enqueue(args)
+    if args.out is None:
+        raise ValueError("bench build needs --out DIR (a local build) or --storage URL --study NAME (a build by workers)")
     out = build_table(args.script, args.out, **_table_options(args), command=_command_line(args), say=_say(args))
     cost = measured_cost(Path(out))
     print(f"table: {out}")
     print("measured seconds per unit: " + ", ".join(f"{k} {v:g}" for k, v in cost.items()))
+    return 0
+
+
+def _enqueue(args: argparse.Namespace) -> int:
+    from budgetopt.bench.workers import enqueue_build
+    from budgetopt.storage import open_shared_storage
+
+    if args.storage is None or args.study is None:
+        raise ValueError("a build by workers needs both --storage URL and --study NAME")
+    if args.out is not None:
+        raise ValueError(
+            f"--out {args.out} and --storage: choose one (a build by workers is written out by 'bench export --out')"
+        )
+    local = {"--jobs": (args.jobs, 1), "--threads": (args.threads, 1), "--device": (args.device, "cpu")}
+    given = [f"{name} {value}" for name, (value, default) in local.items() if value != default]
+    if given:
+        raise ValueError(f"{', '.join(given)}: with --storage, give these to each 'budgetopt bench worker'")
+    options = _table_options(args)
+    for key in ("jobs", "threads", "device", "progress"):
+        options.pop(key)
+    storage = open_shared_storage(args.storage, {})
+    plan = enqueue_build(storage, args.study, args.script, **options, command=_command_line(args), say=_say(args))
+    left = len(plan.units) - len(plan.finished)
+    print(f"build: study {args.study!r}, {len(plan.units)} units, {left} to train")
+    if left:
+        print(
+            f"start workers: budgetopt bench worker --storage {_shown(args.storage)} --study {args.study} "
+            "[--jobs N] [--device cuda:K]"
+        )
+    return 0
+
+
+def _shown(url: str) -> str:
+    from budgetopt.storage import safe_url
+
+    return safe_url(url)
+
+
+def _add_worker(group, command) -> None:
+    parser = command(
+        group,
+        "worker",
+        "train the queued units of a build recorded in an Optuna storage (any machine, many at once)",
+        """
+        budgetopt bench worker --storage postgresql://u:p@db/optuna --study cnn-table --device cuda:0
+        budgetopt bench worker --storage sqlite:///tables.db --study digits-table --jobs 2
+        """,
+        description=(
+            "Take units of the build in --study (made by 'bench build --storage') until none is queued, train each as "
+            "a local build does and write its rows to the storage, all its rungs or nothing. The study script and its "
+            "data must be the build's (SHA-256 and digest checked). A worker that dies stops heartbeating: its unit is "
+            "queued again after --grace-period and trained from its start."
+        ),
+    )
+    _add_storage_options(parser, required=True, what="the storage the build is recorded in")
+    parser.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="worker processes on this machine (default: %(default)s)"
+    )
+    parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per process (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, cuda:K, mps (default: %(default)s)")
+    parser.add_argument("--script", metavar="PATH", help="the study script here, when not at the path the build recorded")
+    parser.add_argument("--data-dir", metavar="DIR", help="where the study script finds its data here (default: the build's)")
+    parser.add_argument(
+        "--max-repeated-errors", type=int, default=3, metavar="N",
+        help="stop when one error ended this many units in a row (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-retry", type=int, default=3, metavar="N", help="retries of a unit whose worker died (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--heartbeat", type=int, default=60, metavar="SECONDS",
+        help="seconds between heartbeats of a running unit, SQL storages (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period", type=int, metavar="SECONDS",
+        help="seconds without a heartbeat before a unit is queued again (default: 2 x --heartbeat)",
+    )
+    parser.set_defaults(handler=_run_worker)
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    import warnings
+
+    import optuna
+
+    from budgetopt import workers
+    from budgetopt._validation import check_iterations
+    from budgetopt.bench.workers import build_of, checked_spec, run_build_worker, run_build_workers
+    from budgetopt.storage import load_study, open_shared_storage
+    from budgetopt.study_script import check_device
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat is "experimental"
+    jobs = check_iterations(args.jobs, "--jobs")
+    threads = check_iterations(args.threads, "--threads")
+    check_iterations(args.max_repeated_errors, "--max-repeated-errors")
+    check_iterations(args.max_retry, "--max-retry", minimum=0)
+    heartbeat = check_iterations(args.heartbeat, "--heartbeat (seconds)")
+    grace = 2 * heartbeat if args.grace_period is None else check_iterations(args.grace_period, "--grace-period (seconds)")
+    device = check_device(args.device)
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise ValueError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
+    rdb_options = workers.heartbeat_options(heartbeat, grace, workers.RetryStaleTrial(args.max_retry))
+    if args.storage.startswith("postgresql"):  # a host that does not answer: an error, not a hang
+        rdb_options["engine_kwargs"] = {"connect_args": {"connect_timeout": 10}}
+    storage = open_shared_storage(args.storage, rdb_options)
+    study = load_study(storage, args.storage, args.study)
+    options = dict(
+        device=device, threads=threads, script=args.script, data_dir=args.data_dir, max_repeated_errors=args.max_repeated_errors
+    )
+    checked_spec(build_of(study), device=device, script=args.script, data_dir=args.data_dir)  # once, before any process
+    if jobs == 1:
+        report = run_build_worker(study, say=_say(args), **options)
+    else:
+        report = run_build_workers(args.storage, args.study, jobs, rdb_options, quiet=args.quiet, **options)
+    print(
+        f"worker done: {report.complete} unit(s) trained, {report.failed} failed"
+        + (f", {report.abandoned} left to a retry after a late heartbeat" if report.abandoned else "")
+    )
+    return 0
+
+
+def _add_status(group, command) -> None:
+    parser = command(
+        group,
+        "status",
+        "units trained, running, queued and failed of a build in an Optuna storage, and the time left",
+        """
+        budgetopt bench status --storage postgresql://u:p@db/optuna --study cnn-table
+        """,
+    )
+    _add_storage_options(parser, required=True, what="the storage the build is recorded in")
+    parser.set_defaults(handler=_run_status)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from budgetopt.bench.workers import build_status
+    from budgetopt.storage import load_study, open_storage
+
+    study = load_study(open_storage(args.storage), args.storage, args.study)
+    print(build_status(study).text(args.study))
+    return 0
+
+
+def _add_export(group, command) -> None:
+    parser = command(
+        group,
+        "export",
+        "write a build made by workers as table.csv and meta.json, the local build's format",
+        """
+        budgetopt bench export --storage postgresql://u:p@db/optuna --study cnn-table --out cnn-table
+        budgetopt bench export --storage sqlite:///tables.db --study digits-table --out digits-table --partial
+        """,
+    )
+    _add_storage_options(parser, required=True, what="the storage the build is recorded in")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the table's directory (an earlier export of it is replaced)")
+    parser.add_argument("--partial", action="store_true", help="export the units trained so far of an incomplete build")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from budgetopt.bench.workers import build_status, export_build
+    from budgetopt.storage import load_study, open_storage
+
+    study = load_study(open_storage(args.storage), args.storage, args.study)
+    out = export_build(study, args.out, partial=args.partial, url=args.storage)
+    status = build_status(study)
+    print(f"table: {out} ({status.done} of {status.units} units)")
     return 0
 
 

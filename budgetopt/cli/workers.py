@@ -19,13 +19,13 @@ from budgetopt._messages import message_line
 from budgetopt.cli._common import add_command, say
 from budgetopt.cli.errors import CommandError, classify
 from budgetopt.storage import (
-    StorageError,
     default_model_location,
     default_snapshot_location,
+    open_shared_storage,
     open_snapshot_store,
-    open_storage,
     safe_url,
 )
+from budgetopt.study_script import check_device
 
 
 def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -208,7 +208,7 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     rdb_options = workers.heartbeat_options(heartbeat, grace, retry)
     if args.storage.startswith("postgresql"):  # a host that does not answer: an error, not a hang
         rdb_options["engine_kwargs"] = {"connect_args": {"connect_timeout": 10}}
-    storage = _open_shared_storage(args.storage, rdb_options)
+    storage = open_shared_storage(args.storage, rdb_options)
     # After the storage, and removed again when the study is refused: a bad input leaves
     # no empty snapshot or model directory behind.
     snapshots = args.snapshots or default_snapshot_location(args.storage)
@@ -260,52 +260,13 @@ def _worker_study_setup(script: str, mode: Mode) -> dict:
     return {"script": script, "mode": mode.name} | mode.options()
 
 
-def _open_shared_storage(url: str, rdb_options: dict) -> optuna.storages.BaseStorage:
-    """:func:`open_storage` for workers that start together: on a fresh database they all
-    create Optuna's tables at once, and all but one fail on a table or type that the
-    other just made ("already exists", "duplicate key"). Those try again."""
-    import random
-    import time
-
-    for attempt in range(5):
-        try:
-            return open_storage(url, create=True, rdb_options=rdb_options)
-        except StorageError as error:
-            text = str(error.__cause__ or "")
-            if attempt == 4 or not ("already exists" in text or "duplicate key" in text):
-                raise
-            time.sleep(random.uniform(0.2, 1.0))
-    raise AssertionError("unreachable")
-
-
-def _check_device(spec: str) -> str:
-    import torch
-
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise CommandError(f"--device must be cpu, cuda, cuda:K or mps, got {spec!r}") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count()
-        if count == 0:
-            raise CommandError(f"--device {spec}: no CUDA GPU is visible on this machine")
-        if device.index is not None and device.index >= count:
-            raise CommandError(f"--device {spec}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise CommandError(f"--device {spec}: MPS is not available on this machine")
-    elif device.type != "cpu":
-        raise CommandError(f"--device must be cpu, cuda, cuda:K or mps, got {spec!r}")
-    return str(device)
-
-
 def _run_worker(args: argparse.Namespace) -> int:
     import signal
 
     from budgetopt import workers
     from budgetopt.study_script import make_objective
 
-    device = _check_device(args.device)
+    device = check_device(args.device)
     setup = _worker_setup(args, load_data=True)
     script, study = setup["script"], setup["study"]
     mode = setup["mode"]
@@ -369,7 +330,7 @@ def _run_launch(args: argparse.Namespace) -> int:
         if any(g < 0 for g in gpus):
             raise CommandError(f"--gpus must be GPU indices >= 0, got {args.gpus!r}")
         for gpu in sorted(set(gpus)):
-            _check_device(f"cuda:{gpu}")
+            check_device(f"cuda:{gpu}")
     elif args.workers < 1:
         raise CommandError(f"--workers must be an integer >= 1, got {args.workers}")
     # Check everything once here (and create the study once) rather than in every worker.
