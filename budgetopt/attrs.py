@@ -45,7 +45,9 @@ Study user attrs: ``budgetopt.ladder`` (``{"rungs", "reduction_factor", "bracket
 "mode"}`` plus the mode's option, e.g. ``"cooldown"``: what every worker of a study
 shares). A table built through a storage (:mod:`budgetopt.bench.workers`) records its
 build in ``budgetopt.bench_build``: the ``meta.json`` of the table, less what only a
-finished table or one machine knows.
+finished table or one machine knows; its queue in ``budgetopt.bench_queue`` (the units
+to hand out, as positions in the build's unit order) and ``budgetopt.bench_next`` (how
+many of them have been handed out).
 
 Optuna's own system attrs read here: ``retry_history`` (trial numbers retried into this
 one) and ``failed_trial`` (the trial a retry copies), written by Optuna's heartbeat
@@ -84,13 +86,15 @@ ATTR_UNIT_ROWS = "budgetopt.unit_rows"
 STUDY_ATTR_LADDER = "budgetopt.ladder"
 STUDY_ATTR_SETUP = "budgetopt.setup"
 STUDY_ATTR_BENCH_BUILD = "budgetopt.bench_build"
+STUDY_ATTR_BENCH_QUEUE = "budgetopt.bench_queue"
+STUDY_ATTR_BENCH_NEXT = "budgetopt.bench_next"
 
 TRIAL_ATTRS = (
     ATTR_MODE, ATTR_PLAN, ATTR_PROFILE, ATTR_SCHEDULE, ATTR_RUNG_VALUES, ATTR_COMPUTE, ATTR_ENDED, ATTR_LR_TRACE,
     ATTR_GRAD_NORMS, ATTR_SNAPSHOT, ATTR_RESUMED, ATTR_BRACKET, ATTR_DECISIONS, ATTR_FIT_BUDGET, ATTR_SEED,
     ATTR_TEST_VALUE, ATTR_WORKER, ATTR_KEPT_MODELS, ATTR_UNIT, ATTR_UNIT_ROWS,
 )
-STUDY_ATTRS = (STUDY_ATTR_LADDER, STUDY_ATTR_SETUP, STUDY_ATTR_BENCH_BUILD)
+STUDY_ATTRS = (STUDY_ATTR_LADDER, STUDY_ATTR_SETUP, STUDY_ATTR_BENCH_BUILD, STUDY_ATTR_BENCH_QUEUE, STUDY_ATTR_BENCH_NEXT)
 TRACE_POINTS = 200  # points of budgetopt.lr_trace (and records of budgetopt.grad_norms) kept
 
 

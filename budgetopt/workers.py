@@ -287,6 +287,7 @@ def run_worker(
     requeue: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     identity: dict | None = None,
     describe: Callable[[FrozenTrial], str] | None = None,
+    next_trial: Callable[[optuna.Study, Callable[[optuna.Study], optuna.trial.Trial]], optuna.trial.Trial | None] | None = None,
     say: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
 ) -> WorkerReport:
     """Run trials of ``study`` until ``budget`` is reached over all its workers.
@@ -296,7 +297,10 @@ def run_worker(
     Raises :class:`RepeatedTrialError` when one error ended ``max_repeated_errors``
     trials in a row; ``KeyboardInterrupt`` after re-queueing the running trial.
     ``describe(trial)``: the line said when a trial completes (default: its value,
-    budget and compute).
+    budget and compute). ``next_trial(study, ask)``, called inside the ask lock, replaces
+    the budget's choice: it returns the trial to run (made with ``ask``, which pops a
+    WAITING one first) or None when there is none; it must not read every trial of a
+    large study (:mod:`budgetopt.bench.workers` hands out table units this way).
     """
     storage = storage_of(study)
     interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
@@ -308,9 +312,13 @@ def run_worker(
         if interval:
             _fail_stale_trials(study)
         with ask_lock(storage, study_id(study)):
-            trials = study.get_trials(deepcopy=False)
-            waiting = any(t.state == TrialState.WAITING for t in trials)
-            trial = _ask(study) if waiting or not budget.reached(trials) else None
+            if next_trial is None:
+                trials = study.get_trials(deepcopy=False)
+                waiting = any(t.state == TrialState.WAITING for t in trials)
+                trial = _ask(study) if waiting or not budget.reached(trials) else None
+            else:
+                trial = next_trial(study, _ask)
+                trials = [] if trial else study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if trial is not None and interval:
                 cast(Any, storage).record_heartbeat(trial_id(trial))  # from now on, its death is noticed
         if trial is None:

@@ -13,7 +13,7 @@ KEYS = attrs.TRIAL_ATTRS + attrs.STUDY_ATTRS
 
 def test_every_attr_constant_is_listed_once():
     constants = {v for k, v in vars(attrs).items() if k.startswith(("ATTR_", "STUDY_ATTR_"))}
-    assert constants == set(KEYS) and len(KEYS) == len(set(KEYS)) == 23
+    assert constants == set(KEYS) and len(KEYS) == len(set(KEYS)) == 25
     assert all(key.startswith("budgetopt.") for key in KEYS)
 
 

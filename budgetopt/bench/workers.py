@@ -8,11 +8,18 @@ journal file on one):
 - ``budgetopt bench build ... --storage URL --study NAME`` (:func:`enqueue_build`)
   checks and lays out the build exactly as a local one (:func:`~budgetopt.bench.build.plan_build`:
   the pool, seeds, kinds, ladder, cooldown, the script's SHA-256, the data's digest),
-  records it in the study user attr ``budgetopt.bench_build`` and enqueues one WAITING
-  trial per unit (user attr ``budgetopt.unit``), configuration by configuration. Run
-  again with ``--resume`` it enqueues only the units that are neither trained nor
-  queued nor running (so it also re-queues a unit that failed), and grows the pool or
-  the kinds as a local ``--resume`` does.
+  records it in the study user attr ``budgetopt.bench_build`` and queues its units,
+  configuration by configuration: ``budgetopt.bench_queue`` lists them and
+  ``budgetopt.bench_next`` counts those handed out. Each unit becomes one trial (user
+  attr ``budgetopt.unit``) when a worker takes it, inside the study's ask lock
+  (:func:`budgetopt.workers.ask_lock`). The queue is a list rather than one WAITING
+  trial per unit made up front because Optuna's ``ask`` reads every WAITING trial: at
+  2,000 queued units on SQLite that is 0.22 s per unit, a fifth of a ``fashion_mlp``
+  unit, growing with the table; taking the next unit reads only the study's attrs and
+  its few WAITING trials (the retries of dead workers' units). Run again with
+  ``--resume``, it queues again the units that are neither trained nor running nor
+  waiting (so also a unit that failed), and grows the pool or the kinds as a local
+  ``--resume`` does.
 - ``budgetopt bench worker --storage URL --study NAME`` (:func:`run_build_worker`), on
   any machine, refuses a study script whose SHA-256 or data whose digest differs from
   the recorded ones, then takes units until none is queued, with
@@ -54,7 +61,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from budgetopt._optuna import study_id
-from budgetopt.attrs import ATTR_ENDED, ATTR_UNIT, ATTR_UNIT_ROWS, ATTR_WORKER, STUDY_ATTR_BENCH_BUILD
+from budgetopt.attrs import (
+    ATTR_ENDED,
+    ATTR_UNIT,
+    ATTR_UNIT_ROWS,
+    ATTR_WORKER,
+    STUDY_ATTR_BENCH_BUILD,
+    STUDY_ATTR_BENCH_NEXT,
+    STUDY_ATTR_BENCH_QUEUE,
+)
 from budgetopt.bench._process import exit_with_parent
 from budgetopt.bench.build import (
     BuildPlan,
@@ -110,6 +125,33 @@ def _all_units(meta: dict) -> list[Unit]:
     return [Unit(c, s, k) for c in range(len(meta["pool"])) for s in meta["seeds"] for k in meta["kinds"]]
 
 
+def _unit_at(meta: dict, position: int) -> Unit:
+    """``_all_units(meta)[position]``, without the list."""
+    seeds, kinds = meta["seeds"], meta["kinds"]
+    config, rest = divmod(position, len(seeds) * len(kinds))
+    return Unit(config, seeds[rest // len(kinds)], kinds[rest % len(kinds)])
+
+
+def _next_unit(study: optuna.Study, ask: Callable[[optuna.Study], optuna.trial.Trial]) -> optuna.trial.Trial | None:
+    """The trial of the next unit (inside the ask lock): a WAITING one first (the retry
+    of a unit whose worker died), else the next unit of the queue, made a trial now.
+    Reads the waiting trials and the study's attrs, never every trial: the cost per
+    unit does not grow with the table."""
+    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        return ask(study)
+    attrs = study.user_attrs
+    queue, handed = attrs.get(STUDY_ATTR_BENCH_QUEUE, []), attrs.get(STUDY_ATTR_BENCH_NEXT, 0)
+    if handed >= len(queue):
+        return None
+    unit = _unit_at(attrs[STUDY_ATTR_BENCH_BUILD], queue[handed])
+    trial = ask(study)
+    # The unit first, then the count: a worker dying between the two leaves a unit that
+    # is handed out again (trained twice, one kept), never one that is lost.
+    trial.set_user_attr(ATTR_UNIT, dataclasses.asdict(unit))
+    study.set_user_attr(STUDY_ATTR_BENCH_NEXT, handed + 1)
+    return trial
+
+
 def _trained(trials: Sequence[FrozenTrial]) -> dict[Unit, FrozenTrial]:
     """The first completed trial of each unit (trials come in number order)."""
     trained: dict[Unit, FrozenTrial] = {}
@@ -140,9 +182,9 @@ def enqueue_build(
     command: str | None = None,
     say: Callable[[str], None] = lambda message: None,
 ) -> BuildPlan:
-    """Record the build in study ``name`` on ``storage`` (created when missing) and enqueue
-    one trial per unit that is neither trained nor queued nor running; returns the plan
-    (its ``finished``: the units already trained). See the module docstring."""
+    """Record the build in study ``name`` on ``storage`` (created when missing) and queue
+    every unit that is neither trained nor running nor waiting for a retry; returns the
+    plan (its ``finished``: the units already trained). See the module docstring."""
     exists = name in [s.study_name for s in storage.get_all_studies()]
     previous = None
     if exists:
@@ -175,19 +217,19 @@ def enqueue_build(
     )
     if not exists:
         study = optuna.create_study(storage=storage, study_name=name, direction=DIRECTION)
-    with ask_lock(storage, study_id(study)):  # two enqueueing commands at once would queue a unit twice
+    with ask_lock(storage, study_id(study)):  # no worker takes a unit while the queue is rewritten
         trials = study.get_trials(deepcopy=False)
-        queued = {
+        active = {
             unit for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING) and (unit := _unit_of(t)) is not None
         }
         finished = set(_trained(trials))
+        todo = [i for i, u in enumerate(plan.units) if u not in finished and u not in active]
         study.set_user_attr(STUDY_ATTR_BENCH_BUILD, plan.meta)
-        todo = [u for u in plan.units if u not in finished and u not in queued]
-        for unit in todo:
-            study.enqueue_trial({}, user_attrs={ATTR_UNIT: dataclasses.asdict(unit)})
+        study.set_user_attr(STUDY_ATTR_BENCH_QUEUE, todo)
+        study.set_user_attr(STUDY_ATTR_BENCH_NEXT, 0)
     say(
-        f"study {name!r}: {len(plan.units)} units, {len(finished)} trained, {len(queued)} queued or running before, "
-        f"{len(todo)} enqueued now"
+        f"study {name!r}: {len(plan.units)} units, {len(finished)} trained, {len(active)} queued or running before, "
+        f"{len(todo)} queued now"
     )
     return dataclasses.replace(plan, finished=finished)
 
@@ -248,9 +290,12 @@ def run_build_worker(
     torch.set_num_threads(threads)
 
     def objective(trial: optuna.trial.Trial) -> float:
+        nonlocal meta
         unit = _unit_of(trial)  # type: ignore[arg-type]  # a Trial has user_attrs too
         if unit is None:
             raise TableError(f"trial {trial.number} of study {study.study_name!r} is not a unit of its build")
+        if unit.config >= len(meta["pool"]):  # the build grew its pool since this worker started
+            meta = build_of(study)
         start = time.perf_counter()
         rows = train_unit(spec, unit, meta["pool"][unit.config])
         trial.set_user_attr(ATTR_UNIT_ROWS, rows)  # before COMPLETE: a completed unit has its rows
@@ -260,7 +305,15 @@ def run_build_worker(
         unit = _unit_of(trial)
         return f"{describe_unit(unit)} trained in {trial.value:.1f} s" if unit else f"trial {trial.number} complete"
 
-    return run_worker(study, objective, _QueueBudget(), max_repeated_errors=max_repeated_errors, describe=describe, say=say)
+    return run_worker(
+        study,
+        objective,
+        _QueueBudget(),
+        max_repeated_errors=max_repeated_errors,
+        describe=describe,
+        next_trial=_next_unit,
+        say=say,
+    )
 
 
 def _worker_process(parent: int, url: str, name: str, rdb_options: dict, quiet: bool, options: dict) -> WorkerReport:
@@ -277,9 +330,7 @@ def _worker_process(parent: int, url: str, name: str, rdb_options: dict, quiet: 
     return run_build_worker(study, say=lambda m: None if quiet else print(label + m, file=sys.stderr, flush=True), **options)
 
 
-def run_build_workers(
-    url: str, name: str, jobs: int, rdb_options: dict, *, quiet: bool = False, **options: Any
-) -> WorkerReport:
+def run_build_workers(url: str, name: str, jobs: int, rdb_options: dict, *, quiet: bool = False, **options: Any) -> WorkerReport:
     """``jobs`` workers of the build in study ``name`` as processes of this machine, each
     with its own connection to the storage at ``url``; their reports added up."""
     total = WorkerReport()
@@ -358,7 +409,9 @@ def build_status(study: optuna.Study) -> BuildStatus:
         if unit is not None:
             by_unit.setdefault(unit, []).append(trial)
     running = sum(t.state == TrialState.RUNNING for t in trials if _unit_of(t) is not None)
-    queued = sum(t.state == TrialState.WAITING for t in trials if _unit_of(t) is not None)
+    waiting = sum(t.state == TrialState.WAITING for t in trials if _unit_of(t) is not None)
+    queue = study.user_attrs.get(STUDY_ATTR_BENCH_QUEUE, [])
+    queued = waiting + max(0, len(queue) - study.user_attrs.get(STUDY_ATTR_BENCH_NEXT, 0))
     failed, errors = 0, []
     for unit, its in by_unit.items():
         if unit not in trained and all(t.state == TrialState.FAIL for t in its):
