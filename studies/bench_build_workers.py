@@ -105,7 +105,9 @@ def main() -> None:
         one = _build_with_workers(url, f"one-{tag}", 1)
         two = _build_with_workers(url, f"two-{tag}", 2)
         units = BUILD["configs"] * BUILD["seeds"] * len(BUILD["kinds"])
-        print(f"digits, {units} units: one worker {one:.1f} s, two workers {two:.1f} s: speed-up {one / two:.2f}x (target >= 1.8x)")
+        print(
+            f"digits, {units} units: one worker {one:.1f} s, two workers {two:.1f} s: speed-up {one / two:.2f}x (target >= 1.8x)"
+        )
     meta = json.loads((ROOT / "studies/tables/fashion_mlp-short/meta.json").read_text())
     cost = meta["cost_seconds"]
     unit = min(v for k, v in cost.items() if k != "all_kinds")

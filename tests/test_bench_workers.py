@@ -22,6 +22,7 @@ from budgetopt.attrs import ATTR_UNIT, ATTR_WORKER
 from budgetopt.bench.build import build_table
 from budgetopt.bench.workers import build_status, enqueue_build, export_build, run_build_worker
 from budgetopt.cli import main
+
 from worker_processes import no_process_left, start  # noqa: F401  (a fixture)
 
 BUILD = dict(configs=3, seeds=1, kinds=["restart", "branch"], ladder="quick")
@@ -45,7 +46,9 @@ def local_table(tmp_path_factory):
 
 
 def _worker(url: str, study: str, cwd: Path, *options: str):
-    return start([sys.executable, "-m", "budgetopt", "bench", "worker", "--storage", url, "--study", study, *HEARTBEAT, *options], cwd)
+    return start(
+        [sys.executable, "-m", "budgetopt", "bench", "worker", "--storage", url, "--study", study, *HEARTBEAT, *options], cwd
+    )
 
 
 def _wait(processes, timeout: float = 180) -> None:
@@ -55,7 +58,8 @@ def _wait(processes, timeout: float = 180) -> None:
         assert process.returncode == 0, Path(process.stderr_path).read_text()
 
 
-def test_three_workers_on_postgresql_build_the_local_table_row_for_row(postgres_url, local_table, tmp_path, no_process_left):
+@pytest.mark.usefixtures("no_process_left")
+def test_three_workers_on_postgresql_build_the_local_table_row_for_row(postgres_url, local_table, tmp_path):
     storage = optuna.storages.RDBStorage(postgres_url)
     plan = enqueue_build(storage, "t", "digits", **BUILD)
     assert len(plan.units) == 6 and not plan.finished
@@ -71,11 +75,33 @@ def test_three_workers_on_postgresql_build_the_local_table_row_for_row(postgres_
         assert meta[key] == local_meta[key], key
     assert meta["exported_from"] == {"storage": postgres_url.replace("budgetopt-secret", "***"), "study": "t"}
     # the exported table is a table: simulate reads it
-    assert main(["bench", "simulate", str(out), "--methods", "restart,branch", "--baseline", "restart", "--compute", "2", "--repeats", "2",
-                 "--pool-bootstrap", "0", "--out", str(tmp_path / "sim"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "simulate",
+                str(out),
+                "--methods",
+                "restart,branch",
+                "--baseline",
+                "restart",
+                "--compute",
+                "2",
+                "--repeats",
+                "2",
+                "--pool-bootstrap",
+                "0",
+                "--out",
+                str(tmp_path / "sim"),
+                "-q",
+            ]
+        )
+        == 0
+    )
 
 
-def test_a_worker_sigkilled_mid_unit_loses_nothing_and_duplicates_nothing(postgres_url, local_table, tmp_path, no_process_left):
+@pytest.mark.usefixtures("no_process_left")
+def test_a_worker_sigkilled_mid_unit_loses_nothing_and_duplicates_nothing(postgres_url, local_table, tmp_path):
     storage = optuna.storages.RDBStorage(postgres_url)
     enqueue_build(storage, "t", "digits", **BUILD)
     study = optuna.load_study(study_name="t", storage=storage)
@@ -106,8 +132,29 @@ def test_a_worker_with_an_edited_study_script_is_refused_in_one_line(tmp_path, c
     script = tmp_path / "my_digits.py"
     shutil.copy(Path(__import__("budgetopt.studies.digits").studies.digits.__file__), script)
     url = f"sqlite:///{tmp_path / 'b.db'}"
-    assert main(["bench", "build", str(script), "--configs", "2", "--seeds", "1", "--kinds", "restart", "--ladder", "quick",
-                 "--storage", url, "--study", "t", "-q"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "build",
+                str(script),
+                "--configs",
+                "2",
+                "--seeds",
+                "1",
+                "--kinds",
+                "restart",
+                "--ladder",
+                "quick",
+                "--storage",
+                url,
+                "--study",
+                "t",
+                "-q",
+            ]
+        )
+        == 0
+    )
     script.write_text(script.read_text() + "\n# edited after the build\n")
     capsys.readouterr()
     assert main(["bench", "worker", "--storage", url, "--study", "t", "-q"]) == 2

@@ -55,7 +55,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -98,7 +98,7 @@ from budgetopt.workers import StudyBudget, WorkerReport, ask_lock, run_worker
 
 # A unit trial's value is its wall seconds; the study "minimizes" them only so that
 # optuna-dashboard plots the cost of every unit.
-DIRECTION = "minimize"
+DIRECTION: Literal["minimize"] = "minimize"
 
 
 def _unit_of(trial: FrozenTrial) -> Unit | None:
