@@ -45,8 +45,9 @@ def free_port() -> int:
 class Cluster:
     """One running cluster; ``stop()`` it (the fixture does, even on failure)."""
 
-    def __init__(self, bin_dir: str) -> None:
+    def __init__(self, bin_dir: str, fsync: bool = False) -> None:
         self.bin_dir = bin_dir
+        self.fsync = fsync  # off for tests; on for a benchmark that measures a real server
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="budgetopt-pg-")
         self.data = os.path.join(self.dir, "data")
@@ -76,7 +77,10 @@ class Cluster:
         self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
             f.write(_HBA)
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.dir} -F -c max_connections=300 -c password_encryption=scram-sha-256"
+        options = (
+            f"-h 127.0.0.1 -p {self.port} -k {self.dir} {'' if self.fsync else '-F'} "
+            "-c max_connections=300 -c password_encryption=scram-sha-256"
+        )
         try:
             self._run("pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "-t", "60", "start", timeout=90)
         except subprocess.CalledProcessError as error:
