@@ -18,7 +18,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from budgetopt.attrs import ATTR_UNIT, ATTR_WORKER
+from budgetopt.attrs import ATTR_UNIT, ATTR_UNIT_ROWS, ATTR_WORKER
 from budgetopt.bench.build import build_table
 from budgetopt.bench.workers import build_status, enqueue_build, export_build, run_build_worker
 from budgetopt.cli import main
@@ -239,3 +239,32 @@ def test_a_second_build_into_the_same_study_needs_resume_and_the_same_build(tmp_
     assert study.trials == [] and build_status(study).queued == 2
     assert main(["bench", "worker", "--storage", url, "--study", "nope", "-q"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_a_worker_with_two_processes_trains_every_unit_once(tmp_path, local_table, capsys):
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    storage = optuna.storages.RDBStorage(url)
+    enqueue_build(storage, "t", "digits", **BUILD)
+    assert main(["bench", "worker", "--storage", url, "--study", "t", "--jobs", "2", "-q"]) == 0
+    assert "worker done: 6 unit(s) trained, 0 failed" in capsys.readouterr().out
+    study = optuna.load_study(study_name="t", storage=storage)
+    assert _rows(export_build(study, tmp_path / "exported")) == _rows(local_table)
+
+
+def test_a_unit_trained_twice_is_exported_once_and_counted(tmp_path):
+    """A worker that died after recording its unit but before counting it hands the
+    unit out again: the export keeps the first trial's rows, the status counts the other."""
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    storage = optuna.storages.RDBStorage(url)
+    enqueue_build(storage, "t", "digits", configs=1, seeds=1, kinds=["restart"], ladder="quick")
+    study = optuna.load_study(study_name="t", storage=storage)
+    run_build_worker(study, say=lambda m: None)
+    first = study.trials[0]
+    twin = optuna.trial.create_trial(
+        state=TrialState.COMPLETE, value=1.0, user_attrs={**first.user_attrs, ATTR_UNIT_ROWS: "garbage\n"}
+    )
+    study.add_trial(twin)
+    status = build_status(study)
+    assert (status.done, status.duplicates) == (1, 1) and "trained twice" in status.text("t")
+    out = export_build(study, tmp_path / "exported")
+    assert "garbage" not in (out / "table.csv").read_text()
