@@ -8,9 +8,13 @@ Everything else goes through Optuna's public API (``study.get_trials(deepcopy=Fa
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "KNOWN_RDB_SCHEMAS",
+    "TrialRecord",
     "cached_trials",
     "fast_tpe_patch",
     "journal_file_path",
@@ -20,6 +24,7 @@ __all__ = [
     "storage_of",
     "study_id",
     "trial_id",
+    "trial_records",
     "unwrap_cached_storage",
 ]
 
@@ -100,3 +105,80 @@ def fast_tpe_patch() -> Any:
     original = truncnorm._log_ndtr
     truncnorm._log_ndtr = lambda a: log_ndtr(np.asarray(a, dtype=float))
     return lambda: setattr(truncnorm, "_log_ndtr", original)
+
+
+# Optuna's RDB schema versions (alembic revisions) whose tables trial_records reads.
+KNOWN_RDB_SCHEMAS = ("v3.2.0.a",)
+_VALUE_TYPES = {"FINITE": None, "INF_POS": float("inf"), "INF_NEG": float("-inf"), "NAN": float("nan")}
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """What :func:`trial_records` reads of one trial: the attributes budgetopt's readers
+    of a whole study use, under a ``FrozenTrial``'s names (``params`` left empty: read
+    the few trials whose params are shown with ``storage.get_trial(trial_id)``)."""
+
+    number: int
+    trial_id: int
+    state: Any
+    user_attrs: dict
+    system_attrs: dict
+    intermediate_values: dict
+    params: dict = dataclasses.field(default_factory=dict)
+
+
+def trial_records(study: Any, user_keys: Sequence[str], system_keys: Sequence[str]) -> list[TrialRecord] | None:
+    """Every trial of ``study`` with only the user and system attrs named, read with four
+    SQL queries on Optuna's RDB tables (``trials``, ``trial_user_attributes``,
+    ``trial_system_attributes``, ``trial_intermediate_values``); None when the study is
+    not in an RDB storage or its schema is not one of :data:`KNOWN_RDB_SCHEMAS`, and the
+    caller reads ``study.get_trials`` instead.
+
+    Why: a study's frontier reads a few small attrs of every trial; Optuna's public
+    ``get_trials`` builds every trial with all its attrs through its ORM, 6.7 s at 10,000
+    trials in SQLite (``studies/bench_frontier.py``) where these queries take a small
+    part of it. Read-only; ``tests/test_optuna_compat.py`` checks that it reads exactly
+    what ``get_trials`` reads, on every attr a budgetopt trial has.
+    """
+    import json
+
+    import optuna
+    import sqlalchemy
+
+    storage = unwrap_cached_storage(storage_of(study))
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return None
+    try:
+        if storage.get_current_version() not in KNOWN_RDB_SCHEMAS:
+            return None
+    except Exception:  # a storage that cannot say: the public path
+        return None
+    sid = study_id(study)
+    by_id: dict[int, TrialRecord] = {}
+    with storage.engine.connect() as connection:
+        def rows(sql: str, **params: Any) -> Any:
+            return connection.execute(sqlalchemy.text(sql), {"sid": sid, **params})
+
+        for tid, number, state in rows("SELECT trial_id, number, state FROM trials WHERE study_id = :sid ORDER BY number"):
+            by_id[tid] = TrialRecord(number, tid, optuna.trial.TrialState[state], {}, {}, {})
+        for table, field, keys in (("trial_user_attributes", "user_attrs", user_keys),
+                                   ("trial_system_attributes", "system_attrs", system_keys)):
+            if not keys:
+                continue
+            selected = connection.execute(
+                sqlalchemy.text(
+                    f"SELECT a.trial_id, a.key, a.value_json FROM {table} a JOIN trials t ON a.trial_id = t.trial_id "
+                    "WHERE t.study_id = :sid AND a.key IN :keys"
+                ).bindparams(sqlalchemy.bindparam("keys", expanding=True)),
+                {"sid": sid, "keys": list(keys)},
+            )
+            for tid, key, value in selected:
+                if tid in by_id:
+                    getattr(by_id[tid], field)[key] = json.loads(value)
+        for tid, step, value, kind in rows(
+            "SELECT v.trial_id, v.step, v.intermediate_value, v.intermediate_value_type FROM trial_intermediate_values v "
+            "JOIN trials t ON v.trial_id = t.trial_id WHERE t.study_id = :sid"
+        ):
+            if tid in by_id:
+                by_id[tid].intermediate_values[int(step)] = float(value) if _VALUE_TYPES[kind] is None else _VALUE_TYPES[kind]
+    return sorted(by_id.values(), key=lambda r: r.number)

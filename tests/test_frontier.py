@@ -32,9 +32,9 @@ def _trial(number_rng, mode, plan, values, state):
     )
 
 
-def random_study(seed: int, direction: str = "maximize") -> optuna.Study:
+def random_study(seed: int, direction: str = "maximize", storage: str | None = None) -> optuna.Study:
     rng = np.random.default_rng(seed)
-    study = optuna.create_study(direction=direction)
+    study = optuna.create_study(direction=direction, storage=storage)
     study.set_user_attr(STUDY_ATTR_LADDER, {"rungs": list(RUNGS), "reduction_factor": 3})
     for _ in range(int(rng.integers(5, 40))):
         mode = rng.choice(["restart", "branch", "continue"], p=[0.5, 0.3, 0.2])
@@ -62,9 +62,10 @@ def brute_force(study: optuna.Study, include_continue=False):
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_frontier_equals_a_brute_force_over_every_trials_intermediate_values(seed):
+def test_frontier_equals_a_brute_force_over_every_trials_intermediate_values(seed, tmp_path):
     direction = "maximize" if seed % 2 else "minimize"
-    study = random_study(seed, direction)
+    # In memory (Optuna's public get_trials) and in SQLite (budgetopt._optuna.trial_records).
+    study = random_study(seed, direction, None if seed % 4 < 2 else f"sqlite:///{tmp_path / 'f.db'}")
     expected = brute_force(study)
     if not expected:
         with pytest.raises(ValueError, match="no budget-converged value"):

@@ -69,3 +69,46 @@ def test_the_file_of_a_journal_storage(tmp_path):
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     assert _optuna.journal_file_path(storage) == str(path)
     assert _optuna.journal_file_path(optuna.storages.InMemoryStorage()) is None
+
+
+def test_trial_records_read_what_get_trials_reads_on_every_attr_and_value_kind(tmp_path):
+    """The frontier's SQL path against Optuna's public one: every state, a retried trial's
+    system attrs, JSON attrs of every shape, inf/-inf/NaN intermediate values, another
+    study in the same database (not read)."""
+    import math
+
+    from optuna.trial import TrialState, create_trial
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    other = optuna.create_study(storage=url, study_name="other")
+    other.add_trial(create_trial(state=TrialState.COMPLETE, value=1.0, user_attrs={"a": 1}, intermediate_values={1: 2.0}))
+    study = optuna.create_study(storage=url, study_name="s", direction="maximize")
+    values = [{1: 0.5, 3: float("inf")}, {1: float("-inf")}, {1: float("nan"), 3: 0.25}, {}]
+    states = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING]
+    for k, (ivs, state) in enumerate(zip(values, states)):
+        study.add_trial(
+            create_trial(
+                state=state,
+                value=0.5 if state == TrialState.COMPLETE else None,
+                params={"x": 0.1 * k, "c": "a"},
+                distributions={"x": FloatDistribution(0, 1), "c": CategoricalDistribution(["a", "b"])},
+                user_attrs={"keep": {"3": 0.5, "k": [k, None, "s"]}, "skip": "x" * 1000},
+                system_attrs={"retry_history": [0]} if k == 3 else {"failed_trial": 0} if k == 2 else {},
+                intermediate_values=ivs,
+            )
+        )
+    loaded = optuna.load_study(study_name="s", storage=url)
+    records = _optuna.trial_records(loaded, ["keep"], ["retry_history", "failed_trial"])
+    assert records is not None, f"schema {optuna.storages.RDBStorage(url).get_current_version()} not known"
+    trials = loaded.get_trials(deepcopy=False)
+    assert [r.number for r in records] == [t.number for t in trials]
+    for record, trial in zip(records, trials):
+        assert record.state == trial.state and record.trial_id == _optuna.trial_id(trial)
+        assert record.user_attrs == {"keep": trial.user_attrs["keep"]}
+        assert record.system_attrs == {k: v for k, v in trial.system_attrs.items() if k in ("retry_history", "failed_trial")}
+        assert record.intermediate_values.keys() == trial.intermediate_values.keys()
+        for step, value in trial.intermediate_values.items():
+            got = record.intermediate_values[step]
+            assert got == value or (math.isnan(got) and math.isnan(value))
+        assert _optuna.storage_of(loaded).get_trial(record.trial_id).params == trial.params
+    assert _optuna.trial_records(optuna.create_study(), ["keep"], []) is None  # in memory: the public path
