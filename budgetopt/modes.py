@@ -39,7 +39,7 @@ from budgetopt._validation import check_choice, check_fraction, is_real
 
 MODES = ("restart", "branch", "continue")
 # Branch mode's cooldown: this fraction of each budget decays to zero. 0.5, chosen on
-# benchmark table A and confirmed on B and C against WSD's usual 0.2 (README, Results:
+# benchmark table A and confirmed on B and C against WSD's usual 0.2 (docs/results.md:
 # better picks and a better final model, at 1.25x instead of 1.1x the compute of one schedule).
 COOLDOWN = 0.5
 

@@ -1,4 +1,4 @@
-"""budgetopt.attrs: the one home of every ``budgetopt.*`` attr key, and the README lists them."""
+"""budgetopt.attrs: the one home of every ``budgetopt.*`` attr key, and docs/concepts.md lists them."""
 
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ def test_no_module_spells_a_key_of_its_own():
         assert not found, f"{path}: {found} (attr keys live in budgetopt/attrs.py)"
 
 
-def test_attrs_docstring_and_readme_list_every_key():
+def test_attrs_docstring_and_the_concepts_page_list_every_key():
     documented = attrs.__doc__ or ""
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "concepts.md").read_text()
     bullet = readme[readme.index("- Everything a user needs to see") :].split("\n\n", 1)[0]
     shown = set(re.findall(r"`(?:budgetopt)?\.?([a-z_]+)`", bullet))
     for key in KEYS:
         assert f"``{key}``" in documented, f"{key} is not documented in budgetopt/attrs.py"
-        assert key.split(".", 1)[1] in shown, f"{key} is not in the README's user-attrs bullet"
+        assert key.split(".", 1)[1] in shown, f"{key} is not in docs/concepts.md's user-attrs bullet"
 
 
 def test_the_lr_trace_attr_is_the_schedules_corners_within_half_a_percent():

@@ -35,7 +35,7 @@ COOLED = f"sha_cooldown{COOLDOWN:g}"  # successive halving's picks, each rung's 
 # Like with like first: every promotion rule with the same random sampler against Optuna's
 # successive halving on a cosine schedule (what the rule and the schedule do, apart from
 # the sampler). Then each rule with its own model-based sampler against itself with the
-# random one (what the sampler does). README, Results.
+# random one (what the sampler does). docs/results.md.
 DEMO_METHODS = ("sha_cosine@random", "restart@random", f"{BRANCH}@random", f"{COOLED}@random", "sha_cosine", "restart")
 CONTRASTS = (
     ("sha_cosine", "sha_cosine@random", "the sampler alone under Optuna's successive halving: TPE instead of random"),
@@ -143,7 +143,7 @@ def _pool_caveat(cap: dict) -> list[str]:
     return [
         f"- Not a verdict on samplers: on a finite pool {moved:.0%} of TPE's suggestions landed on another configuration "
         "than their nearest (it was trained already), so a table cannot follow where TPE samples; live searches on this "
-        "task found TPE and a random sampler level (README, Results)."
+        "task found TPE and a random sampler level (docs/results.md)."
     ]
 
 
