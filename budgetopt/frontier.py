@@ -494,12 +494,33 @@ def kept_state_dict(
             f"trial {number} kept no model at budget {budget}: run the study with BudgetedRun(..., keep_models=k, "
             "model_store=...)"
         )
-    return number, row.value if trial is None else None, read_state_dict(model_store, artifact_id)
+    try:
+        state = read_state_dict(model_store, artifact_id)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"trial {number}'s model at budget {budget} is gone from the model store ({error}): removed when the trial "
+            "fell out of the top k of that budget, or deleted by hand"
+        ) from None
+    return number, row.value if trial is None else None, state
 
 
-def load_model(study: optuna.Study, budget: int, model: Any, model_store: Any, *, trial: int | None = None) -> int:
+def load_model(study: optuna.Study, budget: int, model: Any, model_store: Any = None, *, trial: int | None = None) -> int:
     """Load into ``model`` the annealed model kept for ``budget`` (see :func:`kept_state_dict`);
-    returns the trial number."""
+    returns the trial number. ``model_store``: the Optuna artifact store the runs kept
+    models in; by default the workers' default, ``FILE.models`` beside the study's
+    SQLite or journal file (``budgetopt worker --keep-models``), which must exist."""
+    if model_store is None:
+        from pathlib import Path
+
+        from budgetopt.storage import default_model_location_of, open_snapshot_store
+
+        location = default_model_location_of(storage_of(study))
+        if not Path(location).is_dir():
+            raise ValueError(
+                f"load_model: no model store given and none at {location} (the default beside a SQLite or journal "
+                "study): pass model_store=, the artifact store the study's runs kept models in"
+            )
+        model_store = open_snapshot_store(location, "model")
     number, _, state = kept_state_dict(study, budget, model_store, trial=trial)
     model.load_state_dict(state)
     return number

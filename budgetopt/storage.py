@@ -185,10 +185,11 @@ def lock_file_of(storage: optuna.storages.BaseStorage) -> str | None:
 # -- rung snapshots: an Optuna artifact store ------------------------------------------------
 
 
-def _beside(storage_url: str, what: str) -> str:
+def _beside(storage_url: str | None, what: str, path: str | None = None) -> str:
     """``studies.db`` or ``studies.log`` -> ``studies.<what>``; a database server ->
-    ``budgetopt-<what>`` in the current directory."""
-    path = file_of_url(storage_url)
+    ``budgetopt-<what>`` in the current directory. ``path``: the storage's file, when
+    the caller has an opened storage rather than its URL."""
+    path = path if storage_url is None else file_of_url(storage_url)
     if not path or path == ":memory:":
         return f"budgetopt-{what}"
     return str(Path(path).with_suffix(f".{what}"))
@@ -205,6 +206,12 @@ def default_model_location(storage_url: str) -> str:
     """Where ``--keep-models`` keeps annealed rung models by default, as
     :func:`default_snapshot_location` with ``models`` (``studies.db`` -> ``studies.models/``)."""
     return _beside(storage_url, "models")
+
+
+def default_model_location_of(storage: optuna.storages.BaseStorage) -> str:
+    """:func:`default_model_location` of an opened storage (``budgetopt.load_model`` gets a
+    study, not its URL): ``FILE.models`` beside a SQLite or journal file."""
+    return _beside(None, "models", lock_file_of(storage))
 
 
 def open_snapshot_store(location: str, what: str = "snapshot") -> Any:

@@ -132,12 +132,40 @@ def test_a_worker_keeps_models_beside_its_storage_and_export_finds_them(tmp_path
     front = budgetopt.frontier(study)
     named = {study.trials[r.trial].user_attrs[ATTR_KEPT_MODELS][str(r.budget)] for r in front if r.trial is not None}
     assert {p.name for p in (tmp_path / "studies.models").iterdir()} == named
+    from budgetopt.dashboard.summary import summarize
+    from budgetopt.dashboard.text import note_markdown
+
+    note = note_markdown(summarize(study))  # the study note says, per budget, that its model is kept
+    rows = [line for line in note.splitlines() if line.startswith("| ") and "#" in line]
+    assert rows and all("| yes |" in line for line in rows), rows
     top = max(r.budget for r in front if r.value is not None)
     assert main(["export", url, "--budget", str(top), "--out", "m.pt"]) == 0
     assert int(torch.load(tmp_path / "m.pt", weights_only=True)["steps"]) == top  # that budget's model
     capsys.readouterr()
     assert main(["export", url, "--budget", str(top), "--models", "nowhere", "--out", "m.pt"]) == 2
     assert "--models nowhere: no such directory" in capsys.readouterr().err
+    assert main(["export", url, "--budget", str(top), "--out", "no/such/dir/m.pt"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out no/such/dir/m.pt: its directory does not exist" in err[0], err
+    # the Python API finds the same default store beside the study's file
+    named_model = {k: v for k, v in torch.load(tmp_path / "m.pt", weights_only=True).items()}
+    number = budgetopt.load_model(study, top, _Recorder())
+    assert number == front.row(top).trial and _Recorder.loaded["steps"] == named_model["steps"]
+    # an artifact that is gone: one line, exit 2, naming the trial and budget
+    for path in (tmp_path / "studies.models").iterdir():
+        path.unlink()
+    assert main(["export", url, "--budget", str(top), "--out", "m.pt"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"budget {top}" in err[0], err
+
+
+class _Recorder:
+    """A stand-in model: records the state it is given."""
+
+    loaded: dict = {}
+
+    def load_state_dict(self, state):
+        _Recorder.loaded = dict(state)
 
 
 def test_a_retried_trial_is_ranked_by_its_retry_whose_models_it_names():

@@ -55,7 +55,7 @@ def add_export(commands: argparse._SubParsersAction) -> None:
         "write the annealed model kept for a budget to a file",
         """
         budgetopt export sqlite:///studies.db --study fashion_mnist --budget 243 --out model.pt
-        budgetopt export postgresql://me@db/studies --study s1 --budget 243 --models s3://bucket/models --out model.pt
+        budgetopt export postgresql://me@db/studies --study s1 --budget 243 --models s3://my-models --out model.pt
         """,
         description=(
             "Write the state_dict of the model kept for --budget (the frontier's best trial there, or --trial) by a study "
@@ -82,6 +82,8 @@ def _run_export(args: argparse.Namespace) -> int:
     from budgetopt.frontier import kept_state_dict
     from budgetopt.storage import default_model_location, open_snapshot_store
 
+    if not Path(args.out).resolve().parent.is_dir():
+        raise CommandError(f"--out {args.out}: its directory does not exist")
     storage = open_storage(args.storage)
     study = load_study(storage, args.storage, args.study)
     models = args.models or default_model_location(args.storage)

@@ -27,6 +27,7 @@ from budgetopt.attrs import (
     retried_numbers,
 )
 from budgetopt.frontier import Frontier, FrontierFit, fit_frontier, frontier
+from budgetopt.keep import kept_model_id
 from budgetopt.modes import MODE_TYPES, describe_schedule, get_mode
 from budgetopt.schedules import PROFILES
 
@@ -113,6 +114,7 @@ class StudySummary:
     retried: int = 0  # attempts of a dead worker that were retried
     frontier: Frontier | None = None  # None: no budget-converged value yet (a baseline study)
     fit: FrontierFit | None = None
+    kept: dict[int, bool] = field(default_factory=dict)  # budget -> the frontier trial's model there was kept
 
     @property
     def rungs(self) -> tuple[int, ...]:
@@ -198,7 +200,9 @@ def summarize(study: optuna.Study) -> StudySummary:
     except ValueError:  # no budget-converged value: a baseline study, or none reported yet
         front = None
     fit = None if front is None else fit_frontier(front)
-    return StudySummary(study.study_name, direction, ladder, records, states, len(retried), front, fit)
+    by_number = {t.number: t for t in trials}
+    kept = {r.budget: kept_model_id(by_number[r.trial], r.budget) is not None for r in front or () if r.trial is not None}
+    return StudySummary(study.study_name, direction, ladder, records, states, len(retried), front, fit, kept)
 
 
 def is_budgetopt_study(study: optuna.Study) -> bool:

@@ -104,13 +104,24 @@ def note_markdown(summary: StudySummary) -> str:
             "**Frontier**: for each budget, the best configuration any trial measured there (pruned ones included: "
             "train this configuration for that budget, and expect this value):",
             "",
-            "| budget | trial | value | margin to the runner-up | trials measured | configuration |",
-            "|---:|---:|---:|---:|---:|---|",
+            "| budget | trial | value | margin to the runner-up | trials measured | model kept | configuration |",
+            "|---:|---:|---:|---:|---:|---|---|",
         ]
         for r in summary.frontier:
             if r.trial is not None:
                 margin = "" if r.margin is None else _fmt(r.margin)
-                lines.append(f"| {r.budget} | #{r.trial} | {_fmt(r.value)} | {margin} | {r.measured} | {_params(r.params)} |")
+                kept = "yes" if summary.kept.get(r.budget) else "no"
+                lines.append(
+                    f"| {r.budget} | #{r.trial} | {_fmt(r.value)} | {margin} | {r.measured} | {kept} | {_params(r.params)} |"
+                )
+        lines += [
+            "",
+            "A kept model (`BudgetedRun(..., keep_models=k)`, `budgetopt worker --keep-models k`) is the annealed "
+            "model of that budget: `budgetopt export STORAGE --study NAME --budget B --out model.pt` writes it out."
+            if any(summary.kept.values())
+            else "No model was kept: run with `BudgetedRun(..., keep_models=1)` or `budgetopt worker --keep-models 1` "
+            "to keep each budget's annealed model.",
+        ]
         if summary.fit is not None:
             lines += ["", f"**Longer training**: {summary.fit.advice()}"]
         lines.append("")
@@ -126,7 +137,7 @@ def note_markdown(summary: StudySummary) -> str:
     lines += [
         "",
         "Figures on the study's main page: the frontier (best value per budget, with the fit of longer training), "
-        "learning rate of each mode over the ladder, rung values "
+        "the learning rate this study's schedules set over the ladder, rung values "
         "against the budget (pruned trials dimmed), compute per rung. Each trial's `budgetopt.*` user "
         "attrs (trial table) hold its plan, rung values, compute, mode and why it ended.",
         "",
