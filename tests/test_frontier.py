@@ -209,3 +209,28 @@ def test_frontier_of_a_real_digits_study_names_pruned_trials_and_exports():
         trial = study.trials[row.trial]
         assert trial.intermediate_values[row.budget] == row.value
         assert all(t.intermediate_values.get(row.budget, -math.inf) <= row.value for t in study.trials)
+
+
+def test_a_noisy_frontier_is_refused_or_says_how_little_it_knows():
+    """Noise of 0.03 on every trial's value (the clean curve's interval at twice the largest
+    budget is 0.006 wide): the fit refuses, saying why (its backtest misses the largest
+    budget, or the frontier is not rising), or its interval is at least five times the
+    clean one's; never the clean fit's confidence."""
+    budgets, (a, b, c) = (10, 30, 90, 270, 810), (0.9, 0.2, 0.5)
+    clean = fit_frontier(frontier(_synthetic(a, b, c, budgets)))
+    _, low, high = clean.predictions[1620]
+    refused = 0
+    for seed in range(20):
+        fit = fit_frontier(frontier(_synthetic(a, b, c, budgets, noise=0.03, seed=seed)))
+        if not fit.trusted:
+            refused += 1
+            assert "not rising" in fit.reason or "does not extrapolate" in fit.reason, fit.reason
+            continue
+        _, noisy_low, noisy_high = fit.predictions[1620]
+        assert noisy_high - noisy_low >= 5 * (high - low), (seed, fit.predictions[1620])
+    assert refused >= 8, refused  # 9 of these 20 are refused outright
+    # a rising frontier whose largest budget leaps off the curve fails its own backtest
+    leap = _synthetic(a, b, c, budgets)
+    leap.add_trial(_trial(np.random.default_rng(1), "restart", budgets, {810: a - b + 0.08}, TrialState.COMPLETE))
+    refused_fit = fit_frontier(frontier(leap))
+    assert not refused_fit.trusted and "does not extrapolate on this study" in refused_fit.reason
