@@ -58,6 +58,7 @@ def _wait(processes, timeout: float = 180) -> None:
         assert process.returncode == 0, Path(process.stderr_path).read_text()
 
 
+@pytest.mark.long
 @pytest.mark.usefixtures("no_process_left")
 def test_three_workers_on_postgresql_build_the_local_table_row_for_row(postgres_url, local_table, tmp_path):
     storage = optuna.storages.RDBStorage(postgres_url)
@@ -100,6 +101,7 @@ def test_three_workers_on_postgresql_build_the_local_table_row_for_row(postgres_
     )
 
 
+@pytest.mark.long
 @pytest.mark.usefixtures("no_process_left")
 def test_a_worker_sigkilled_mid_unit_loses_nothing_and_duplicates_nothing(postgres_url, local_table, tmp_path):
     storage = optuna.storages.RDBStorage(postgres_url)
@@ -241,11 +243,12 @@ def test_a_second_build_into_the_same_study_needs_resume_and_the_same_build(tmp_
     assert "nope" in capsys.readouterr().err
 
 
+@pytest.mark.long
 def test_a_worker_with_two_processes_trains_every_unit_once(tmp_path, local_table, capsys):
     url = f"sqlite:///{tmp_path / 'b.db'}"
     storage = optuna.storages.RDBStorage(url)
     enqueue_build(storage, "t", "digits", **BUILD)
-    assert main(["bench", "worker", "--storage", url, "--study", "t", "--jobs", "2", "-q"]) == 0
+    assert main(["bench", "worker", "--storage", url, "--study", "t", "--jobs", "2", *HEARTBEAT, "-q"]) == 0
     assert "worker done: 6 unit(s) trained, 0 failed" in capsys.readouterr().out
     study = optuna.load_study(study_name="t", storage=storage)
     assert _rows(export_build(study, tmp_path / "exported")) == _rows(local_table)
