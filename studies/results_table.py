@@ -15,6 +15,12 @@ per-repeat regrets in results.json differenced repeat by repeat (the repeats are
 the same seeds in every method), with the report's own 95% t-interval
 (:func:`budgetopt.bench.stats.interval95`).
 
+    python studies/results_table.py DIR --against restart@random --truth continue_cosine
+
+gives every regret column under another final schedule the table holds (``by_truth`` of
+results.json: ``continue_cosine``, ``branch``, ...), the per-repeat regrets differenced
+likewise: a conclusion stands where the truths agree.
+
     python studies/results_table.py DIR --tail 0.3
 
 prints, instead, how much of each paired difference against the baseline a few failed
@@ -66,7 +72,18 @@ def paired(a: list, b: list) -> dict:
     return {"mean": mean, "low": low, "high": high}
 
 
-def rows(results: dict, deployable: bool, against: str | None = None) -> list[str]:
+def under(e: dict, truth: str | None) -> dict:
+    """A method's record under ``truth`` (a full-schedule kind of the table, e.g.
+    ``continue_cosine``; None: the report's own, restart's linear decay)."""
+    if truth is None or truth == "restart":
+        return e
+    by_truth = e.get("by_truth") or {}
+    if truth not in by_truth:
+        bad_input(f"--truth {truth!r}: this report's truths are {', '.join(by_truth) or 'restart only'}")
+    return {**e, **by_truth[truth]}
+
+
+def rows(results: dict, deployable: bool, against: str | None = None, truth: str | None = None) -> list[str]:
     s = results["settings"]
     ladder = "/".join(map(str, s.get("rungs") or results["table"]["rungs"]))
     pool = f"{s['pool'][0]}-{s['pool'][1] - 1}" if s.get("pool") else f"all {results['table']['configs_complete']}"
@@ -75,13 +92,14 @@ def rows(results: dict, deployable: bool, against: str | None = None) -> list[st
     for method in results["searches"]["methods"]:
         cells = [f"`{method}`", ladder, pool]
         for cap in caps.values():
-            e = cap["methods"][method]
+            e = under(cap["methods"][method], truth)
             cells.append(f"{e['regret_summary']['mean']:.4f}")
             cells.append(interval(e.get("regret_minus_baseline")))
             if deployable:
                 cells.append(interval(e.get("deployable_minus_baseline")))
             if against:
-                cells.append("" if method == against else interval(paired(e["regret"], cap["methods"][against]["regret"])))
+                other = under(cap["methods"][against], truth)
+                cells.append("" if method == against else interval(paired(e["regret"], other["regret"])))
         boot = results["searches"].get("pool_bootstrap")
         if boot:
             b = boot["methods"].get(method, {})
@@ -143,6 +161,10 @@ def main() -> None:
     parser.add_argument(
         "--tail", type=float, metavar="T", help="print the failed searches (regret above T) and the sign test instead"
     )
+    parser.add_argument(
+        "--truth", metavar="KIND",
+        help="regret under this final schedule of the table (continue_cosine, branch, ...; default restart's linear decay)",
+    )
     args = parser.parse_args()
     if args.tail is not None and not args.tail > 0:
         bad_input(f"--tail must be a regret above 0, got {args.tail}")
@@ -154,9 +176,12 @@ def main() -> None:
             continue
         if args.against and args.against not in results["searches"]["methods"]:
             bad_input(f"--against {args.against!r}: {directory} has {', '.join(results['searches']['methods'])}")
+        if args.truth:  # checked before anything is printed
+            first = next(iter(results["searches"]["caps"].values()))
+            under(first["methods"][next(iter(results["searches"]["methods"]))], args.truth)
         if i == 0:
             print("\n".join(header(results, args.deployable, args.against)))
-        print("\n".join(rows(results, args.deployable, args.against)))
+        print("\n".join(rows(results, args.deployable, args.against, args.truth)))
 
 
 if __name__ == "__main__":

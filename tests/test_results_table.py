@@ -41,3 +41,22 @@ def test_a_tail_that_is_not_a_positive_regret_is_one_line_and_exit_2(tmp_path):
     assert out.returncode == 2
     assert "--tail must be a regret above 0, got 0.0" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_truth_gives_every_regret_column_under_another_final_schedule():
+    results = _results()
+    cap = results["searches"]["caps"]["729"]
+    cap["methods"]["base"] |= {"regret_summary": {"mean": 0.176}}
+    cap["methods"]["other"] |= {"regret_summary": {"mean": 0.168}}
+    cosine_base, cosine_other = [0.03] * 10, [0.01] * 10
+    cap["methods"]["base"]["by_truth"] = {"continue_cosine": {"regret": cosine_base, "regret_summary": {"mean": 0.03}}}
+    cap["methods"]["other"]["by_truth"] = {
+        "continue_cosine": {"regret": cosine_other, "regret_summary": {"mean": 0.01},
+                            "regret_minus_baseline": {"mean": -0.02, "low": -0.02, "high": -0.02}},
+    }
+    results["settings"]["rungs"] = [729]
+    results["table"] = {"configs_complete": 2}
+    linear = results_table.rows(results, False, against="base")[1]
+    cosine = results_table.rows(results, False, against="base", truth="continue_cosine")[1]
+    assert "0.1680" in linear and "-0.0080" in linear  # the paired mean of other - base, linear truth
+    assert cosine.split(" | ")[3:] == ["0.0100", "-0.0200 (-0.0200 to -0.0200)", "-0.0200 (-0.0200 to -0.0200) |"]
