@@ -17,6 +17,7 @@ import argparse
 import logging
 import warnings
 
+import lightning.pytorch as L  # noqa: E402  (after the integration, see above)
 import optuna
 import torch
 import torch.nn.functional as F
@@ -26,8 +27,6 @@ from torch.utils.data import DataLoader, TensorDataset
 import budgetopt
 from budgetopt.data import load_digits
 from budgetopt.integration.lightning import BudgetPruningCallback  # before lightning: it repairs torchvision
-
-import lightning.pytorch as L  # noqa: E402  (after the integration, see above)
 
 DATA = load_digits()  # 1,197 / 300 / 300 images of 8x8, shipped with scikit-learn
 STEPS_PER_EPOCH = 19  # 1,197 images in batches of 64
