@@ -14,10 +14,10 @@ the rungs and reports there, and the study's ``BudgetPruner`` prunes between the
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import warnings
 
-import lightning.pytorch as L  # noqa: E402  (after the integration, see above)
 import optuna
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import budgetopt
 from budgetopt.data import load_digits
-from budgetopt.integration.lightning import BudgetPruningCallback  # before lightning: it repairs torchvision
+from budgetopt.integration.lightning import BudgetPruningCallback
+
+# Lightning after budgetopt's integration, which repairs a CUDA torchvision beside a
+# CPU-only torch first (Lightning imports torchvision through torchmetrics).
+L = importlib.import_module("lightning.pytorch")
 
 DATA = load_digits()  # 1,197 / 300 / 300 images of 8x8, shipped with scikit-learn
 STEPS_PER_EPOCH = 19  # 1,197 images in batches of 64
