@@ -55,6 +55,7 @@ def test_compare_bad_input(capsys, tmp_path):
     status, _, err = run_main(capsys, *COMPARE[:-1], "--compute", "0.0001", "--out", str(tmp_path / "y"), "-q")
     assert status == 2
     one_line_error(err, "below one lowest rung")
+    assert not (tmp_path / "y" / "table" / "table.csv").exists()  # refused before any unit was trained
 
 
 def test_demo_runs_a_live_study_and_replays_the_committed_table(capsys, tmp_path):

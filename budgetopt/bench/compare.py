@@ -52,7 +52,12 @@ def compare(
 ) -> dict:
     """Build the table of ``script`` in ``out/table`` and simulate ``methods`` on it into
     ``out``; returns the simulation's results (see :func:`budgetopt.bench.replay.simulate`)."""
+    from budgetopt.bench.runner import caps_from
+    from budgetopt.study_script import load_study_script
+
     out = Path(out)
+    _, the_ladder = load_study_script(script).named_ladder(ladder)
+    caps_from(compute, None, tuple(the_ladder.rungs))  # type: ignore[arg-type]  # a bad --compute before any training
     table = build_table(
         script,
         out / "table",
