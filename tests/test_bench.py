@@ -811,6 +811,7 @@ def test_regret_under_each_truth_equals_a_hand_computation_from_the_csv(table_di
     assert len(entry["frontier_regret"]["3"]["per_repeat"]) == 3
 
 
+@pytest.mark.long  # real training end to end, 9 s: run by CI with -m long
 def test_live_searches_end_to_end_resume_and_compare_with_the_simulator(table_dir, tmp_path):
     """Two live searches per method on digits (a real study, real training, truths on
     unseen seeds), resumed without new work, then set against the simulator on a table."""

@@ -4,6 +4,7 @@ import json
 import sqlite3
 
 import optuna
+import pytest
 
 from budgetopt.bench.demo import STUDY_NAME, committed_table
 from budgetopt.bench.table import read_meta, read_table
@@ -31,6 +32,7 @@ COMPARE = [
 ]
 
 
+@pytest.mark.long  # builds and simulates a table end to end, 10 s: run by CI with -m long
 def test_compare_builds_a_table_then_simulates_and_resume_reuses_every_unit(capsys, tmp_path):
     out = tmp_path / "cmp"
     status, stdout, err = run_main(capsys, *COMPARE, "--out", str(out))

@@ -18,6 +18,7 @@ if importlib.util.find_spec("lightning") is None:
     pytest.skip("lightning is not installed (pip install 'budgetopt[lightning]')", allow_module_level=True)
 
 
+@pytest.mark.long  # a Lightning study end to end, 7 s: run by CI with -m long
 def test_lightning_example_runs_a_budget_aware_study_and_prints_its_frontier(tmp_path):
     url = f"sqlite:///{tmp_path}/lightning.db"
     result = subprocess.run(
