@@ -706,7 +706,10 @@ def test_worker_processes_end_when_the_build_is_killed(tmp_path):
         children = _children(process.pid)
         time.sleep(0.2)
     assert len(children) >= 2, children  # the pool's workers (and spawn's resource tracker)
-    time.sleep(3)  # the workers are importing and training
+    table = tmp_path / "t" / "table.csv"
+    while time.monotonic() < deadline and not (table.exists() and len(table.read_text().splitlines()) > 1):
+        time.sleep(0.1)  # polled until a unit is written: the workers are training the next ones
+    assert table.exists() and len(table.read_text().splitlines()) > 1, "no unit was trained"
     process.send_signal(signal.SIGKILL)
     process.wait()
     deadline = time.monotonic() + 30
