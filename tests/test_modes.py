@@ -113,7 +113,26 @@ def test_compute_by_name_is_the_objects(name):
         obj = get_mode(name, cooldown=0.5) if name == "branch" else get_mode(name)
         assert compute(name, budgets, k, cooldown=0.5) == obj.compute(budgets, k)
     # the simulator passes its table's cooldown for every mode: only branch reads it
-    assert compute(name, budgets, cooldown=0.5) == compute(name, budgets, cooldown=1.0) or name == "branch"
+    same = compute(name, budgets, cooldown=0.5) == compute(name, budgets, cooldown=1.0)
+    assert same is (name != "branch"), (name, compute(name, budgets, cooldown=0.5), compute(name, budgets, cooldown=1.0))
+
+
+def test_each_modes_rates_and_compute_by_hand():
+    """Written out from the definitions, not from the code under test: restart decays
+    linearly to zero at each budget from the start (rate 1 - t/B); branch holds the peak
+    on its trunk and cools down linearly over the last half of each budget, the next
+    budget resuming the trunk where the cooldown began (compute: the last budget plus the
+    earlier cooldowns)."""
+    restart = executed(Restart(), [4, 8])
+    assert [(ts, [r / LR0 for r in rates], c) for ts, rates, c in restart] == [
+        ([0, 1, 2, 3], [1.0, 0.75, 0.5, 0.25], 4),
+        ([0, 1, 2, 3, 4, 5, 6, 7], [1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125], 12),
+    ]
+    branch = executed(Branch(cooldown=0.5), [4, 8])
+    assert [(ts, [r / LR0 for r in rates], c) for ts, rates, c in branch] == [
+        ([0, 1, 2, 3], [1.0, 1.0, 1.0, 0.5], 4),
+        ([2, 3, 4, 5, 6, 7], [1.0, 1.0, 1.0, 0.75, 0.5, 0.25], 10),
+    ]
 
 
 def test_what_each_mode_keeps_and_resumes_from():
