@@ -199,7 +199,11 @@ def plan_build(
     kinds may grow); ``finished(kinds)`` the units it already holds, given the merged
     kinds. ``where`` names the build's place in errors. Shared by the local build
     (:func:`build_table`) and the build through an Optuna storage
-    (:mod:`budgetopt.bench.shared`)."""
+    (:mod:`budgetopt.bench.workers`).
+
+    Over 60 lines on purpose: it is the one list of what makes two builds the same build
+    (the checks a resume makes, key by key, beside the meta they compare), which split
+    across functions would be two lists to keep in step."""
     if isinstance(configs, bool) or not isinstance(configs, int) or configs < 1:
         raise ValueError(f"--configs must be an integer >= 1, got {configs!r}")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)

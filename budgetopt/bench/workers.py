@@ -184,7 +184,10 @@ def enqueue_build(
 ) -> BuildPlan:
     """Record the build in study ``name`` on ``storage`` (created when missing) and queue
     every unit that is neither trained nor running nor waiting for a retry; returns the
-    plan (its ``finished``: the units already trained). See the module docstring."""
+    plan (its ``finished``: the units already trained). See the module docstring.
+
+    Over 60 lines for its argument list: the build options are :func:`plan_build`'s,
+    passed through by name."""
     exists = name in [s.study_name for s in storage.get_all_studies()]
     previous = None
     if exists:
