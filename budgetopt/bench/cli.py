@@ -75,7 +75,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
 def _enqueue(args: argparse.Namespace) -> int:
     from budgetopt.bench.workers import enqueue_build
-    from budgetopt.storage import open_shared_storage
+    from budgetopt.storage import open_shared_storage, safe_url
 
     if args.storage is None or args.study is None:
         raise ValueError("a build by workers needs both --storage URL and --study NAME")
@@ -96,16 +96,10 @@ def _enqueue(args: argparse.Namespace) -> int:
     print(f"build: study {args.study!r}, {len(plan.units)} units, {left} to train")
     if left:
         print(
-            f"start workers: budgetopt bench worker --storage {_shown(args.storage)} --study {args.study} "
+            f"start workers: budgetopt bench worker --storage {safe_url(args.storage)} --study {args.study} "
             "[--jobs N] [--device cuda:K]"
         )
     return 0
-
-
-def _shown(url: str) -> str:
-    from budgetopt.storage import safe_url
-
-    return safe_url(url)
 
 
 def _add_worker(group, command) -> None:
@@ -231,13 +225,15 @@ def _add_export(group, command) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from budgetopt.bench.workers import build_status, export_build
+    from budgetopt.bench.table import read_meta
+    from budgetopt.bench.workers import export_build
     from budgetopt.storage import load_study, open_storage
 
     study = load_study(open_storage(args.storage), args.storage, args.study)
     out = export_build(study, args.out, partial=args.partial, url=args.storage)
-    status = build_status(study)
-    print(f"table: {out} ({status.done} of {status.units} units)")
+    meta = read_meta(out)
+    units = len(meta["pool"]) * len(meta["seeds"]) * len(meta["kinds"])
+    print(f"table: {out} ({meta['units_complete']} of {units} units)")
     return 0
 
 

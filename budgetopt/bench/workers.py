@@ -264,11 +264,11 @@ def checked_spec(meta: dict, *, device: str, script: str | None = None, data_dir
         )
     data_dir = data_dir if data_dir is not None else meta.get("data_dir")
     recorded = (meta.get("data") or {}).get("digest")
-    found = data_record(loaded_script(path, data_dir, meta["quick"])[1])["digest"]
-    if recorded is not None and found != recorded:
+    found = data_record(loaded_script(path, data_dir, meta["quick"])[1])  # hashes the data once
+    if recorded is not None and found["digest"] != recorded:
         raise TableError(
-            f"the data on this machine is not the build's (digest {str(found)[:12]}..., the build recorded "
-            f"{recorded[:12]}...; source here: {data_record(loaded_script(path, data_dir, meta['quick'])[1])['source']})"
+            f"the data on this machine is not the build's (digest {str(found['digest'])[:12]}..., the build recorded "
+            f"{recorded[:12]}...; source here: {found['source']})"
         )
     return BuildSpec(str(path), data_dir, meta["quick"], tuple(meta["ladder"]["rungs"]), meta["cooldown"], device)
 
@@ -400,19 +400,21 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def build_status(study: optuna.Study) -> BuildStatus:
-    """Where the build in ``study`` stands; see :class:`BuildStatus`."""
+def build_status(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> BuildStatus:
+    """Where the build in ``study`` stands; see :class:`BuildStatus`. ``trials``: the
+    study's trials when the caller has read them already."""
     meta = build_of(study)
     units = _all_units(meta)
-    trials = study.get_trials(deepcopy=False)
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
     trained = _trained(trials)
     by_unit: dict[Unit, list[FrozenTrial]] = {}
     for trial in trials:
         unit = _unit_of(trial)
         if unit is not None:
             by_unit.setdefault(unit, []).append(trial)
-    running = sum(t.state == TrialState.RUNNING for t in trials if _unit_of(t) is not None)
-    waiting = sum(t.state == TrialState.WAITING for t in trials if _unit_of(t) is not None)
+    unit_trials = [t for its in by_unit.values() for t in its]
+    running = sum(t.state == TrialState.RUNNING for t in unit_trials)
+    waiting = sum(t.state == TrialState.WAITING for t in unit_trials)
     queue = study.user_attrs.get(STUDY_ATTR_BENCH_QUEUE, [])
     queued = waiting + max(0, len(queue) - study.user_attrs.get(STUDY_ATTR_BENCH_NEXT, 0))
     failed, errors = 0, []
@@ -456,7 +458,8 @@ def export_build(study: optuna.Study, out: str | Path, *, partial: bool = False,
             raise TableError(
                 f"--out {out} already holds a table that is not an export of study {study.study_name!r}: choose another --out"
             )
-    status = build_status(study)
+    trials = study.get_trials(deepcopy=False)
+    status = build_status(study, trials)
     if status.missing and not partial:
         raise TableError(
             f"study {study.study_name!r}: {status.missing} of {status.units} units are not trained yet "
@@ -464,7 +467,7 @@ def export_build(study: optuna.Study, out: str | Path, *, partial: bool = False,
             f"(budgetopt bench status), or pass --partial to export the {status.done} that are"
         )
     writable_directory(out)
-    trained = _trained(study.get_trials(deepcopy=False))
+    trained = _trained(trials)
     units = _all_units(meta)
     rows = [trained[u].user_attrs[ATTR_UNIT_ROWS] for u in units if u in trained]
     write_atomic(out / TABLE_FILE, lambda tmp: tmp.write_text(header(list(meta["space"])) + "".join(rows)))
