@@ -472,6 +472,37 @@ def test_simulate_writes_report_results_and_plots_and_is_reproducible(table_dir,
     assert "## Rank fidelity" in report and "selection regret" in report
 
 
+def test_a_resumed_simulation_runs_only_the_missing_searches_and_equals_an_uninterrupted_one(table_dir, tmp_path, monkeypatch):
+    import budgetopt.bench.runner as runner
+
+    kwargs = dict(methods=["sha_cosine", "restart"], compute="2", baseline="sha_cosine", pool_bootstrap=1,
+                  bootstrap_repeats=2, fidelity_resamples=20, progress=False)
+    whole = simulate(table_dir, tmp_path / "whole", repeats=4, **kwargs)
+    journal = (tmp_path / "whole" / "searches.jsonl").read_text().splitlines()
+    assert len(journal) == 1 + 2 * 4 + 2 * 2  # the header, then every search: 2 methods x 4 repeats, 2 x 2 bootstrap
+    # a run killed after 5 searches, in the middle of writing its sixth, then resumed with more repeats
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "searches.jsonl").write_text("\n".join(journal[:6]) + "\n" + journal[6][:40])
+    ran = []
+    original = runner._search_task
+    monkeypatch.setattr(runner, "_search_task", lambda *task: ran.append(task[:3]) or original(*task))
+    resumed = simulate(table_dir, tmp_path / "cut", repeats=4, resume=True, **kwargs)
+    assert len(ran) == 2 * 4 + 2 * 2 - 5  # the five finished searches were read, the cut-off one ran again
+    assert resumed["searches"] == whole["searches"]
+    assert (tmp_path / "cut" / "searches.jsonl").read_text().splitlines() == journal  # the cut-off line replaced
+    ran.clear()
+    grown = simulate(table_dir, tmp_path / "cut", repeats=6, resume=True, **kwargs)  # a resume may add repeats
+    assert sorted(task[1] for task in ran) == [4, 4, 5, 5]
+    assert grown["searches"]["caps"]["162"]["methods"]["restart"]["regret"][:4] == (
+        whole["searches"]["caps"]["162"]["methods"]["restart"]["regret"]
+    )
+    with pytest.raises(ValueError, match="other configs than this run's"):
+        simulate(table_dir, tmp_path / "cut", repeats=4, resume=True, pool="0:4", **kwargs)
+    ran.clear()
+    simulate(table_dir, tmp_path / "cut", repeats=2, **kwargs)  # without --resume: a fresh journal
+    assert len(ran) == 2 * 2 + 2 * 2
+
+
 def test_sub_ladder_searches_report_only_its_budgets_at_its_reduction_factor_within_the_cap(table_dir, monkeypatch):
     """``--rungs 9,81``: every method's trials report at 9 and 81 only, the values the table
     holds there; Optuna's pruners get reduction factor 9; the cap holds and the search goes

@@ -283,6 +283,11 @@ def _add_simulate(group, command) -> None:
         "--pool", metavar="A:B", help="draw only pool positions A <= c < B, e.g. to report on configurations not tuned on"
     )
     parser.add_argument("--out", metavar="DIR", help="output directory (default: TABLE/simulation)")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="read the searches a run cut short left in DIR/searches.jsonl instead of running them again (a resume may "
+        "add methods, caps or repeats)",
+    )
     parser.set_defaults(handler=_run_simulate)
 
 
@@ -311,6 +316,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         command=_command_line(args),
         progress=not args.quiet,
         warn=lambda m: print(f"budgetopt: warning: {m}", file=sys.stderr),
+        resume=args.resume,
     )
     print(summary_text(results, out))
     return 0

@@ -21,6 +21,8 @@ from budgetopt.bench.simulate import BASELINE, DEFAULT_METHODS
 from budgetopt.bench.stats import rank_fidelity
 from budgetopt.bench.table import read_table, writable_directory
 
+SEARCHES_FILE = "searches.jsonl"  # every finished search, one JSON line each (read back by --resume)
+
 
 @contextlib.contextmanager
 def fast_tpe():
@@ -50,12 +52,15 @@ def simulate(
     command: str = "",
     progress: bool = True,
     warn=lambda message: None,
+    resume: bool = False,
 ) -> dict:
     """Replay ``repeats`` paired searches of every method at every cap of ``compute``
     (full budgets, e.g. ``"10,30,100"``) against the table in ``table_dir``; write
     report.md, results.json and plots to ``out``; return the results. ``rungs``: a
     sub-ladder every method uses (:func:`~budgetopt.bench.runner.sub_ladder`); ``pool``:
-    ``"A:B"``, only the pool positions A <= c < B (:func:`~budgetopt.bench.runner.pool_range`)."""
+    ``"A:B"``, only the pool positions A <= c < B (:func:`~budgetopt.bench.runner.pool_range`).
+    Each search is appended to ``out/searches.jsonl`` as it finishes; with ``resume`` the
+    searches already there are read instead of run (:func:`~budgetopt.bench.runner.run_searches`)."""
     table = read_table(table_dir)
     methods = check_methods(list(methods or DEFAULT_METHODS), table)
     if baseline not in methods:
@@ -100,6 +105,8 @@ def simulate(
                 pool_bootstrap=pool_bootstrap,
                 bootstrap_repeats=bootstrap_repeats,
                 progress=progress,
+                journal=out / SEARCHES_FILE,
+                resume=resume,
             )
         finally:
             optuna.logging.set_verbosity(verbosity)

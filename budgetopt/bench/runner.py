@@ -1,14 +1,18 @@
 """Many replayed searches: every (method, cap, repeat) and the pool resampling, in worker
-processes (``--jobs``), each process holding the table and its lookups once."""
+processes (``--jobs``), each process holding the table and its lookups once; each
+finished search appended to a journal (``searches.jsonl``) that a resumed run reads
+instead of searching again."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import re
 import warnings
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import optuna
@@ -59,11 +63,19 @@ def run_searches(
     pool_bootstrap: int = 0,
     bootstrap_repeats: int = 20,
     progress: bool = True,
+    journal: Path | None = None,
+    resume: bool = False,
 ) -> tuple[dict, dict]:
     """Every (method, cap, repeat) search, and the pool-bootstrap searches: ``pool_bootstrap``
     resampled pools x ``bootstrap_repeats`` repeats x methods at :func:`bootstrap_cap`.
     Returns ``(searches, bootstrap)``: ``searches[(method, cap)]`` a list of
-    :class:`SearchResult` by repeat, ``bootstrap[b][method]`` the same for pool ``b``."""
+    :class:`SearchResult` by repeat, ``bootstrap[b][method]`` the same for pool ``b``.
+
+    ``journal``: a file each finished search is appended to as one JSON line (a fresh one,
+    or with ``resume`` the one a run cut short left: its searches are read, not run again,
+    after checking that it was made on the same configurations, rungs and seeds). A search
+    is a pure function of its method, repeat, cap and pool, so a resumed run's results
+    equal an uninterrupted one's, and a resume may add methods, caps or repeats."""
     from tqdm.auto import tqdm
 
     tasks: list[tuple[str, int, int, tuple | None]] = [(m, r, cap, None) for cap in caps for m in methods for r in range(repeats)]
@@ -75,35 +87,114 @@ def run_searches(
         pools.append(resampled)
         tasks += [(m, 10_000 + r, bootstrap_cap(caps), resampled) for m in methods for r in range(bootstrap_repeats)]
         owners += [b] * (len(methods) * bootstrap_repeats)
-    results: list[SearchResult | None] = [None] * len(tasks)
-    bar = tqdm(total=len(tasks), unit="search", desc="bench simulate", disable=not progress, dynamic_ncols=True, smoothing=0.05)
+    keys = [(task[0], task[1], task[2], owner) for task, owner in zip(tasks, owners)]
+    header = {"format": JOURNAL_FORMAT, "version": 1, "configs": configs.tolist(), "rungs": list(rungs or table.rungs),
+              "seeds": list(table.seeds), "bootstrap_seed": 12345}
+    done = read_journal(journal, header) if journal is not None and resume and journal.is_file() else {}
+    results: list[SearchResult | None] = [done.get(key) for key in keys]
+    todo = [i for i, result in enumerate(results) if result is None]
+    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="search", desc="bench simulate",
+               disable=not progress, dynamic_ncols=True, smoothing=0.05)
     args = (str(table.directory), configs.tolist(), list(rungs or table.rungs))
-    if jobs == 1:
-        _init_worker(*args)
-        _WORKER["table"] = table
-        for i, task in enumerate(tasks):
-            results[i] = _search_task(*task)
-            bar.update(1)
-    else:
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_pool_worker,
-            initargs=(os.getpid(), *args),
-        ) as executor:
-            chunk = max(1, len(tasks) // (jobs * 8))
-            for i, result in enumerate(executor.map(_search_task_star, tasks, chunksize=chunk)):
+    with _journal_writer(journal, header, done) as write:
+        if jobs == 1:
+            _init_worker(*args)
+            _WORKER["table"] = table
+            finished = (_search_task(*tasks[i]) for i in todo)
+            for i, result in zip(todo, finished):
                 results[i] = result
+                write(keys[i], result)
                 bar.update(1)
+        elif todo:
+            with concurrent.futures.ProcessPoolExecutor(
+                max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_pool_worker,
+                initargs=(os.getpid(), *args),
+            ) as executor:
+                chunk = max(1, len(todo) // (jobs * 8))
+                for i, result in zip(todo, executor.map(_search_task_star, [tasks[i] for i in todo], chunksize=chunk)):
+                    results[i] = result
+                    write(keys[i], result)
+                    bar.update(1)
     bar.close()
     searches: dict[tuple[str, int], list[SearchResult]] = {}
     bootstrap: list[dict[str, list[SearchResult]]] = [dict() for _ in pools]
-    for task, owner, done in zip(tasks, owners, results):
+    for task, owner, result in zip(tasks, owners, results):
         method, _, cap, _ = task
-        assert done is not None  # every task ran
+        assert result is not None  # every task ran
         if owner is None:
-            searches.setdefault((method, cap), []).append(done)
+            searches.setdefault((method, cap), []).append(result)
         else:
-            bootstrap[owner].setdefault(method, []).append(done)
+            bootstrap[owner].setdefault(method, []).append(result)
     return searches, {"pools": [list(p) for p in pools], "searches": bootstrap}
+
+
+JOURNAL_FORMAT = "budgetopt-bench-searches"
+
+SearchKey = tuple[str, int, int, "int | None"]  # method, repeat, cap, resampled pool (None: the table's)
+
+
+def read_journal(path: Path, header: dict) -> dict[SearchKey, SearchResult]:
+    """The searches a journal holds, by key, after checking that its header matches
+    ``header`` (a run on other configurations, rungs or seeds is refused with the key that
+    differs). A last line cut off by a killed run is ignored (it is written again)."""
+    lines = path.read_text().splitlines()
+    try:
+        first = json.loads(lines[0]) if lines else None
+    except json.JSONDecodeError:
+        first = None
+    if not isinstance(first, dict) or first.get("format") != JOURNAL_FORMAT:
+        raise ValueError(f"--resume: {path} is not a journal of simulated searches; remove it or choose another --out")
+    for key, value in header.items():
+        if first.get(key) != value:
+            raise ValueError(
+                f"--resume: the searches in {path} were made with other {key} than this run's (another --pool, --rungs "
+                "or table); remove the file or choose another --out"
+            )
+    done: dict[SearchKey, SearchResult] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # the line a killed run was writing
+            raise ValueError(f"--resume: line {number} of {path} is not JSON (the file was edited?)") from None
+        owner = record.get("pool")
+        result = SearchResult.from_record(record["search"])
+        done[(result.method, result.repeat, result.cap, owner)] = result
+    return done
+
+
+class _journal_writer:
+    """A context whose value appends one finished search to the journal (a fresh file
+    holding ``header`` and the searches ``done``; nothing when ``path`` is None)."""
+
+    def __init__(self, path: Path | None, header: dict, done: dict[SearchKey, SearchResult]) -> None:
+        self.path, self.header, self.done = path, header, done
+        self.handle: IO[str] | None = None
+
+    def __enter__(self):
+        if self.path is not None:
+            fresh = self.path.with_name(self.path.name + ".tmp")
+            with fresh.open("w") as handle:  # the readable lines of a resumed journal, without a cut-off one
+                handle.write(json.dumps(self.header) + "\n")
+                for key, result in self.done.items():
+                    handle.write(_journal_line(key, result))
+            os.replace(fresh, self.path)
+            self.handle = self.path.open("a")
+        return self.write
+
+    def write(self, key: SearchKey, result: SearchResult) -> None:
+        if self.handle is not None:
+            self.handle.write(_journal_line(key, result))
+            self.handle.flush()  # in the file once written: a killed run keeps every search it finished
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def _journal_line(key: SearchKey, result: SearchResult) -> str:
+    return json.dumps({"pool": key[3], "search": result.to_record()}) + "\n"
 
 
 def fast_tpe_patch():

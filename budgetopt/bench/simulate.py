@@ -287,6 +287,41 @@ class SearchResult:
     exhausted_at: int | None = None  # compute when every (configuration, seed) had been trained, None if never
     landed: list = field(default_factory=list)  # (pool index, seed index) of every trial, in order
 
+    def to_record(self) -> dict:
+        """This search as JSON values (a line of a simulation's ``searches.jsonl``)."""
+        cell = _cell_record
+        return {
+            "method": self.method, "repeat": self.repeat, "cap": self.cap, "compute": int(self.compute),
+            "trials": self.trials, "full_budget_trials": self.full_budget_trials, "pick": cell(self.pick),
+            "events": [[int(spent), cell(pick)] for spent, pick in self.events],
+            "frontier": {str(budget): cell(at) for budget, at in self.frontier.items()},
+            "suggestions": self.suggestions, "moved": self.moved,
+            "distance_ratios": [float(x) for x in self.distance_ratios],
+            "exhausted_at": None if self.exhausted_at is None else int(self.exhausted_at),
+            "landed": [cell(at) for at in self.landed],
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> SearchResult:
+        """The search :meth:`to_record` wrote."""
+        cell = _cell_of
+        return cls(
+            method=record["method"], repeat=record["repeat"], cap=record["cap"], compute=record["compute"],
+            trials=record["trials"], full_budget_trials=record["full_budget_trials"], pick=cell(record["pick"]),
+            events=[(spent, cell(pick)) for spent, pick in record["events"]],
+            frontier={int(budget): cell(at) for budget, at in record["frontier"].items()},
+            suggestions=record["suggestions"], moved=record["moved"], distance_ratios=list(record["distance_ratios"]),
+            exhausted_at=record["exhausted_at"], landed=[cell(at) for at in record["landed"]],
+        )
+
+
+def _cell_record(cell: tuple[int, int] | None) -> list[int] | None:
+    return None if cell is None else [int(cell[0]), int(cell[1])]
+
+
+def _cell_of(record: list[int] | None) -> tuple[int, int] | None:
+    return None if record is None else (int(record[0]), int(record[1]))
+
 
 class PoolLookup:
     """Nearest pool configuration of a suggestion, in Optuna's normalised space (a
