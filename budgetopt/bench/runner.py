@@ -118,13 +118,13 @@ def run_searches(
     bar.close()
     searches: dict[tuple[str, int], list[SearchResult]] = {}
     bootstrap: list[dict[str, list[SearchResult]]] = [dict() for _ in pools]
-    for task, owner, result in zip(tasks, owners, results):
+    for task, owner, found in zip(tasks, owners, results):
         method, _, cap, _ = task
-        assert result is not None  # every task ran
+        assert found is not None  # every task ran
         if owner is None:
-            searches.setdefault((method, cap), []).append(result)
+            searches.setdefault((method, cap), []).append(found)
         else:
-            bootstrap[owner].setdefault(method, []).append(result)
+            bootstrap[owner].setdefault(method, []).append(found)
     return searches, {"pools": [list(p) for p in pools], "searches": bootstrap}
 
 
