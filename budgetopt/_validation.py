@@ -5,6 +5,8 @@ from __future__ import annotations
 import numbers
 from typing import TypeGuard
 
+from budgetopt.errors import InputError, InputTypeError
+
 
 def is_integer(value: object) -> TypeGuard[int]:
     """An integer that is not a bool: ``int``, NumPy's integers (``numbers.Integral``).
@@ -28,25 +30,25 @@ def check_iterations(value: object, name: str, *, minimum: int = 1) -> int:
     not budgets, so floats and bools are rejected rather than rounded.
     """
     if not is_integer(value):
-        raise TypeError(f"{name} must be an integer number of iterations, got {value!r}")
+        raise InputTypeError(f"{name} must be an integer number of iterations, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
 def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        raise InputError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return value
 
 
 def check_fraction(value: object, name: str, *, low_open: bool = True) -> float:
     """A fraction in (0, 1] (or [0, 1] with ``low_open=False``)."""
     if not is_real(value):
-        raise TypeError(f"{name} must be a number in (0, 1], got {value!r}")
+        raise InputTypeError(f"{name} must be a number in (0, 1], got {value!r}")
     ok = (0 < value <= 1) if low_open else (0 <= value <= 1)
     if not ok:
         interval = "(0, 1]" if low_open else "[0, 1]"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+        raise InputError(f"{name} must be in {interval}, got {value!r}")
     return float(value)
 

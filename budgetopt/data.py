@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from budgetopt.errors import InputError, MissingPathError
+
 DATA_ROOT = Path(os.environ.get("BUDGETOPT_DATA", Path(torch.hub.get_dir()).parent / "datasets"))
 """Where datasets are looked for and downloaded when no ``data_dir`` is given
 (``$BUDGETOPT_DATA``, default ``~/.cache/torch/datasets``)."""
@@ -75,7 +77,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
             raw = decompress(raw)
             break
     if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_TYPES:
-        raise ValueError(f"{path} is not an IDX file (gzip, bzip2, xz or uncompressed); it starts with {raw[:4]!r}")
+        raise InputError(f"{path} is not an IDX file (gzip, bzip2, xz or uncompressed); it starts with {raw[:4]!r}")
     ndim = raw[3]
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     array = np.frombuffer(raw, _IDX_TYPES[raw[2]], count=int(np.prod(shape)), offset=4 + 4 * ndim)
@@ -92,7 +94,7 @@ def _idx_file(directory: Path, name: str) -> Path | None:
 def _idx_path(directory: Path, name: str) -> Path:
     path = _idx_file(directory, name)
     if path is None:
-        raise FileNotFoundError(f"{directory} has no {name} (nor a compressed {name}.<ext>)")
+        raise MissingPathError(f"{directory} has no {name} (nor a compressed {name}.<ext>)")
     return path
 
 
@@ -108,7 +110,7 @@ def find_fashion_mnist(data_dir: str | Path | None = None, download: bool = True
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser()
         if not data_dir.is_dir():
-            raise FileNotFoundError(f"data directory {data_dir} does not exist")
+            raise MissingPathError(f"data directory {data_dir} does not exist")
     places = [p for p in (data_dir, DATA_ROOT, DEBIAN_FASHION_MNIST) if p is not None]
     for place in places:
         found = _fashion_mnist_dir(place)
@@ -116,7 +118,7 @@ def find_fashion_mnist(data_dir: str | Path | None = None, download: bool = True
             return found
     looked = ", ".join(str(p) for p in places)
     if not download:
-        raise FileNotFoundError(f"Fashion-MNIST not found in {looked} (and download=False)")
+        raise MissingPathError(f"Fashion-MNIST not found in {looked} (and download=False)")
     from budgetopt._torchvision import ensure_torchvision
 
     root = data_dir if data_dir is not None else DATA_ROOT
@@ -126,7 +128,7 @@ def find_fashion_mnist(data_dir: str | Path | None = None, download: bool = True
         reason = " ".join(str(error).split()) or type(error).__name__
         if len(reason) > 80:  # torchvision lists every mirror it tried: the first words say what failed
             reason = reason[:77] + "..."
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"Fashion-MNIST not found in {looked} and the download into {root} failed ({reason}); "
             "install Debian's dataset-fashion-mnist or pass a data directory holding its IDX files"
         ) from None
@@ -136,7 +138,7 @@ def find_fashion_mnist(data_dir: str | Path | None = None, download: bool = True
 def split_indices(n: int, sizes: tuple[int, ...], seed: int = SPLIT_SEED) -> tuple[torch.Tensor, ...]:
     """Consecutive slices of sizes ``sizes`` (summing to ``n``) of a fixed permutation of ``range(n)``."""
     if sum(sizes) != n:
-        raise ValueError(f"split sizes {sizes} do not add up to {n} examples")
+        raise InputError(f"split sizes {sizes} do not add up to {n} examples")
     permutation = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return permutation.split(list(sizes))
 
@@ -183,7 +185,7 @@ def tensor_batches(
     """Endless ``(images, labels)`` batches on ``device``: one seeded permutation per epoch,
     the incomplete last batch of each epoch dropped (every step sees ``batch_size`` examples)."""
     if batch_size > len(y):
-        raise ValueError(f"batch_size must be at most the {len(y)} training examples, got {batch_size}")
+        raise InputError(f"batch_size must be at most the {len(y)} training examples, got {batch_size}")
     x, y = x.to(device), y.to(device)
     generator = torch.Generator().manual_seed(seed)
     while True:

@@ -29,12 +29,14 @@ from typing import Any, TypeVar
 
 import torch
 
+from budgetopt.errors import ResourceError
+
 __all__ = ["Collective", "RankFailure", "collective_of"]
 
 T = TypeVar("T")
 
 
-class RankFailure(RuntimeError):
+class RankFailure(ResourceError, RuntimeError):
     """A collective of a distributed run failed: another rank stopped (or the group broke)."""
 
 

@@ -39,6 +39,7 @@ from budgetopt.attrs import (
     compute_spent,
     retried_numbers,
 )
+from budgetopt.errors import InputError, MissingPathError
 from budgetopt.modes import MODE_TYPES, get_mode, mode_of_schedule
 from budgetopt.trial_io import rung_values_of
 
@@ -105,7 +106,7 @@ class Frontier:
         for r in self.rows:
             if r.budget == budget:
                 return r
-        raise ValueError(f"budget {budget} is not on the study's ladder: its budgets are {', '.join(map(str, self.budgets))}")
+        raise InputError(f"budget {budget} is not on the study's ladder: its budgets are {', '.join(map(str, self.budgets))}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: the study, its direction, compute and trials, and the rows."""
@@ -197,7 +198,7 @@ def frontier(study: optuna.Study, *, include_continue: bool = False) -> Frontier
             costs[budget] = costs.get(budget, 0) + cost.get(budget, 0)
     if not values:
         modes = sorted({str(t.user_attrs.get(ATTR_MODE)) for t in read})
-        raise ValueError(
+        raise InputError(
             f"study {study.study_name!r} has no budget-converged value: "
             + (f"its trials ran mode {', '.join(modes)} (continue values are mid-schedule: include_continue=True)"
                if read else "no trial was run by budgetopt.BudgetedRun")
@@ -363,9 +364,9 @@ def fit_frontier(
     import numpy as np
 
     if form not in FORMS:
-        raise ValueError(f"form {form!r}: allowed are {', '.join(FORMS)}")
+        raise InputError(f"form {form!r}: allowed are {', '.join(FORMS)}")
     if min_gain is not None and not min_gain > 0:
-        raise ValueError(f"min_gain must be > 0, got {min_gain!r}")
+        raise InputError(f"min_gain must be > 0, got {min_gain!r}")
     maximize = front.direction == "maximize"
     sign = 1.0 if maximize else -1.0
     chosen = tuple(sorted(budgets)) if budgets is not None else tuple(r.budget for r in front.rows if r.value is not None)
@@ -484,20 +485,20 @@ def kept_state_dict(
     row = frontier(study).row(budget)
     number = row.trial if trial is None else trial
     if number is None:
-        raise ValueError(f"no trial measured budget {budget} yet")
+        raise InputError(f"no trial measured budget {budget} yet")
     frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
     if frozen is None:
-        raise ValueError(f"trial {number}: the study has no such trial")
+        raise InputError(f"trial {number}: the study has no such trial")
     artifact_id = kept_model_id(frozen, budget)
     if artifact_id is None:
-        raise ValueError(
+        raise InputError(
             f"trial {number} kept no model at budget {budget}: run the study with BudgetedRun(..., keep_models=k, "
             "model_store=...)"
         )
     try:
         state = read_state_dict(model_store, artifact_id)
     except FileNotFoundError as error:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"trial {number}'s model at budget {budget} is gone from the model store ({error}): removed when the trial "
             "fell out of the top k of that budget, or deleted by hand"
         ) from None
@@ -516,7 +517,7 @@ def load_model(study: optuna.Study, budget: int, model: Any, model_store: Any = 
 
         location = default_model_location_of(storage_of(study))
         if not Path(location).is_dir():
-            raise ValueError(
+            raise InputError(
                 f"load_model: no model store given and none at {location} (the default beside a SQLite or journal "
                 "study): pass model_store=, the artifact store the study's runs kept models in"
             )

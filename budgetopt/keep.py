@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from budgetopt.attrs import ATTR_KEPT_MODELS, retried_numbers
+from budgetopt.errors import InputError, InputTypeError, MissingPathError
 from budgetopt.trial_io import rung_values_of
 
 if TYPE_CHECKING:
@@ -81,10 +82,10 @@ class ModelKeeper:
 
     def __init__(self, trial: optuna.trial.Trial, store: Any, k: int) -> None:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"keep_models must be an integer >= 1, got {k!r}")
+            raise InputError(f"keep_models must be an integer >= 1, got {k!r}")
         for method in ("write", "remove", "open_reader"):
             if not callable(getattr(store, method, None)):
-                raise TypeError(f"model_store must be an Optuna artifact store (write, open_reader, remove), got {store!r}")
+                raise InputTypeError(f"model_store must be an Optuna artifact store (write, open_reader, remove), got {store!r}")
         self.trial = trial
         self.store = store
         self.k = k
@@ -130,5 +131,5 @@ def read_state_dict(store: Any, artifact_id: str) -> dict:
         with store.open_reader(artifact_id) as reader:
             data = reader.read()
     except Exception as error:
-        raise FileNotFoundError(f"kept model {artifact_id} is not in the model store ({type(error).__name__})") from None
+        raise MissingPathError(f"kept model {artifact_id} is not in the model store ({type(error).__name__})") from None
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)

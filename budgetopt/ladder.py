@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from budgetopt._validation import check_iterations, is_integer
+from budgetopt.errors import InputError, InputTypeError
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,13 @@ class Ladder:
         self.min_budget = check_iterations(min_budget, "min_budget")
         self.max_budget = check_iterations(max_budget, "max_budget")
         if self.max_budget < self.min_budget:
-            raise ValueError(
+            raise InputError(
                 f"max_budget must be >= min_budget ({self.min_budget}), got max_budget={self.max_budget}"
             )
         if not is_integer(reduction_factor):
-            raise TypeError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
+            raise InputTypeError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
         if reduction_factor < 2:
-            raise ValueError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
+            raise InputError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
         self.reduction_factor = int(reduction_factor)
         rungs = []
         budget = self.min_budget
@@ -114,9 +115,9 @@ class Ladder:
         if brackets == "hyperband":
             brackets = s_max + 1
         if not is_integer(brackets):
-            raise TypeError(f"brackets must be an integer in [1, {s_max + 1}] or 'hyperband', got {brackets!r}")
+            raise InputTypeError(f"brackets must be an integer in [1, {s_max + 1}] or 'hyperband', got {brackets!r}")
         if not 1 <= brackets <= s_max + 1:
-            raise ValueError(
+            raise InputError(
                 f"brackets must be in [1, {s_max + 1}] for the ladder {self.rungs} "
                 f"(one per rung at most) or 'hyperband', got {brackets!r}"
             )

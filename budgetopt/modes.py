@@ -36,6 +36,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from budgetopt._validation import check_choice, check_fraction, is_real
+from budgetopt.errors import InputError
 
 MODES = ("restart", "branch", "continue")
 # Branch mode's cooldown: this fraction of each budget decays to zero. 0.5, chosen on
@@ -147,7 +148,7 @@ class Mode:
 def _index(budgets: Sequence[int], k: int | None) -> int:
     k = len(budgets) - 1 if k is None else k
     if not 0 <= k < len(budgets):
-        raise ValueError(f"k must index the {len(budgets)} budgets, got {k}")
+        raise InputError(f"k must index the {len(budgets)} budgets, got {k}")
     return k
 
 
@@ -254,15 +255,15 @@ def get_mode(name: str, *, cooldown: float | None = None, horizon_exponent: floa
     ``horizon_exponent`` (restart only). An option of another mode is a ValueError."""
     mode_type = MODE_TYPES[check_choice(name, "mode", MODES)]
     if not is_real(horizon_exponent) or not horizon_exponent >= 0:
-        raise ValueError(f"horizon_exponent must be a number >= 0, got {horizon_exponent!r}")
+        raise InputError(f"horizon_exponent must be a number >= 0, got {horizon_exponent!r}")
     options: dict[str, Any] = {}
     if horizon_exponent:
         if "horizon_exponent" not in mode_type.option_names():
-            raise ValueError(f"horizon_exponent needs mode='restart' (one peak rate per budget), got mode={name!r}")
+            raise InputError(f"horizon_exponent needs mode='restart' (one peak rate per budget), got mode={name!r}")
         options["horizon_exponent"] = float(horizon_exponent)
     if cooldown is not None:
         if "cooldown" not in mode_type.option_names():
-            raise ValueError(
+            raise InputError(
                 f"cooldown is branch mode's (the fraction of each budget that decays off the trunk), got it with mode={name!r}"
             )
         options["cooldown"] = check_fraction(cooldown, "cooldown")

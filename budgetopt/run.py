@@ -17,6 +17,7 @@ import torch
 
 from budgetopt._validation import check_iterations, is_real
 from budgetopt.distributed import RankFailure, collective_of, owned_trial
+from budgetopt.errors import InputError, InputTypeError
 from budgetopt.ladder import Ladder
 from budgetopt.modes import MODES, Phase, get_mode
 from budgetopt.schedules import BudgetScheduler, check_optimizer, check_warmup, get_profile
@@ -70,7 +71,7 @@ def _check_snapshot_device(spec: object) -> torch.device | None:
     try:
         return torch.device(spec)  # type: ignore[call-overload]  # checked here: a ValueError names it
     except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"snapshot_device must be None or a torch device such as 'cpu' or 'cuda:0', got {spec!r}") from None
+        raise InputError(f"snapshot_device must be None or a torch device such as 'cpu' or 'cuda:0', got {spec!r}") from None
 
 
 def _is_trial(obj: object) -> TypeGuard[optuna.trial.Trial]:
@@ -362,7 +363,7 @@ class BudgetedRun:
         self.horizon_exponent = float(horizon_exponent)
         self.cooldown: float | None = getattr(self.mode_object, "cooldown", None)  # branch mode's, None in the others
         if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+            raise InputTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         check_optimizer(optimizer)
         get_profile(profile, **profile_params)
         self._dist = collective_of(source)  # several processes train this trial (torch.distributed)
@@ -384,15 +385,15 @@ class BudgetedRun:
         self.grad_norm_every = None if grad_norm_every is None else check_iterations(grad_norm_every, "grad_norm_every")
         self.loss_check_every = check_iterations(loss_check_every, "loss_check_every")
         if snapshot_store is not None and self.trial is None and self._dist is None:
-            raise TypeError("snapshot_store needs an Optuna trial: rung snapshots let a retried trial resume")
+            raise InputTypeError("snapshot_store needs an Optuna trial: rung snapshots let a retried trial resume")
         self.snapshot_store = snapshot_store
         self.progress_seconds = progress_seconds
         self._keeper = None
         if keep_models:
             if self._dist is None and (self.trial is None or model_store is None):
-                raise TypeError("keep_models needs an Optuna trial and a model_store (an Optuna artifact store)")
+                raise InputTypeError("keep_models needs an Optuna trial and a model_store (an Optuna artifact store)")
             if not self.mode_object.budget_aware:
-                raise ValueError(f"keep_models keeps annealed rung models: mode {self.mode!r} has none (restart or branch)")
+                raise InputError(f"keep_models keeps annealed rung models: mode {self.mode!r} has none (restart or branch)")
             from budgetopt.keep import ModelKeeper
 
             if self._dist is None:
@@ -405,7 +406,7 @@ class BudgetedRun:
         if grad_scaler is not None and not all(
             callable(getattr(grad_scaler, m, None)) for m in ("scale", "state_dict", "load_state_dict")
         ):
-            raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got {type(grad_scaler).__name__}")
+            raise InputTypeError(f"grad_scaler must be a torch.amp.GradScaler, got {type(grad_scaler).__name__}")
         self.grad_scaler = grad_scaler
         self._nonfinite_checks = 0  # loss checks in a row that saw a non-finite loss (with a grad_scaler)
         self.compute = 0
@@ -619,7 +620,7 @@ class BudgetedRun:
         if self._dist is not None:  # rank 0's value is the trial's (the others may pass None), checked on every rank
             reported = self._dist.broadcast(reported if self._dist.rank == 0 else None, f"the value at budget {budget}")
         if not is_real(reported):
-            raise TypeError(f"segment.report needs a number, got {reported!r}")
+            raise InputTypeError(f"segment.report needs a number, got {reported!r}")
         value = float(reported)
         self.segment_compute[budget] = segment.compute
         if self.diverged is None:
@@ -672,7 +673,7 @@ def run_budgets(source: object, budgets: Sequence[int] | Ladder | None = None) -
     if _is_trial(source):
         return _check_budgets(plan_of(source) if budgets is None else budgets)
     if budgets is not None:
-        raise TypeError("give budgets either as the first argument or as budgets=, not both")
+        raise InputTypeError("give budgets either as the first argument or as budgets=, not both")
     return _check_budgets(source)
 
 
@@ -680,8 +681,8 @@ def _check_budgets(budgets: object) -> tuple[int, ...]:
     if isinstance(budgets, Ladder):
         return budgets.rungs
     if isinstance(budgets, (str, bytes)) or not isinstance(budgets, Sequence) or not budgets:
-        raise TypeError(f"budgets must be a Ladder or a non-empty sequence of integers, got {budgets!r}")
+        raise InputTypeError(f"budgets must be a Ladder or a non-empty sequence of integers, got {budgets!r}")
     checked = tuple(check_iterations(b, "budget") for b in budgets)
     if any(b >= c for b, c in zip(checked, checked[1:])):
-        raise ValueError(f"budgets must be strictly increasing, got {list(checked)}")
+        raise InputError(f"budgets must be strictly increasing, got {list(checked)}")
     return checked

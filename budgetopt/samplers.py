@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from budgetopt._optuna import cached_trials, set_trial_user_attr, startup_trials, trial_id
 from budgetopt.attrs import ATTR_BRACKET, ATTR_FIT_BUDGET, ATTR_MODE, ATTR_PLAN, ATTR_RUNG_VALUES
+from budgetopt.errors import InputError, InputTypeError
 from budgetopt.modes import MODE_TYPES
 from budgetopt.pruners import BudgetPruner
 
@@ -74,13 +75,13 @@ class BudgetSampler(BaseSampler):
         if base_sampler is None:
             base_sampler = optuna.samplers.TPESampler(seed=seed)
         if not isinstance(base_sampler, BaseSampler):
-            raise TypeError(f"base_sampler must be an optuna.samplers.BaseSampler, got {type(base_sampler).__name__}")
+            raise InputTypeError(f"base_sampler must be an optuna.samplers.BaseSampler, got {type(base_sampler).__name__}")
         if isinstance(base_sampler, BudgetSampler):
-            raise TypeError("base_sampler must not itself be a BudgetSampler")
+            raise InputTypeError("base_sampler must not itself be a BudgetSampler")
         if min_observations is not None and (
             isinstance(min_observations, bool) or not isinstance(min_observations, int) or min_observations < 1
         ):
-            raise ValueError(f"min_observations must be an integer >= 1 or None, got {min_observations!r}")
+            raise InputError(f"min_observations must be an integer >= 1 or None, got {min_observations!r}")
         self.base_sampler = base_sampler
         self.min_observations = min_observations
         self._local = threading.local()
@@ -198,7 +199,7 @@ def _complete_at(trial: FrozenTrial, value: float) -> FrozenTrial:
 def _single_objective(study: Study) -> None:
     if len(study.directions) > 1:
         # Optuna's own samplers' wording for the same refusal
-        raise ValueError("If the study is being used for multi-objective optimization, BudgetSampler cannot be used.")
+        raise InputError("If the study is being used for multi-objective optimization, BudgetSampler cannot be used.")
 
 
 class _BudgetView:

@@ -31,6 +31,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from budgetopt._validation import check_choice, check_fraction, check_iterations, is_real
+from budgetopt.errors import InputError, InputTypeError
 
 Profile = Callable[[float], float]
 
@@ -124,21 +125,21 @@ def _check_params(name: str, params: dict) -> None:
     for key in params:
         if key not in allowed:
             choices = ", ".join(allowed) if allowed else "none"
-            raise ValueError(f"profile {name!r} takes no parameter {key!r} (allowed: {choices})")
+            raise InputError(f"profile {name!r} takes no parameter {key!r} (allowed: {choices})")
     if "cooldown" in params:
         check_fraction(params["cooldown"], "cooldown")
     if "gamma" in params:
         check_fraction(params["gamma"], "gamma")
     if "end" in params and not (is_real(params["end"]) and 0 < params["end"] < 1):
-        raise ValueError(f"end must be a number in (0, 1), got {params['end']!r}")
+        raise InputError(f"end must be a number in (0, 1), got {params['end']!r}")
     if "power" in params and not (is_real(params["power"]) and params["power"] > 0):
-        raise ValueError(f"power must be a number > 0, got {params['power']!r}")
+        raise InputError(f"power must be a number > 0, got {params['power']!r}")
     if "milestones" in params:
         ms = tuple(params["milestones"])
         if not all(is_real(m) and 0 < m < 1 for m in ms) or list(ms) != sorted(ms):
-            raise ValueError(f"milestones must be increasing fractions in (0, 1), got {ms!r}")
+            raise InputError(f"milestones must be increasing fractions in (0, 1), got {ms!r}")
     if params.get("lower", -6.0) >= params.get("upper", 3.0):
-        raise ValueError(f"htd needs lower < upper, got lower={params.get('lower')!r}, upper={params.get('upper')!r}")
+        raise InputError(f"htd needs lower < upper, got lower={params.get('lower')!r}, upper={params.get('upper')!r}")
 
 
 def get_profile(name: str, **params: object) -> Profile:
@@ -164,15 +165,15 @@ def check_warmup(warmup: object, budget: int, name: str = "warmup", what: str = 
     budget it is checked against may be 0: branch mode's first trunk with cooldown 1)."""
     warmup = check_iterations(warmup, name, minimum=0)
     if warmup and warmup >= budget:
-        raise ValueError(f"{name} must be smaller than {what} ({budget} iterations), got {warmup}")
+        raise InputError(f"{name} must be smaller than {what} ({budget} iterations), got {warmup}")
     return warmup
 
 
 def check_optimizer(optimizer: object) -> None:
     if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        raise InputTypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     if not optimizer.param_groups:
-        raise ValueError("optimizer has no param groups: give it the model's parameters")
+        raise InputError("optimizer has no param groups: give it the model's parameters")
 
 
 class _ProfileScheduler(LRScheduler):
@@ -280,7 +281,7 @@ class TimeBudgetScheduler(_ProfileScheduler):
         **profile_params: object,
     ) -> None:
         if not is_real(seconds) or not seconds > 0:
-            raise ValueError(f"seconds must be a number > 0, got {seconds!r}")
+            raise InputError(f"seconds must be a number > 0, got {seconds!r}")
         self.seconds = float(seconds)
         self._clock = clock
         self._start = clock()
@@ -316,7 +317,7 @@ def budget_from_epochs(epochs: float, iterations_per_epoch: int) -> int:
     """Iterations in ``epochs`` epochs of ``iterations_per_epoch`` steps (rounded, >= 1)."""
     iterations_per_epoch = check_iterations(iterations_per_epoch, "iterations_per_epoch")
     if not is_real(epochs) or not epochs > 0:
-        raise ValueError(f"epochs must be a number > 0, got {epochs!r}")
+        raise InputError(f"epochs must be a number > 0, got {epochs!r}")
     return max(1, round(epochs * iterations_per_epoch))
 
 

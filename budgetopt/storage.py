@@ -29,17 +29,21 @@ from optuna.storages.journal import JournalFileBackend
 
 from budgetopt._messages import install_hint, message_line, typed_line
 from budgetopt._optuna import journal_file_path, unwrap_cached_storage
+from budgetopt.errors import BudgetoptError, InputError, ResourceError
 
 _DRIVERS = {"postgresql": "the PostgreSQL driver", "mysql": "the MySQL driver"}
 
 
-class StorageError(Exception):
-    """A storage that cannot be used, in one line; ``status`` is the exit status (2: bad
-    input -- a malformed URL, a missing file or study; 1: the environment)."""
+class StorageError(BudgetoptError):
+    """A storage that cannot be used, in one line that names it."""
 
-    def __init__(self, message: str, status: int = 2) -> None:
-        super().__init__(message)
-        self.status = status
+
+class StorageInputError(StorageError, InputError):
+    """A storage given wrongly: a malformed URL, a missing file or study (exit 2)."""
+
+
+class StorageUnavailableError(StorageError, ResourceError):
+    """A storage that cannot be opened or does not answer (exit 1)."""
 
 
 def safe_url(url: str) -> str:
@@ -70,21 +74,21 @@ def open_storage(url: str, *, create: bool = False, rdb_options: dict | None = N
     path = file_of_url(url)
     if "://" not in url:
         if not url.endswith(".log"):
-            raise StorageError(
+            raise StorageInputError(
                 f"storage must be sqlite:///FILE.db, postgresql://USER@HOST/DB or a FILE.log journal, got {shown!r}"
             )
         if not create and not Path(url).is_file():
-            raise StorageError(f"storage {shown!r} does not exist (no such journal file)")
+            raise StorageInputError(f"storage {shown!r} does not exist (no such journal file)")
         _check_directory(shown, url)
         try:
             return optuna.storages.JournalStorage(JournalFileBackend(url))
         except OSError as error:
-            raise StorageError(f"storage {shown!r} cannot be opened: {message_line(error)}", status=1) from error
+            raise StorageUnavailableError(f"storage {shown!r} cannot be opened: {message_line(error)}") from error
     if path is not None:  # SQLite
         if path in ("", ":memory:"):
-            raise StorageError(f"storage {shown!r} is an in-memory database: give a file, sqlite:///FILE.db")
+            raise StorageInputError(f"storage {shown!r} is an in-memory database: give a file, sqlite:///FILE.db")
         if not create and not Path(path).is_file():
-            raise StorageError(f"storage {shown!r} does not exist (no such file: {path})")
+            raise StorageInputError(f"storage {shown!r} does not exist (no such file: {path})")
         _check_directory(shown, path)
     try:
         storage = optuna.storages.RDBStorage(url, skip_table_creation=not create, **(rdb_options or {}))
@@ -95,19 +99,20 @@ def open_storage(url: str, *, create: bool = False, rdb_options: dict | None = N
 
         if isinstance(cause, (NoSuchModuleError, ArgumentError)):  # a scheme no database answers to: a typo
             scheme = url.split("://", 1)[0]
-            raise StorageError(
+            raise StorageInputError(
                 f"storage {shown!r}: unknown database scheme {scheme!r}; give sqlite:///FILE.db, "
                 "postgresql://USER@HOST/DB, mysql+pymysql://USER@HOST/DB or a FILE.log journal"
             ) from error
         if isinstance(cause, ModuleNotFoundError) and cause.name:
             driver = next((f" ({d})" for scheme, d in _DRIVERS.items() if url.startswith(scheme)), "")
             other = ", or pip install pymysql and a mysql+pymysql://... URL" if cause.name == "MySQLdb" else ""
-            raise StorageError(
+            raise StorageUnavailableError(
                 f"storage {shown!r} needs the Python module {cause.name!r}{driver}, which is not installed: "
-                f"{install_hint(cause.name)}{other}",
-                status=1,
+                f"{install_hint(cause.name)}{other}"
             ) from error
-        raise StorageError(f"storage {shown!r} cannot be opened as an Optuna storage: {message_line(cause)}", status=1) from error
+        raise StorageUnavailableError(
+            f"storage {shown!r} cannot be opened as an Optuna storage: {message_line(cause)}"
+        ) from error
     return storage
 
 
@@ -130,7 +135,7 @@ def _check_directory(shown: str, path: str) -> None:
     """A file storage's directory must exist: the environment's failure (exit 1)."""
     directory = Path(path).expanduser().parent
     if not directory.is_dir():
-        raise StorageError(f"storage {shown!r}: its directory {str(directory)!r} does not exist", status=1)
+        raise StorageUnavailableError(f"storage {shown!r}: its directory {str(directory)!r} does not exist")
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -156,12 +161,12 @@ def load_study(storage: optuna.storages.BaseStorage, url: str, name: str | None)
     shown = safe_url(url)
     if name is None:
         if not names:
-            raise StorageError(f"storage {shown!r} has no studies")
+            raise StorageInputError(f"storage {shown!r} has no studies")
         if len(names) > 1:
-            raise StorageError(f"storage {shown!r} has {len(names)} studies, choose one with --study: {_listing(names)}")
+            raise StorageInputError(f"storage {shown!r} has {len(names)} studies, choose one with --study: {_listing(names)}")
         name = names[0]
     elif name not in names:
-        raise StorageError(f"no study {name!r} in {shown!r}; its studies: {_listing(names) or 'none'}")
+        raise StorageInputError(f"no study {name!r} in {shown!r}; its studies: {_listing(names) or 'none'}")
     return optuna.load_study(study_name=name, storage=storage)
 
 
@@ -230,25 +235,25 @@ def open_snapshot_store(location: str, what: str = "snapshot") -> Any:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise ValueError(f"{what} directory {location} cannot be created: {error.strerror or error}") from None
+            raise InputError(f"{what} directory {location} cannot be created: {error.strerror or error}") from None
         store: Any = FileSystemArtifactStore(str(directory))
         shown = f"{what} directory {location}"
     elif scheme in ("s3", "gs"):
         bucket = rest.strip("/")
         if not bucket or "/" in bucket:
-            raise ValueError(f"{what}s {location!r}: give a bucket, {scheme}://BUCKET (no prefix)")
+            raise InputError(f"{what}s {location!r}: give a bucket, {scheme}://BUCKET (no prefix)")
         try:
             store = Boto3ArtifactStore(bucket) if scheme == "s3" else GCSArtifactStore(bucket)
         except ImportError as error:
             package = "boto3" if scheme == "s3" else "google-cloud-storage"
-            raise ValueError(f"{what}s in {scheme}:// need {package}: pip install {package} ({error})") from None
+            raise InputError(f"{what}s in {scheme}:// need {package}: pip install {package} ({error})") from None
         shown = f"{what} bucket {location}"
     else:
-        raise ValueError(f"{what}s must be a directory, file://DIR, s3://BUCKET or gs://BUCKET, got {location!r}")
+        raise InputError(f"{what}s must be a directory, file://DIR, s3://BUCKET or gs://BUCKET, got {location!r}")
     probe = f"budgetopt-probe-{uuid.uuid4()}"
     try:
         store.write(probe, io.BytesIO(b"budgetopt"))
         store.remove(probe)
     except Exception as error:
-        raise ValueError(f"{shown} is not writable: {getattr(error, 'strerror', None) or typed_line(error)}") from None
+        raise InputError(f"{shown} is not writable: {getattr(error, 'strerror', None) or typed_line(error)}") from None
     return store

@@ -96,15 +96,15 @@ or one configuration, without Optuna: ``train_config(script, {"lr": 0.1}, [30, 9
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import itertools
 import math
-import os
 import sys
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -114,6 +114,7 @@ import torch
 
 from budgetopt._messages import typed_line
 from budgetopt.attrs import ATTR_SEED, ATTR_TEST_VALUE
+from budgetopt.errors import InputError, UserCodeError
 from budgetopt.ladder import Ladder
 from budgetopt.run import BudgetedRun
 
@@ -133,19 +134,8 @@ CALLS = {
 DIRECTIONS = ("maximize", "minimize")
 
 
-class StudyScriptError(ValueError):
+class StudyScriptError(InputError):
     """A study script that cannot be found, imported, or does not follow the protocol."""
-
-
-# The files load_study_script imported from a path: the user's code, told apart from
-# budgetopt's by the command line (budgetopt/cli/errors.py).
-_SCRIPT_FILES: set[str] = set()
-
-
-def script_files() -> frozenset[str]:
-    """The absolute paths of the study scripts this process imported from a file (not the
-    built-in ones): a traceback through one of them is an error in the user's code."""
-    return frozenset(_SCRIPT_FILES)
 
 
 # Study scripts added by name with register_studies: name -> importable module. The
@@ -188,7 +178,25 @@ class StudyScript:
     direction: str
     ladder: Ladder
     quick_ladder: Ladder
+    user_code: bool = False  # loaded from a path: what it raises is the user's (UserCodeError), not budgetopt's
     _data: dict = field(default_factory=dict, repr=False)
+
+    @contextlib.contextmanager
+    def calling(self, function: str) -> Iterator[None]:
+        """A block that calls the script's ``function``: for a script loaded from a path,
+        what it raises is re-raised as :class:`~budgetopt.errors.UserCodeError` with the
+        script's line (``optuna.TrialPruned`` passes as it is)."""
+        if not self.user_code:
+            yield
+            return
+        try:
+            yield
+        except Exception as error:
+            import optuna
+
+            if isinstance(error, (optuna.TrialPruned, UserCodeError)):
+                raise
+            raise UserCodeError.of(error, self.path, function) from error
 
     def ladder_for(self, quick: bool = False) -> Ladder:
         return self.quick_ladder if quick else self.ladder
@@ -218,18 +226,21 @@ class StudyScript:
         key = (None if data_dir is None else str(data_dir), quick, tuple(sorted(options.items())))
         if key not in self._data:
             load = getattr(self.module, "load_data", None)
-            self._data[key] = None if load is None else load(data_dir=data_dir, quick=quick, **options)
+            with self.calling("load_data"):
+                self._data[key] = None if load is None else load(data_dir=data_dir, quick=quick, **options)
         return self._data[key]
 
-    # The protocol functions whose results a caller relies on, with those results checked.
+    # The protocol functions, each called through calling(); the results a caller relies on, checked.
     def search_space(self, trial: optuna.trial.BaseTrial) -> dict:
-        params = self.module.search_space(trial)
+        with self.calling("search_space"):
+            params = self.module.search_space(trial)
         if not isinstance(params, dict):
             raise StudyScriptError(f"{self.name}: search_space(trial) must return a dict of params, got {type(params).__name__}")
         return params
 
     def build(self, params: dict, device: torch.device | str) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-        built = self.module.build(params, device)
+        with self.calling("build"):
+            built = self.module.build(params, device)
         if not (isinstance(built, tuple) and len(built) == 2):
             raise StudyScriptError(
                 f"{self.name}: build(params, device) must return (model, optimizer), got {type(built).__name__}"
@@ -237,7 +248,24 @@ class StudyScript:
         return built
 
     def evaluate(self, model: torch.nn.Module, data: Any, split: str, device: torch.device | str) -> float:
-        return float(self.module.evaluate(model, data, split, device))
+        with self.calling("evaluate"):
+            return float(self.module.evaluate(model, data, split, device))
+
+    def batches(self, data: Any, seed: int, device: torch.device | str) -> Iterator[Any]:
+        """The script's ``batches(data, seed, device)``, each batch drawn through :meth:`calling`."""
+        with self.calling("batches"):
+            stream = iter(self.module.batches(data, seed, device))
+        while True:
+            with self.calling("batches"):
+                try:
+                    batch = next(stream)
+                except StopIteration:
+                    return
+            yield batch
+
+    def train_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Any, params: dict) -> Any:
+        with self.calling("train_step"):
+            return self.module.train_step(model, optimizer, batch, params)
 
 
 def load_study_script(name_or_path: str | Path) -> StudyScript:
@@ -251,7 +279,7 @@ def load_study_script(name_or_path: str | Path) -> StudyScript:
         if not path.is_file():
             raise StudyScriptError(f"study script {text} does not exist")
         module = _import_file(path)
-        name = path.stem
+        return _check(path.stem, path, module, user_code=True)
     else:
         name = text.replace("-", "_")
         known = builtin_studies()
@@ -283,11 +311,10 @@ def _import_file(path: Path) -> ModuleType:
     except Exception as error:
         del sys.modules[module_name]
         raise StudyScriptError(f"study script {path} failed to import: {typed_line(error)}") from None
-    _SCRIPT_FILES.add(os.path.abspath(path))
     return module
 
 
-def _check(name: str, path: Path, module: ModuleType) -> StudyScript:
+def _check(name: str, path: Path, module: ModuleType, user_code: bool = False) -> StudyScript:
     missing = [n for n in REQUIRED if not hasattr(module, n)]
     if missing:
         raise StudyScriptError(
@@ -301,7 +328,10 @@ def _check(name: str, path: Path, module: ModuleType) -> StudyScript:
         raise StudyScriptError(f"study script {path}: direction must be one of {', '.join(DIRECTIONS)}, got {module.direction!r}")
     ladder = _ladder(path, "ladder", module.ladder)
     quick_ladder = _ladder(path, "quick_ladder", getattr(module, "quick_ladder", ladder))
-    return StudyScript(name=name, path=path, module=module, direction=module.direction, ladder=ladder, quick_ladder=quick_ladder)
+    return StudyScript(
+        name=name, path=path, module=module, direction=module.direction, ladder=ladder, quick_ladder=quick_ladder,
+        user_code=user_code,
+    )
 
 
 def _check_callable(path: Path, name: str, function: object, arguments: Collection[str]) -> None:
@@ -355,16 +385,16 @@ def train_run(
     iterations included) would take the run beyond it is not started, and the function
     returns False; True when the run reached its last budget or ended (pruned, diverged).
     """
-    module, model, optimizer = script.module, run.model, run.optimizer
+    model, optimizer = run.model, run.optimizer
     stream = None
     for segment in run.segments():
         if max_compute is not None and run.mode_object.compute(run.budgets, segment.index) > max_compute:
             return False
         if stream is None or run.mode_object.keeps == "initial":
-            stream = iter(module.batches(data, seed, device))
+            stream = script.batches(data, seed, device)
         model.train()
         for _ in segment:
-            run.record_loss(module.train_step(model, optimizer, next(stream), params))
+            run.record_loss(script.train_step(model, optimizer, next(stream), params))
         segment.report(script.evaluate(model, data, "val", device))
     return True
 
@@ -534,11 +564,10 @@ def train_cosine_cooldown(
     script = _as_script(script)
     data = script.load_data() if data is None else data
     start = time.perf_counter()
-    module = script.module
     model, optimizer = build_seeded(script, params, seed, device)
     run = BudgetedRun(budgets, model, optimizer, mode="continue", profile="cosine")
     targets = {b - cooldown_iterations(b, cooldown): b for b in run.budgets[:-1]}
-    stream = iter(module.batches(data, seed, device))
+    stream = script.batches(data, seed, device)
     pending: collections.deque = collections.deque()  # batches drawn for a cooldown, not yet trained by the trunk
     cooled: dict[int, float] = {}
     rung_compute: dict[int, int] = {}
@@ -551,7 +580,7 @@ def train_cosine_cooldown(
         for k, batch in zip(range(steps), list(pending)):
             for group, peak in zip(optimizer.param_groups, peaks):
                 group["lr"] = peak * (1 - k / steps)
-            loss = module.train_step(model, optimizer, batch, params)
+            loss = script.train_step(model, optimizer, batch, params)
             finite = math.isfinite(float(loss.detach() if isinstance(loss, torch.Tensor) else loss)) and finite
         value = script.evaluate(model, data, "val", device) if finite else math.nan
         model.load_state_dict(saved[0])
@@ -569,7 +598,7 @@ def train_cosine_cooldown(
                     pending.append(next(stream))
                 cooled[targets[t]] = cool_down(steps)
                 extra += steps
-            run.record_loss(module.train_step(model, optimizer, pending.popleft() if pending else next(stream), params))
+            run.record_loss(script.train_step(model, optimizer, pending.popleft() if pending else next(stream), params))
         segment.report(script.evaluate(model, data, "val", device))
         rung_compute[segment.budget] = run.compute + extra
     trunk = dict(run.rung_values)
@@ -609,7 +638,7 @@ def accuracy(
                 correct += (model(xs.to(device, non_blocking=True)).argmax(1) == ys).sum()
                 total += len(ys)
     if total == 0:
-        raise ValueError("accuracy over no examples: the evaluation batches are empty")
+        raise InputError("accuracy over no examples: the evaluation batches are empty")
     return correct.item() / total
 
 
@@ -619,16 +648,16 @@ def check_device(spec: str) -> str:
     try:
         device = torch.device(spec)
     except RuntimeError:
-        raise ValueError(f"--device must be cpu, cuda, cuda:K or mps, got {spec!r}") from None
+        raise InputError(f"--device must be cpu, cuda, cuda:K or mps, got {spec!r}") from None
     if device.type == "cuda":
         count = torch.cuda.device_count()
         if count == 0:
-            raise ValueError(f"--device {spec}: no CUDA GPU is visible on this machine")
+            raise InputError(f"--device {spec}: no CUDA GPU is visible on this machine")
         if device.index is not None and device.index >= count:
-            raise ValueError(f"--device {spec}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
+            raise InputError(f"--device {spec}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
     elif device.type == "mps":
         if not torch.backends.mps.is_available():
-            raise ValueError(f"--device {spec}: MPS is not available on this machine")
+            raise InputError(f"--device {spec}: MPS is not available on this machine")
     elif device.type != "cpu":
-        raise ValueError(f"--device must be cpu, cuda, cuda:K or mps, got {spec!r}")
+        raise InputError(f"--device must be cpu, cuda, cuda:K or mps, got {spec!r}")
     return str(device)

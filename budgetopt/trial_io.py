@@ -39,6 +39,7 @@ from budgetopt.attrs import (
     ATTR_SNAPSHOT,
     TRACE_POINTS,
 )
+from budgetopt.errors import InputError
 from budgetopt.modes import MODE_TYPES, get_mode
 
 if TYPE_CHECKING:
@@ -110,12 +111,12 @@ def plan_of(trial: optuna.trial.Trial) -> tuple[int, ...]:
     """The budgets the study's BudgetPruner lets this trial reach."""
     study = trial.study
     if len(study.directions) > 1:
-        raise ValueError(
+        raise InputError(
             "BudgetedRun does not support multi-objective studies: Optuna's trial.report is single-objective"
         )
     plan = getattr(study.pruner, "plan", None)
     if plan is None:
-        raise ValueError(
+        raise InputError(
             f"the trial's study has no BudgetPruner (its pruner is {type(study.pruner).__name__}) "
             "and no budgets were given: pass budgets=[...] or use budgetopt.BudgetPruner"
         )

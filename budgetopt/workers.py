@@ -82,6 +82,7 @@ from budgetopt.attrs import (
     compute_spent,
     fresh_trial_count,
 )
+from budgetopt.errors import InputError, UserCodeError
 from budgetopt.pruners import BudgetPruner
 from budgetopt.samplers import BudgetSampler
 from budgetopt.storage import backend_of, lock_file_of
@@ -174,7 +175,7 @@ def join_study(
     if name not in names and not create:
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.8)
         if close:
-            raise ValueError(
+            raise InputError(
                 f"there is no study {name!r}, but there is {' and '.join(map(repr, close))}: a typo? "
                 f"(pass --create to start a new study named {name!r})"
             )
@@ -188,17 +189,17 @@ def join_study(
     )
     if len(study.directions) != 1 or study.direction.name.lower() != direction:
         found = ", ".join(d.name.lower() for d in study.directions)
-        raise ValueError(f"study {name!r} is to {found}, but the study script's direction is {direction!r}")
+        raise InputError(f"study {name!r} is to {found}, but the study script's direction is {direction!r}")
     attrs = study.user_attrs
     described = pruner.describe()
     if STUDY_ATTR_LADDER in attrs and attrs[STUDY_ATTR_LADDER] != described:
-        raise ValueError(
+        raise InputError(
             f"study {name!r} was made with ladder {_ladder_text(attrs[STUDY_ATTR_LADDER])}, this worker has "
             f"{_ladder_text(described)}: use the same study script, --quick and --brackets"
         )
     if STUDY_ATTR_SETUP in attrs and attrs[STUDY_ATTR_SETUP] != setup:
         found = attrs[STUDY_ATTR_SETUP]
-        raise ValueError(
+        raise InputError(
             f"study {name!r} is run with {', '.join(f'{k} {v!r}' for k, v in found.items())}; this worker has "
             f"{', '.join(f'{k} {v!r}' for k, v in setup.items())}"
         )
@@ -252,7 +253,7 @@ def heartbeat_options(interval: int, grace_period: int, retry: RetryStaleTrial) 
     """``RDBStorage`` keyword arguments for the heartbeat: a trial is stale after
     ``grace_period`` seconds without one (``grace_period > interval``)."""
     if grace_period <= interval:
-        raise ValueError(f"the grace period ({grace_period} s) must be longer than the heartbeat interval ({interval} s)")
+        raise InputError(f"the grace period ({grace_period} s) must be longer than the heartbeat interval ({interval} s)")
     return {"heartbeat_interval": interval, "grace_period": grace_period, "heartbeat_stale_trial_callback": retry}
 
 
@@ -391,8 +392,9 @@ def _run_objective(study, trial, objective, snapshot_store, requeue) -> tuple[Tr
             )
         raise
     except Exception as error:
-        text = typed_line(error)
-        trial.set_user_attr(ATTR_ENDED, f"failed: {text}{_where(error)}")
+        raised = error.error if isinstance(error, UserCodeError) and error.error is not None else error  # the script's own
+        text = typed_line(raised)
+        trial.set_user_attr(ATTR_ENDED, f"failed: {text}{_where(raised)}")
         study.tell(trial, state=TrialState.FAIL)
         remove_snapshot(snapshot_store, storage_of(study).get_trial(trial_id(trial)))
         if os.environ.get("BUDGETOPT_DEBUG"):
@@ -487,7 +489,7 @@ def launch(
     to every worker, which re-queues its trial and stops; a second one kills them.
     """
     if (gpus is None) == (workers is None):
-        raise ValueError("give either gpus or workers")
+        raise InputError("give either gpus or workers")
     base = [sys.executable, "-m", "budgetopt", "worker", *worker_args]
     devices: list[int | None] = list(gpus) if gpus is not None else [None] * int(workers or 0)
     processes: list[tuple[str, subprocess.Popen]] = []

@@ -6,13 +6,15 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import traceback
 
 import pytest
 
 import budgetopt.schedules
 from budgetopt._validation import check_iterations
-from budgetopt.cli import CommandError, main
+from budgetopt.cli import main
 from budgetopt.cli.errors import BAD_INPUT, ENVIRONMENT, STUDY_SCRIPT, classify
+from budgetopt.errors import InputError, MissingPathError, ResourceError, UserCodeError
 from budgetopt.study_script import load_study_script
 
 from synthetic import make_study, objective
@@ -175,17 +177,20 @@ def test_an_exception_in_the_users_train_step_names_its_type_and_line(capsys, tm
 def test_debug_shows_the_traceback_of_the_users_exception(capsys, tmp_path, monkeypatch):
     script, _ = study_script(tmp_path, 'return params["nonexistent_key"]')
     monkeypatch.setenv("BUDGETOPT_DEBUG", "1")
-    with pytest.raises(KeyError, match="nonexistent_key"):
+    with pytest.raises(UserCodeError, match="nonexistent_key") as raised:
         main(build(tmp_path, script, 1))
+    assert isinstance(raised.value.error, KeyError) and raised.value.__cause__ is raised.value.error
+    assert any(frame.name == "train_step" for frame in traceback.extract_tb(raised.value.error.__traceback__))
 
 
 def test_an_error_in_torch_under_the_users_code_is_shown_at_the_users_line(tmp_path):
     script, line = study_script(tmp_path, "return nn.functional.cross_entropy(model(x), y[:3])")
-    module = load_study_script(script).module
-    model, optimizer = module.build({"lr": 0.1}, "cpu")
-    batch = next(iter(module.batches(module.load_data(), 0, "cpu")))
-    with pytest.raises(ValueError) as raised:  # torch's batch-size mismatch, raised inside torch
-        module.train_step(model, optimizer, batch, {})
+    loaded = load_study_script(script)
+    model, optimizer = loaded.build({"lr": 0.1}, "cpu")
+    batch = next(loaded.batches(loaded.load_data(), 0, "cpu"))
+    with pytest.raises(UserCodeError) as raised:  # torch's batch-size mismatch, raised inside torch
+        loaded.train_step(model, optimizer, batch, {})
+    assert isinstance(raised.value.error, ValueError)  # torch's own exception, kept
     failure = classify(raised.value)
     assert (failure.kind, failure.status) == (STUDY_SCRIPT, 1)
     assert failure.message.startswith("ValueError: Expected input batch_size")
@@ -225,15 +230,21 @@ def test_a_bug_exits_1_with_the_traceback_from_the_console():
 # -- the classification itself ---------------------------------------------------------------
 
 
-def test_command_errors_carry_their_class():
-    assert classify(CommandError("--x must be 1")).kind == BAD_INPUT
-    assert classify(CommandError("port 80 is in use", status=1)).kind == ENVIRONMENT
+def test_a_failure_is_its_type():
+    assert classify(InputError("--x must be 1")) == classify(MissingPathError("--x must be 1"))
+    assert (classify(InputError("--x must be 1")).kind, classify(InputError("--x must be 1")).status) == (BAD_INPUT, 2)
+    assert (classify(ResourceError("port 80 is in use")).kind, classify(ResourceError("p")).status) == (ENVIRONMENT, 1)
+    assert classify(UserCodeError("boom", "s.py:3 in build", "KeyError")).message == "KeyError: boom (at s.py:3 in build)"
+    # what budgetopt did not raise as bad input is not bad input, whatever its type
+    for bug in (ValueError("from numpy"), TypeError("'NoneType' object is not callable"), KeyError("k")):
+        assert classify(bug) is None
+    assert classify(FileNotFoundError(2, "No such file or directory", "x.csv")).kind == ENVIRONMENT
 
 
-def test_in_a_worker_process_budgetopt_raise_is_bad_input_and_an_expression_is_a_bug():
+def test_in_a_worker_process_an_input_error_is_bad_input_and_a_type_error_a_bug():
     context = multiprocessing.get_context("spawn" if os.name != "posix" else "fork")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        with pytest.raises(ValueError) as raised:
+        with pytest.raises(InputError) as raised:  # the type crosses the process boundary
             pool.submit(check_iterations, 0, "--n").result()
         with pytest.raises(TypeError) as bug:
             pool.submit(budgetopt.schedules.budget_multiplier, 1, 10, None).result()  # calls None

@@ -50,6 +50,7 @@ from budgetopt.bench.table import (
     write_atomic,
     write_json_atomic,
 )
+from budgetopt.errors import InputError, PathInputError
 from budgetopt.modes import COOLDOWN
 from budgetopt.study_script import StudyScript, load_study_script, train_config, train_cosine_cooldown
 
@@ -205,17 +206,17 @@ def plan_build(
     (the checks a resume makes, key by key, beside the meta they compare), which split
     across functions would be two lists to keep in step."""
     if isinstance(configs, bool) or not isinstance(configs, int) or configs < 1:
-        raise ValueError(f"--configs must be an integer >= 1, got {configs!r}")
+        raise InputError(f"--configs must be an integer >= 1, got {configs!r}")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if isinstance(seeds, int) and seeds < 1 or not seed_list:
-        raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
+        raise InputError(f"--seeds must be an integer >= 1, got {seeds!r}")
     if kinds is None:
         kinds = previous["kinds"] if previous else list(DEFAULT_KINDS)
     kinds = list(dict.fromkeys(kinds))
     for kind in kinds:
         parse_kind(kind)
     if "restart" not in kinds:
-        raise ValueError(f"--kinds must include restart (its last rung is every configuration's truth), got {','.join(kinds)}")
+        raise InputError(f"--kinds must include restart (its last rung is every configuration's truth), got {','.join(kinds)}")
     if cooldown is None:  # a new table: the library's; a resumed one: its own
         cooldown = previous["cooldown"] if previous else COOLDOWN
     check_fraction(cooldown, "--cooldown")
@@ -311,11 +312,11 @@ def build_table(
     with ``resume`` the table's own; kinds given with ``resume`` are added to the table's.
     See the module docstring."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"--jobs must be an integer >= 1, got {jobs!r}")
+        raise InputError(f"--jobs must be an integer >= 1, got {jobs!r}")
     out = Path(out)
     table_path, meta_path = out / TABLE_FILE, out / META_FILE
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file, not a directory")
+        raise PathInputError(f"--out {out} is a file, not a directory")
     previous = read_meta(out) if resume and meta_path.is_file() else None
 
     def finished(kinds: list[str]) -> set[Unit]:

@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from budgetopt.errors import InputError
+
 
 def add_bench(commands: argparse._SubParsersAction, command) -> None:
     """Add ``budgetopt bench`` (``command`` builds a subparser with the common options)."""
@@ -65,7 +67,7 @@ def _run_build(args: argparse.Namespace) -> int:
     if args.storage is not None or args.study is not None:
         return _enqueue(args)
     if args.out is None:
-        raise ValueError("bench build needs --out DIR (a local build) or --storage URL --study NAME (a build by workers)")
+        raise InputError("bench build needs --out DIR (a local build) or --storage URL --study NAME (a build by workers)")
     out = build_table(args.script, args.out, **_table_options(args), command=_command_line(args), say=_say(args))
     cost = measured_cost(Path(out))
     print(f"table: {out}")
@@ -78,15 +80,15 @@ def _enqueue(args: argparse.Namespace) -> int:
     from budgetopt.storage import open_shared_storage, safe_url
 
     if args.storage is None or args.study is None:
-        raise ValueError("a build by workers needs both --storage URL and --study NAME")
+        raise InputError("a build by workers needs both --storage URL and --study NAME")
     if args.out is not None:
-        raise ValueError(
+        raise InputError(
             f"--out {args.out} and --storage: choose one (a build by workers is written out by 'bench export --out')"
         )
     local = {"--jobs": (args.jobs, 1), "--threads": (args.threads, 1), "--device": (args.device, "cpu")}
     given = [f"{name} {value}" for name, (value, default) in local.items() if value != default]
     if given:
-        raise ValueError(f"{', '.join(given)}: with --storage, give these to each 'budgetopt bench worker'")
+        raise InputError(f"{', '.join(given)}: with --storage, give these to each 'budgetopt bench worker'")
     options = _table_options(args)
     for key in ("jobs", "threads", "device", "progress"):
         options.pop(key)
@@ -165,7 +167,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     grace = 2 * heartbeat if args.grace_period is None else check_iterations(args.grace_period, "--grace-period (seconds)")
     device = check_device(args.device)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
-        raise ValueError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
+        raise InputError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
     rdb_options = workers.heartbeat_options(heartbeat, grace, workers.RetryStaleTrial(args.max_retry))
     if args.storage.startswith("postgresql"):  # a host that does not answer: an error, not a hang
         rdb_options["engine_kwargs"] = {"connect_args": {"connect_timeout": 10}}
@@ -370,9 +372,9 @@ def _run_live(args: argparse.Namespace) -> int:
     try:
         seeds = tuple(int(s) for s in args.truth_seeds.split(",") if s.strip())
     except ValueError:
-        raise ValueError(f"--truth-seeds {args.truth_seeds!r}: expected integers separated by commas, e.g. 0,1") from None
+        raise InputError(f"--truth-seeds {args.truth_seeds!r}: expected integers separated by commas, e.g. 0,1") from None
     if not seeds or args.repeats < 1 or args.jobs < 1 or not args.compute > 0:
-        raise ValueError(
+        raise InputError(
             f"--truth-seeds {args.truth_seeds!r}, --repeats {args.repeats}, --jobs {args.jobs}, --compute {args.compute}: "
             "need at least one seed, repeats >= 1, jobs >= 1 and compute > 0"
         )

@@ -25,6 +25,7 @@ from typing import Any, cast
 import optuna
 
 from budgetopt.bench.table import read_meta
+from budgetopt.errors import MissingPathError
 from budgetopt.modes import COOLDOWN
 
 LIVE_COMPUTE = 8  # full budgets of the live study
@@ -58,7 +59,7 @@ def choose_study(data_dir: str | None, digits: bool) -> tuple[str, str]:
     from budgetopt.data import find_fashion_mnist
 
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-        raise FileNotFoundError(f"--data-dir {data_dir} does not exist")
+        raise MissingPathError(f"--data-dir {data_dir} does not exist")
     if digits:
         return "digits", "live study on scikit-learn's digits, as asked"
     try:

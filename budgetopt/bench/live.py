@@ -40,6 +40,7 @@ from budgetopt.bench._process import exit_with_parent
 from budgetopt.bench.build import loaded_script
 from budgetopt.bench.simulate import Method, method_pruner, method_sampler, resolve_method
 from budgetopt.bench.table import file_sha256, parse_kind, write_json_atomic
+from budgetopt.errors import InputError
 from budgetopt.frontier import frontier
 from budgetopt.run import BudgetedRun
 from budgetopt.study_script import build_seeded, load_study_script, train_config, train_run
@@ -68,7 +69,7 @@ def _live_method(name: str) -> Method:
     """The method called ``name``, if a live search can run it: a pruned method on one plain kind."""
     method = resolve_method(name)
     if method.pruner == "none" or parse_kind(method.kind).name != method.kind:
-        raise ValueError(f"method {name!r}: live searches take a pruned method on one plain kind (sha_cosine, restart, ...)")
+        raise InputError(f"method {name!r}: live searches take a pruned method on one plain kind (sha_cosine, restart, ...)")
     return method
 
 
@@ -197,9 +198,9 @@ def run_live(
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
         if not resume:
-            raise ValueError(f"--out {out} already holds live searches: add --resume to complete them, or choose another --out")
+            raise InputError(f"--out {out} already holds live searches: add --resume to complete them, or choose another --out")
         if old["spec"] != json.loads(json.dumps(meta["spec"])):
-            raise ValueError(f"--resume: {out} holds searches of another spec ({old['spec']})")
+            raise InputError(f"--resume: {out} holds searches of another spec ({old['spec']})")
         meta["commands"] = old.get("commands", []) + [command]
     else:
         meta["commands"] = [command]

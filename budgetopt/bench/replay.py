@@ -20,6 +20,7 @@ from budgetopt.bench.runner import caps_from, check_methods, fast_tpe_patch, poo
 from budgetopt.bench.simulate import BASELINE, DEFAULT_METHODS
 from budgetopt.bench.stats import rank_fidelity
 from budgetopt.bench.table import read_table, writable_directory
+from budgetopt.errors import InputError
 
 SEARCHES_FILE = "searches.jsonl"  # every finished search, one JSON line each (read back by --resume)
 
@@ -64,7 +65,7 @@ def simulate(
     table = read_table(table_dir)
     methods = check_methods(list(methods or DEFAULT_METHODS), table)
     if baseline not in methods:
-        raise ValueError(f"--baseline {baseline!r} is not one of the methods simulated ({', '.join(methods)})")
+        raise InputError(f"--baseline {baseline!r} is not one of the methods simulated ({', '.join(methods)})")
     for name, value, low in (
         ("--repeats", repeats, 1),
         ("--jobs", jobs, 1),
@@ -72,7 +73,7 @@ def simulate(
         ("--bootstrap-repeats", bootstrap_repeats, 1),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
     ladder = sub_ladder(rungs, table)
     caps = caps_from(compute, table, ladder)
     span = pool_range(pool, table)
@@ -80,7 +81,7 @@ def simulate(
     if span is not None:
         configs = configs[(configs >= span[0]) & (configs < span[1])]
     if len(configs) < 2:
-        raise ValueError(
+        raise InputError(
             f"the table in {table_dir} has {len(configs)} complete configuration(s)"
             + (f" at pool positions {pool}" if span else "")
             + "; a search needs at least 2"

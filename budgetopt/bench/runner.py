@@ -20,6 +20,7 @@ import optuna
 from budgetopt.bench._process import exit_with_parent
 from budgetopt.bench.simulate import BUILTIN, PoolLookup, SearchResult, resolve_method, run_search
 from budgetopt.bench.table import Table
+from budgetopt.errors import InputError
 
 _WORKER: dict[str, Any] = {}
 
@@ -143,10 +144,10 @@ def read_journal(path: Path, header: dict) -> dict[SearchKey, SearchResult]:
     except json.JSONDecodeError:
         first = None
     if not isinstance(first, dict) or first.get("format") != JOURNAL_FORMAT:
-        raise ValueError(f"--resume: {path} is not a journal of simulated searches; remove it or choose another --out")
+        raise InputError(f"--resume: {path} is not a journal of simulated searches; remove it or choose another --out")
     for key, value in header.items():
         if first.get(key) != value:
-            raise ValueError(
+            raise InputError(
                 f"--resume: the searches in {path} were made with other {key} than this run's (another --pool, --rungs "
                 "or table); remove the file or choose another --out"
             )
@@ -157,7 +158,7 @@ def read_journal(path: Path, header: dict) -> dict[SearchKey, SearchResult]:
         except json.JSONDecodeError:
             if number == len(lines):
                 break  # the line a killed run was writing
-            raise ValueError(f"--resume: line {number} of {path} is not JSON (the file was edited?)") from None
+            raise InputError(f"--resume: line {number} of {path} is not JSON (the file was edited?)") from None
         owner = record.get("pool")
         result = SearchResult.from_record(record["search"])
         done[(result.method, result.repeat, result.cap, owner)] = result
@@ -217,7 +218,7 @@ def _search_task_star(task: tuple) -> SearchResult:
 
 def check_methods(names: list[str], table: Table) -> list[str]:
     if not names:
-        raise ValueError(f"--methods is empty: name at least one of {', '.join(BUILTIN)}")
+        raise InputError(f"--methods is empty: name at least one of {', '.join(BUILTIN)}")
     for name in names:
         resolve_method(name, table)
     return list(dict.fromkeys(names))
@@ -240,7 +241,7 @@ def sub_ladder(spec: str | list | None, table: Table) -> tuple[int, ...]:
     try:
         rungs = tuple(int(item) for item in items)
     except ValueError:
-        raise ValueError(f"--rungs {','.join(map(str, items))!r}: allowed are {allowed}") from None
+        raise InputError(f"--rungs {','.join(map(str, items))!r}: allowed are {allowed}") from None
     ratios = {b // a if a and b % a == 0 else 0 for a, b in zip(rungs, rungs[1:])}
     if (
         len(rungs) < 2
@@ -249,7 +250,7 @@ def sub_ladder(spec: str | list | None, table: Table) -> tuple[int, ...]:
         or len(ratios) != 1
         or min(ratios) < 2
     ):
-        raise ValueError(f"--rungs {','.join(map(str, rungs))!r}: allowed are {allowed}")
+        raise InputError(f"--rungs {','.join(map(str, rungs))!r}: allowed are {allowed}")
     return rungs
 
 
@@ -265,7 +266,7 @@ def pool_range(spec: str | None, table: Table) -> tuple[int, int] | None:
     except ValueError:
         low = high = -1
     if not sep or not 0 <= low < high <= n:
-        raise ValueError(f"--pool {spec!r}: allowed is A:B with 0 <= A < B <= {n} (the table's pool positions)")
+        raise InputError(f"--pool {spec!r}: allowed is A:B with 0 <= A < B <= {n} (the table's pool positions)")
     return low, high
 
 
@@ -279,14 +280,14 @@ def caps_from(spec: str | list, table: Table, rungs: tuple[int, ...] | None = No
         try:
             full_budgets = float(item)
         except ValueError:
-            raise ValueError(f"--compute {item!r} is not a number of full budgets (e.g. 30 or 10,30,100)") from None
+            raise InputError(f"--compute {item!r} is not a number of full budgets (e.g. 30 or 10,30,100)") from None
         cap = int(round(full_budgets * max_budget))
         if not cap >= min_budget:
-            raise ValueError(
+            raise InputError(
                 f"--compute {item} is {cap} iterations, below one lowest rung ({min_budget} iterations = "
                 f"{min_budget / max_budget:.4g} full budgets): no search could run"
             )
         caps.append(cap)
     if not caps:
-        raise ValueError("--compute needs at least one number of full budgets")
+        raise InputError("--compute needs at least one number of full budgets")
     return sorted(set(caps))

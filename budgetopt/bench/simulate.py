@@ -60,6 +60,7 @@ from optuna.trial import TrialState
 
 from budgetopt._optuna import search_space_transform
 from budgetopt.bench.table import Table, parse_kind, parse_kind_choice
+from budgetopt.errors import InputError
 from budgetopt.modes import compute as mode_compute
 from budgetopt.modes import cooldown_iterations, mode_with
 from budgetopt.pruners import BudgetPruner
@@ -204,7 +205,7 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
         i = int(first.group(1))
         if i < 1 or (table is not None and i >= len(table.rungs)):
             allowed = f"1 to {len(table.rungs) - 1}" if table is not None else "1 or more"
-            raise ValueError(f"method {name!r}: i in rung<i> is the rung every trial trains to, {allowed}")
+            raise InputError(f"method {name!r}: i in rung<i> is the rung every trial trains to, {allowed}")
         method = Method(
             base,
             "continue_cosine",
@@ -232,9 +233,9 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
         try:
             cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as error:
-            raise ValueError(f"method {name!r}: cannot import {base} ({error})") from None
+            raise InputError(f"method {name!r}: cannot import {base} ({error})") from None
         if not (isinstance(cls, type) and issubclass(cls, optuna.pruners.BasePruner)):
-            raise ValueError(f"method {name!r}: {base} is not an optuna.pruners.BasePruner subclass")
+            raise InputError(f"method {name!r}: {base} is not an optuna.pruners.BasePruner subclass")
         kind = kind_override or "restart"
         mode = parse_kind_choice(kind).kind.mode
         method = Method(base, kind, base, "budget" if mode != "continue" else "tpe", kind, f"{base} on {kind} values")
@@ -243,15 +244,15 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
             parsed = parse_kind_choice(base).kind
         except ValueError as error:
             if "[" in base:
-                raise ValueError(f"method {name!r}: {error}") from None
-            raise ValueError(
+                raise InputError(f"method {name!r}: {error}") from None
+            raise InputError(
                 f"unknown method {name!r}: allowed are {', '.join(BUILTIN)}, a table kind (e.g. restart_beta0.3, "
                 "or restart_beta0.3[optimizer=sgd] for some configurations only), sha_cooldown<f> (a table with "
                 "cosine_cooldown<f>), rung<i> (every trial to rung i, then the best to the full budget), "
                 "or module:Class[@kind] for your own pruner; add @random, @tpe or @budget for that sampler"
             ) from None
         if parsed.cooled:
-            raise ValueError(
+            raise InputError(
                 f"method {name!r}: {base} values are read by sha_cooldown{parsed.cooldown:g} (successive halving on the "
                 "cosine values, cooldowns for each rung's survivors), not promoted on"
             )

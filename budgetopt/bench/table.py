@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from budgetopt._validation import check_fraction
+from budgetopt.errors import InputError, PathInputError
 from budgetopt.modes import compute as mode_compute
 from budgetopt.modes import cooldown_iterations
 from budgetopt.schedules import PROFILES
@@ -69,7 +70,7 @@ PARAM_PREFIX = "param_"
 DEFAULT_KINDS = ("restart", "branch", "continue_step", "continue_cosine")
 
 
-class TableError(ValueError):
+class TableError(InputError):
     """A table that is missing, truncated, hand-edited, or built for something else."""
 
 
@@ -134,7 +135,7 @@ def parse_kind(name: str) -> Kind:
     if match:
         number = float(match.group(1))
         if f"cosine_cooldown{number:g}" != name:
-            raise ValueError(f"unit kind {name!r}: write it cosine_cooldown{number:g}")
+            raise InputError(f"unit kind {name!r}: write it cosine_cooldown{number:g}")
         if 0 < number < 1:
             return Kind(name, "continue", "cosine", cooldown=number, cooled=True)
     match = re.fullmatch(r"(restart_beta|branch_cooldown)(\d+(?:\.\d+)?)(?:_(\w+))?", name)
@@ -143,12 +144,12 @@ def parse_kind(name: str) -> Kind:
         number = float(match.group(2))
         spelling = f"{match.group(1)}{number:g}" + (f"_{shape}" if shape else "")
         if spelling != name:  # one spelling per kind: a table must not hold two
-            raise ValueError(f"unit kind {name!r}: write it {spelling}")
+            raise InputError(f"unit kind {name!r}: write it {spelling}")
         if match.group(1) == "restart_beta" and number > 0:
             return Kind(name, "restart", horizon_exponent=number)
         if match.group(1) == "branch_cooldown" and 0 < number <= 1:
             return Kind(name, "branch", shape or "linear", cooldown=number)
-    raise ValueError(
+    raise InputError(
         f"unknown unit kind {name!r}: allowed are restart, branch, continue_<profile> "
         f"(profile one of {', '.join(PROFILES)}), restart_beta<b> (b > 0, e.g. restart_beta0.3), "
         "branch_cooldown<f> (0 < f <= 1, e.g. branch_cooldown0.1), branch_cooldown<f>_<profile> (that cooldown "
@@ -197,11 +198,11 @@ def parse_kind_choice(name: str) -> KindChoice:
     match = re.fullmatch(r"([\w.]+)\[(\w+)=([^\]]+)\]", name)
     if match is None:
         if "[" in name or "]" in name:
-            raise ValueError(f"kind {name!r}: expected KIND[param=value], e.g. restart_beta0.3[optimizer=sgd]")
+            raise InputError(f"kind {name!r}: expected KIND[param=value], e.g. restart_beta0.3[optimizer=sgd]")
         return KindChoice(name, parse_kind(name))
     kind = parse_kind(match.group(1))
     if kind.mode == "continue" or kind.name in ("restart", "branch"):
-        raise ValueError(
+        raise InputError(
             f"kind {name!r}: a condition needs a restart_beta<b> or branch_cooldown<f> kind "
             "(the others read the plain restart or branch kind)"
         )
@@ -301,14 +302,14 @@ def writable_directory(out: Path, option: str = "--out") -> Path:
     one-line error naming ``option`` otherwise."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{option} {out} is a file, not a directory")
+        raise PathInputError(f"{option} {out} is a file, not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise PermissionError(f"{option} {out} is not writable ({error.strerror or error})") from None
+        raise PathInputError(f"{option} {out} is not writable ({error.strerror or error})") from None
     return out
 
 
@@ -462,14 +463,14 @@ def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
         for line, row in enumerate(reader, start=2):
             try:
                 if len(row) != len(expected_header):
-                    raise ValueError(f"{len(row)} cells, {len(expected_header)} expected")
+                    raise InputError(f"{len(row)} cells, {len(expected_header)} expected")
                 c, s, k, b = int(row[0]), seed_index[int(row[1])], kind_index[row[2]], rung_index[int(row[3])]
                 if not 0 <= c < n:
-                    raise ValueError(f"config {c} is not in the pool of {n}")
+                    raise InputError(f"config {c} is not in the pool of {n}")
                 if rows[c, s, k, b]:
-                    raise ValueError("a duplicate row")
+                    raise InputError("a duplicate row")
                 if [row[len(COLUMNS) + i] for i in range(len(params))] != [_cell(meta["pool"][c][p]) for p in params]:
-                    raise ValueError(f"its parameters are not those of configuration {c} in {META_FILE}")
+                    raise InputError(f"its parameters are not those of configuration {c} in {META_FILE}")
                 rows[c, s, k, b] = True
                 value[c, s, k, b] = float(row[4]) if row[4] else np.nan
                 compute[c, s, k, b] = float(row[6]) if row[6] else np.nan

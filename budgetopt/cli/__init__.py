@@ -35,8 +35,8 @@ builder listed in ``COMMANDS``::
 
     def _run_compare(args: argparse.Namespace) -> int:
         storage = open_storage(args.storage, create=True)
-        ...                                  # call the library; raise CommandError, or
-        return 0                             # ValueError at a raise statement, for bad input
+        ...                                  # call the library; raise budgetopt.errors.InputError
+        return 0                             # for bad input, ResourceError for the environment
 
     COMMANDS = (..., _add_compare)
 """
@@ -50,14 +50,14 @@ from collections.abc import Callable
 
 from budgetopt.cli._common import add_command, progress, say
 from budgetopt.cli.dashboard import add_dashboard
-from budgetopt.cli.errors import CommandError, classify
+from budgetopt.cli.errors import classify
 from budgetopt.cli.frontier import add_export, add_frontier
 from budgetopt.cli.report import add_report
 from budgetopt.cli.schedules import add_schedules
 from budgetopt.cli.workers import add_launch, add_worker
 from budgetopt.storage import load_study, open_storage, study_names
 
-__all__ = ["COMMANDS", "CommandError", "build_parser", "load_study", "main", "open_storage", "progress", "say", "study_names"]
+__all__ = ["COMMANDS", "build_parser", "load_study", "main", "open_storage", "progress", "say", "study_names"]
 
 
 # -- budgetopt compare / demo / bench: budgetopt/bench/cli.py --------------------------------

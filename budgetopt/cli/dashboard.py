@@ -12,7 +12,7 @@ import optuna
 from budgetopt._messages import message_line
 from budgetopt._optuna import study_id
 from budgetopt.cli._common import add_command, say
-from budgetopt.cli.errors import CommandError
+from budgetopt.errors import InputError, ResourceError
 from budgetopt.storage import load_study, open_storage, study_names
 
 
@@ -49,7 +49,7 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     from budgetopt.dashboard import is_budgetopt_study, publish
 
     if not 0 <= args.port <= 65535:
-        raise CommandError(f"--port must be in [0, 65535], got {args.port}")
+        raise InputError(f"--port must be in [0, 65535], got {args.port}")
     storage = open_storage(args.storage)
     if args.study is not None:
         studies = [load_study(storage, args.storage, args.study)]
@@ -65,10 +65,10 @@ def _run_dashboard(args: argparse.Namespace) -> int:
         server = make_server(args.host, args.port, optuna_dashboard.wsgi(storage), WSGIServer, QuietHandler)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
-            raise CommandError(f"port {args.port} on {args.host} is in use: choose another with --port", status=1) from error
+            raise ResourceError(f"port {args.port} on {args.host} is in use: choose another with --port") from error
         if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
-            raise CommandError(f"cannot listen on host {args.host!r}: {message_line(error)}") from error
-        raise CommandError(f"cannot listen on {args.host}:{args.port}: {message_line(error)}", status=1) from error
+            raise InputError(f"cannot listen on host {args.host!r}: {message_line(error)}") from error
+        raise ResourceError(f"cannot listen on {args.host}:{args.port}: {message_line(error)}") from error
 
     with server:
         if not args.no_publish:
@@ -78,7 +78,7 @@ def _run_dashboard(args: argparse.Namespace) -> int:
                     say(args, f"published study {study.study_name!r}: note {'updated' if written['note'] else 'unchanged'}, "
                         f"{len(written['figures'])} figure(s) updated, {written['trial_notes']} trial note(s) written")
                 elif args.study is not None:
-                    raise CommandError(f"study {study.study_name!r} is not a budgetopt study (no trial ran with BudgetedRun)")
+                    raise InputError(f"study {study.study_name!r} is not a budgetopt study (no trial ran with BudgetedRun)")
                 else:
                     say(args, f"skipped study {study.study_name!r}: not a budgetopt study")
         host, port = str(server.server_address[0]), server.server_address[1]

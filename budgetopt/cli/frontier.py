@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from budgetopt.cli._common import add_command
-from budgetopt.cli.errors import CommandError
+from budgetopt.errors import InputError, ResourceError
 from budgetopt.storage import load_study, open_storage
 
 
@@ -83,12 +83,12 @@ def _run_export(args: argparse.Namespace) -> int:
     from budgetopt.storage import default_model_location, open_snapshot_store
 
     if not Path(args.out).resolve().parent.is_dir():
-        raise CommandError(f"--out {args.out}: its directory does not exist")
+        raise InputError(f"--out {args.out}: its directory does not exist")
     storage = open_storage(args.storage)
     study = load_study(storage, args.storage, args.study)
     models = args.models or default_model_location(args.storage)
     if "://" not in models and not Path(models).is_dir():
-        raise CommandError(f"--models {models}: no such directory (where the study's workers kept models: --models)")
+        raise InputError(f"--models {models}: no such directory (where the study's workers kept models: --models)")
     number, value, state = kept_state_dict(study, args.budget, open_snapshot_store(models, "model"), trial=args.trial)
     torch.save(state, args.out)
     print(f"{args.out}: trial {number}'s model at budget {args.budget} (value {'-' if value is None else value})")
@@ -99,16 +99,16 @@ def _run_frontier(args: argparse.Namespace) -> int:
     from budgetopt.frontier import fit_frontier, frontier, frontier_text
 
     if args.min_gain is not None and not args.min_gain > 0:
-        raise CommandError(f"--min-gain must be a number > 0, got {args.min_gain:g}")
+        raise InputError(f"--min-gain must be a number > 0, got {args.min_gain:g}")
     if args.plot is not None:
         if not args.plot.endswith(".html"):
-            raise CommandError(f"--plot must name an .html file, got {args.plot!r}")
+            raise InputError(f"--plot must name an .html file, got {args.plot!r}")
         if not Path(args.plot).resolve().parent.is_dir():
-            raise CommandError(f"--plot {args.plot}: its directory does not exist")
+            raise InputError(f"--plot {args.plot}: its directory does not exist")
         try:
             from budgetopt.dashboard.figures import frontier_figure
         except ImportError as error:
-            raise CommandError(f"--plot needs plotly: pip install 'budgetopt[dashboard]' ({error})", status=1) from None
+            raise ResourceError(f"--plot needs plotly: pip install 'budgetopt[dashboard]' ({error})") from None
     storage = open_storage(args.storage)
     study = load_study(storage, args.storage, args.study)
     front = frontier(study, include_continue=args.include_continue)

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from budgetopt.cli._common import add_command, say
-from budgetopt.cli.errors import CommandError
+from budgetopt.errors import InputError
 from budgetopt.storage import load_study, open_storage
 
 
@@ -42,7 +42,7 @@ def _run_report(args: argparse.Namespace) -> int:
     from budgetopt import dashboard
 
     if args.top < 1:
-        raise CommandError(f"--top must be an integer >= 1, got {args.top}")
+        raise InputError(f"--top must be an integer >= 1, got {args.top}")
     storage = open_storage(args.storage)
     study = load_study(storage, args.storage, args.study)
     summary = dashboard.summarize(study)

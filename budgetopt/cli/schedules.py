@@ -7,7 +7,7 @@ import importlib
 from pathlib import Path
 
 from budgetopt.cli._common import add_command, say
-from budgetopt.cli.errors import CommandError
+from budgetopt.errors import InputError, ResourceError
 
 _FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -45,16 +45,16 @@ def _run_schedules(args: argparse.Namespace) -> int:
     warmup = check_warmup(args.warmup, budget, "--warmup")
     names = [n.strip() for n in args.profiles.split(",") if n.strip()]
     if not names:
-        raise CommandError(f"--profiles needs at least one profile name, got {args.profiles!r}")
+        raise InputError(f"--profiles needs at least one profile name, got {args.profiles!r}")
     try:
         profiles = {name: get_profile(name) for name in names}
     except ValueError as error:
-        raise CommandError(f"--profiles: {error}") from error
+        raise InputError(f"--profiles: {error}") from error
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".html", ".png"):
-        raise CommandError(f"--out must end in .html or .png, got {args.out!r}")
+        raise InputError(f"--out must end in .html or .png, got {args.out!r}")
     if out is not None and not out.parent.is_dir():  # before anything is printed
-        raise CommandError(f"--out {args.out}: the directory {str(out.parent)!r} does not exist", status=1)
+        raise ResourceError(f"--out {args.out}: the directory {str(out.parent)!r} does not exist")
     if out is not None:  # a missing plotly or matplotlib, too, before anything is printed
         importlib.import_module("plotly.graph_objects" if out.suffix.lower() == ".html" else "matplotlib")
 
@@ -72,7 +72,7 @@ def _run_schedules(args: argparse.Namespace) -> int:
         try:
             _plot_profiles(out, steps, curves, title)
         except OSError as error:
-            raise CommandError(f"--out {args.out} cannot be written: {error.strerror or error}", status=1) from None
+            raise ResourceError(f"--out {args.out} cannot be written: {error.strerror or error}") from None
         say(args, f"wrote {out}")
     return 0
 

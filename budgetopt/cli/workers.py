@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 from budgetopt._messages import message_line
 from budgetopt.cli._common import add_command, say
-from budgetopt.cli.errors import CommandError, classify
+from budgetopt.cli.errors import classify
+from budgetopt.errors import InputError, ResourceError
 from budgetopt.storage import (
     default_model_location,
     default_snapshot_location,
@@ -163,7 +164,7 @@ def add_launch(commands: argparse._SubParsersAction) -> None:
 def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     """Check a worker's options and open what it needs -- script, data (``load_data``),
     snapshot store, storage with the heartbeat, study -- in that order, so that nothing
-    is written to the storage when an input is bad (ValueError or CommandError)."""
+    is written to the storage when an input is bad (an InputError)."""
     from budgetopt import workers
     from budgetopt._validation import check_fraction, check_iterations
     from budgetopt.pruners import BudgetPruner
@@ -185,14 +186,14 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     mode = _mode(args)  # checked here; a branch study's own cooldown is read once the storage is open
     check_iterations(args.keep_models, "--keep-models", minimum=0)
     if args.keep_models and args.mode == "continue":
-        raise CommandError(
+        raise InputError(
             f"--keep-models {args.keep_models} keeps annealed rung models: --mode continue has none (restart or branch)"
         )
     if args.models is not None and not args.keep_models:
-        raise CommandError(f"--models {args.models} is where --keep-models keeps models: give --keep-models K too")
+        raise InputError(f"--models {args.models} is where --keep-models keeps models: give --keep-models K too")
     script = load_study_script(args.script)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
-        raise CommandError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
+        raise InputError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
     data = None
     if load_data:
         try:
@@ -201,7 +202,7 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
             if classify(error) is not None:  # bad input, the user's code, the environment: main says which
                 raise
             # What a built-in study's download or files raise: unclassified, but the data's.
-            raise CommandError(f"{script.name}: loading its data failed: {message_line(error)}", status=1) from error
+            raise ResourceError(f"{script.name}: loading its data failed: {message_line(error)}") from error
     ladder = script.ladder_for(args.quick)
     pruner = BudgetPruner(ladder.min_budget, ladder.max_budget, ladder.reduction_factor, brackets=brackets)
     retry = workers.RetryStaleTrial(args.max_retry)
@@ -289,9 +290,9 @@ def _run_worker(args: argparse.Namespace) -> int:
             snapshot_store=setup["store"], requeue=setup["retry"], identity=identity, say=status,
         )
     except workers.RepeatedTrialError as error:
-        raise CommandError(str(error), status=1) from error
+        raise ResourceError(str(error)) from error
     except optuna.exceptions.StorageInternalError as error:
-        raise CommandError(f"lost the storage {safe_url(args.storage)!r}: {message_line(error)}", status=1) from error
+        raise ResourceError(f"lost the storage {safe_url(args.storage)!r}: {message_line(error)}") from error
     finally:
         signal.signal(signal.SIGTERM, previous)
     if args.keep_models:  # the leftovers of stale views: whichever worker ends last leaves exactly the top k
@@ -326,13 +327,13 @@ def _run_launch(args: argparse.Namespace) -> int:
         try:
             gpus = [int(g) for g in args.gpus.split(",")]
         except ValueError:
-            raise CommandError(f"--gpus must be comma-separated GPU indices like 0,1,2,3, got {args.gpus!r}") from None
+            raise InputError(f"--gpus must be comma-separated GPU indices like 0,1,2,3, got {args.gpus!r}") from None
         if any(g < 0 for g in gpus):
-            raise CommandError(f"--gpus must be GPU indices >= 0, got {args.gpus!r}")
+            raise InputError(f"--gpus must be GPU indices >= 0, got {args.gpus!r}")
         for gpu in sorted(set(gpus)):
             check_device(f"cuda:{gpu}")
     elif args.workers < 1:
-        raise CommandError(f"--workers must be an integer >= 1, got {args.workers}")
+        raise InputError(f"--workers must be an integer >= 1, got {args.workers}")
     # Check everything once here (and create the study once) rather than in every worker.
     setup = _worker_setup(args, load_data=False)
     say(args, f"study {setup['study'].study_name!r}: rung snapshots in {setup['snapshots']}"
@@ -342,9 +343,8 @@ def _run_launch(args: argparse.Namespace) -> int:
         print("budgetopt: interrupted", file=sys.stderr)
         return 130
     if result.failed:
-        raise CommandError(
+        raise ResourceError(
             f"{len(result.failed)} of {len(result.workers)} workers failed: "
-            + ", ".join(f"{label} exited with {code}" for label, code in result.failed),
-            status=1,
+            + ", ".join(f"{label} exited with {code}" for label, code in result.failed)
         )
     return 0

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from budgetopt.dashboard.summary import StudySummary, TrialRecord
 from budgetopt.dashboard.text import format_budgets, format_share
+from budgetopt.errors import InputError
 from budgetopt.frontier import Frontier, FrontierFit
 from budgetopt.modes import COOLDOWN, MODES, describe_schedule, get_mode, mode_of_schedule, mode_with
 from budgetopt.run import BudgetedRun
@@ -280,10 +281,10 @@ def comparison_figure(results: Mapping[str, Iterable] | Iterable[Mapping], value
         try:
             method, compute, value = str(row["method"]), float(row["compute"]), float(row["value"])
         except (KeyError, TypeError, ValueError, IndexError) as error:
-            raise ValueError(f"a comparison point needs a method, a numeric compute and value; got {row!r}") from error
+            raise InputError(f"a comparison point needs a method, a numeric compute and value; got {row!r}") from error
         points.setdefault(method, []).append((compute, value, str(row.get("label", ""))))
     if not points:
-        raise ValueError("comparison results are empty: give at least one (method, compute, value) point")
+        raise InputError("comparison results are empty: give at least one (method, compute, value) point")
     fig = _figure(
         f"{value_name.capitalize()} against compute, per method",
         dict(title="compute (iterations executed)", type="log"),

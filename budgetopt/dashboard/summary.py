@@ -26,6 +26,7 @@ from budgetopt.attrs import (
     STUDY_ATTR_LADDER,
     retried_numbers,
 )
+from budgetopt.errors import InputError
 from budgetopt.frontier import Frontier, FrontierFit, fit_frontier, frontier
 from budgetopt.keep import kept_model_id
 from budgetopt.modes import MODE_TYPES, describe_schedule, get_mode
@@ -189,7 +190,7 @@ def summarize(study: optuna.Study) -> StudySummary:
     retried = retried_numbers(trials)
     records = [TrialRecord.from_trial(t) for t in trials if ATTR_PLAN in t.user_attrs and t.number not in retried]
     if not records and ladder is None:
-        raise ValueError(
+        raise InputError(
             f"study {study.study_name!r} is not a budgetopt study: no trial has a {ATTR_PLAN!r} user attr "
             "(trials are written by budgetopt.BudgetedRun)"
         )

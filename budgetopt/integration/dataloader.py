@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from budgetopt.errors import InputError, InputTypeError
+
 
 @dataclass(frozen=True)
 class _Bookmark:
@@ -66,7 +68,7 @@ class LoaderStream:
 
     def __init__(self, loader: Iterable) -> None:
         if isinstance(loader, Iterator) or not isinstance(loader, Iterable):
-            raise TypeError(
+            raise InputTypeError(
                 f"loader must be a DataLoader or another re-iterable of batches, got {type(loader).__name__} "
                 "(an iterator can be read only once: its epochs cannot be replayed)"
             )
@@ -119,7 +121,7 @@ class LoaderStream:
                 batch = next(self._iter)
             except StopIteration:
                 if self.pos == self._epoch_pos:
-                    raise ValueError(f"the loader yielded no batch in epoch {self.epoch}: it has nothing to train on") from None
+                    raise InputError(f"the loader yielded no batch in epoch {self.epoch}: it has nothing to train on") from None
                 self.epoch += 1
                 self._iter = None
                 continue

@@ -36,6 +36,7 @@ import torch
 
 from budgetopt._torchvision import repair_torchvision_ops
 from budgetopt._validation import check_choice, check_iterations
+from budgetopt.errors import InputError, InputTypeError
 from budgetopt.ladder import Ladder
 from budgetopt.modes import MODES
 from budgetopt.run import BudgetedRun, HookDriver
@@ -128,7 +129,7 @@ class BudgetPruningCallback(Callback):
     ) -> None:
         super().__init__()
         if not isinstance(monitor, str) or not monitor:
-            raise TypeError(f"monitor must be the name of a logged metric, got {monitor!r}")
+            raise InputTypeError(f"monitor must be the name of a logged metric, got {monitor!r}")
         self.mode = check_choice(mode, "mode", MODES)
         # One step's loss in loss_check_every goes to the run, as a float (the one device
         # sync): adding every step's loss tensor up would cost more than LinearLR's step.
@@ -162,35 +163,35 @@ class BudgetPruningCallback(Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.world_size > 1:
-            raise ValueError(f"BudgetPruningCallback runs in one process; this Trainer has world_size={trainer.world_size}")
+            raise InputError(f"BudgetPruningCallback runs in one process; this Trainer has world_size={trainer.world_size}")
         if trainer.lr_scheduler_configs:
             name = type(trainer.lr_scheduler_configs[0].scheduler).__name__
-            raise ValueError(
+            raise InputError(
                 f"configure_optimizers returns an LR scheduler ({name}): BudgetPruningCallback sets every step's "
                 "learning rate from the budget's schedule; return the optimizer alone"
             )
         optimizers = trainer.optimizers
         if not optimizers:
-            raise ValueError("configure_optimizers returns no optimizer: BudgetPruningCallback needs one")
+            raise InputError("configure_optimizers returns no optimizer: BudgetPruningCallback needs one")
         optimizer = optimizers[0] if len(optimizers) == 1 else _Optimizers(optimizers)
         self.run = BudgetedRun(self._source, pl_module, optimizer, budgets=self._budgets, mode=self.mode, **self._options)
         run = self.run
         self.total_steps = total = run.mode_object.compute(run.budgets)
         plan = f"{run.mode} over budgets {list(run.budgets)} takes {total} optimizer steps"
         if trainer.max_steps != -1 and trainer.max_steps < total:
-            raise ValueError(
+            raise InputError(
                 f"max_steps={trainer.max_steps} stops training before the plan ends ({plan}): "
                 "leave max_steps=-1, the callback stops the Trainer after the last budget"
             )
         if trainer.min_steps is not None and trainer.min_steps > total:
-            raise ValueError(f"min_steps={trainer.min_steps} trains past the plan's end ({plan}): lower it or leave it unset")
+            raise InputError(f"min_steps={trainer.min_steps} trains past the plan's end ({plan}): lower it or leave it unset")
         self._driver = HookDriver(run)
         # Validation runs at the rungs and only there: Lightning's epoch loop asks this.
         trainer.fit_loop.epoch_loop._should_check_val_fx = self._should_validate  # type: ignore[method-assign]
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.enable_validation:
-            raise ValueError(
+            raise InputError(
                 f"BudgetPruningCallback reports {self.monitor!r} from validation at every rung, and this Trainer runs "
                 "no validation: pass val_dataloaders to fit, define validation_step, keep limit_val_batches > 0"
             )
@@ -202,12 +203,12 @@ class BudgetPruningCallback(Callback):
             epochs = f"epochs of {per_epoch} optimizer steps ({int(batches)} batches"
             epochs += f", accumulate_grad_batches={trainer.accumulate_grad_batches})" if automatic else ")"
             if trainer.max_epochs not in (None, -1) and trainer.max_epochs * per_epoch < self.total_steps:
-                raise ValueError(
+                raise InputError(
                     f"max_epochs={trainer.max_epochs} {epochs} stops training before the plan ends ({plan}): "
                     "set max_epochs=-1, the callback stops the Trainer after the last budget"
                 )
             if trainer.min_epochs and trainer.min_epochs * per_epoch > self.total_steps:
-                raise ValueError(f"min_epochs={trainer.min_epochs} {epochs} trains past the plan's end ({plan}): lower it")
+                raise InputError(f"min_epochs={trainer.min_epochs} {epochs} trains past the plan's end ({plan}): lower it")
         self._last_step, self._steps_done = trainer.global_step, 0
 
     # -- training -------------------------------------------------------------------------
@@ -244,7 +245,7 @@ class BudgetPruningCallback(Callback):
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
-            raise ValueError(
+            raise InputError(
                 f"monitor={self.monitor!r} was not logged by the validation at budget {segment.budget} "
                 f"(logged: {logged}): log it in validation_step with self.log({self.monitor!r}, ...)"
             )

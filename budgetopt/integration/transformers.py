@@ -80,6 +80,7 @@ import torch
 
 from budgetopt._torchvision import repair_torchvision_ops
 from budgetopt._validation import check_choice
+from budgetopt.errors import InputError, InputTypeError
 from budgetopt.ladder import Ladder
 from budgetopt.modes import MODES, get_mode
 from budgetopt.run import BudgetedRun, HookDriver, run_budgets
@@ -124,7 +125,7 @@ class BudgetTrainerCallback(TrainerCallback):
         **run_options: Any,
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
-            raise TypeError(f"monitor must be the name of an evaluation metric such as 'eval_loss', got {monitor!r}")
+            raise InputTypeError(f"monitor must be the name of an evaluation metric such as 'eval_loss', got {monitor!r}")
         self.monitor = monitor
         self.mode = check_choice(mode, "mode", MODES)
         self.budgets = run_budgets(source, budgets)  # the trial's plan, checked once here
@@ -149,38 +150,38 @@ class BudgetTrainerCallback(TrainerCallback):
         plan = f"{self.mode} over budgets {list(self.budgets)} takes {self.max_steps} optimizer steps"
         scheduler = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
         if scheduler != "constant":
-            raise ValueError(
+            raise InputError(
                 f"lr_scheduler_type={scheduler!r}: BudgetTrainerCallback sets every step's learning rate from the "
                 "budget's schedule; set lr_scheduler_type='constant'"
             )
         if getattr(args, "warmup_steps", 0) or getattr(args, "warmup_ratio", 0):
-            raise ValueError(
+            raise InputError(
                 f"warmup_steps={args.warmup_steps} / warmup_ratio={getattr(args, 'warmup_ratio', 0)}: the Trainer's warmup "
                 "would be a second schedule; give BudgetTrainerCallback(..., warmup=ITERATIONS) instead"
             )
         if state.max_steps != self.max_steps:
-            raise ValueError(
+            raise InputError(
                 f"max_steps={args.max_steps} ({state.max_steps} optimizer steps) contradicts the plan ({plan}): "
                 f"set TrainingArguments(max_steps=callback.max_steps), here {self.max_steps}"
             )
         strategy = str(getattr(args.eval_strategy, "value", args.eval_strategy))
         if strategy != "no":
-            raise ValueError(
+            raise InputError(
                 f"eval_strategy={strategy!r} evaluates between the rungs: set eval_strategy='no', BudgetTrainerCallback "
                 "evaluates at every rung budget"
             )
         if getattr(args, "load_best_model_at_end", False):
-            raise ValueError(
+            raise InputError(
                 "load_best_model_at_end=True would load an earlier rung's checkpoint after train(): each rung's value "
                 "is for its own budget; leave it False"
             )
         if getattr(state, "trial_params", None) is not None:
-            raise ValueError(
+            raise InputError(
                 "Trainer.hyperparameter_search is not supported: it reports its own objective to the trial at global "
                 "steps, not budgets; call trainer.train() in an objective(trial) run by study.optimize"
             )
         if getattr(args, "world_size", 1) > 1:
-            raise ValueError(f"BudgetTrainerCallback runs in one process; this Trainer has world_size={args.world_size}")
+            raise InputError(f"BudgetTrainerCallback runs in one process; this Trainer has world_size={args.world_size}")
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
                        **kwargs: Any) -> None:
@@ -194,7 +195,7 @@ class BudgetTrainerCallback(TrainerCallback):
             raise RuntimeError("BudgetTrainerCallback needs the Trainer's model and optimizer in on_train_begin")
         scheduler = kwargs.get("lr_scheduler")
         if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
-            raise ValueError(
+            raise InputError(
                 f"the Trainer's LR scheduler is a {type(scheduler).__name__}: BudgetTrainerCallback follows the one "
                 "lr_scheduler_type='constant' makes (a LambdaLR); do not pass optimizers=(optimizer, scheduler)"
             )
@@ -231,7 +232,7 @@ class BudgetTrainerCallback(TrainerCallback):
         metrics = metrics or {}
         if self.monitor not in metrics:
             logged = ", ".join(sorted(metrics)) or "nothing"
-            raise ValueError(
+            raise InputError(
                 f"monitor={self.monitor!r} is not among the evaluation's metrics at budget {segment.budget} "
                 f"(got: {logged}): the Trainer prefixes compute_metrics' keys with 'eval_'"
             )

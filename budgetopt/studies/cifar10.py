@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from budgetopt._torchvision import ensure_torchvision, repair_torchvision_ops
 from budgetopt.data import DATA_ROOT, split_indices
+from budgetopt.errors import MissingPathError
 from budgetopt.study_script import accuracy
 
 repair_torchvision_ops()  # timm imports torchvision: make it load next to a CPU-only torch
@@ -66,13 +67,13 @@ def load_data(data_dir=None, quick=False, fake=False, batch_size=128, num_worker
     else:
         root = Path(data_dir).expanduser() if data_dir is not None else DATA_ROOT
         if data_dir is not None and not root.is_dir():
-            raise FileNotFoundError(f"data directory {root} does not exist")
+            raise MissingPathError(f"data directory {root} does not exist")
         try:
             sets = [tv.datasets.CIFAR10(root, train=True, transform=t, download=True) for t in (augment, plain)]
             test = tv.datasets.CIFAR10(root, train=False, transform=plain, download=True)
         except Exception as error:  # URLError, RuntimeError, OSError, ... from the download
             reason = " ".join(str(error).split()) or type(error).__name__
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"CIFAR-10 is not in {root} and could not be downloaded ({reason}); "
                 "pass a data directory holding cifar-10-batches-py, or fake=True"
             ) from None
