@@ -101,9 +101,23 @@ def verdict_sentences(results: dict, methods: list[str] | None = None) -> list[s
 
 
 def render(results: dict) -> str:
+    """``report.md``: the header, then per cap its tables, the verdict, the pool bootstrap,
+    rank fidelity and the thresholds given (one function per section below)."""
+    lines = _header(results)
+    rungs = results["settings"].get("rungs") or results["table"]["rungs"]
+    for cap in results["searches"]["caps"].values():
+        lines += [*_cap_table(cap), *_truths_table(cap), *_landing_table(cap), *_frontier_table(cap, rungs), ""]
+    lines += ["## Reading, against the baseline", "", *verdict_sentences(results), ""]
+    lines += _bootstrap_section(results["searches"].get("pool_bootstrap"))
+    lines += _fidelity_section(results.get("fidelity"))
+    lines += _thresholds_section(results.get("thresholds"))
+    return "\n".join(lines)
+
+
+def _header(results: dict) -> list[str]:
     t = results["table"]
     s = results["settings"]
-    lines = [
+    return [
         f"# Simulated searches on `{t['study']}`, ladder {t['ladder_name']} ({'/'.join(map(str, t['rungs']))})",
         "",
         "```",
@@ -132,87 +146,107 @@ def render(results: dict) -> str:
         f"seeds). Baseline for paired differences: `{s['baseline']}`. Intervals: 95% Student-t over repeats.",
         "",
     ]
-    searches = results["searches"]
-    for cap in searches["caps"].values():
+
+
+def _cap_table(cap: dict) -> list[str]:
+    lines: list[str] = []
+    lines += [
+        f"## Searches of {cap['full_budgets']:g} full budgets ({cap['iterations']:,} iterations)",
+        "",
+        "| method | selection regret | minus baseline (paired) | repeats lower / higher | deployable test score "
+        "| minus baseline (paired) | average rank | compute mean / max | trials (full budget) "
+        "| compute to reach baseline's final regret |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for method, e in cap["methods"].items():
+        reach = (e.get("compute_to_reach_baseline") or {}).get("mean")
+        reach_text = "never" if reach is None else f"{reach['full_budgets']:g} FB ({reach['fraction_of_cap']:.2f}x)"
+        paired = "regret_minus_baseline" in e
+        regret_diff = format_interval(e["regret_minus_baseline"], sign=True) if paired else ""
+        counts = f"{e['regret_lower_than_baseline_in']} / {e['regret_higher_than_baseline_in']}" if paired else ""
+        deploy_diff = format_interval(e["deployable_minus_baseline"], sign=True) if paired else ""
+        lines.append(
+            f"| `{method}` | {format_interval(e['regret_summary'])} | {regret_diff} | {counts} | "
+            f"{format_interval(e['deployable_summary'])} | {deploy_diff} | "
+            f"{format_number(e.get('average_rank'), 2)} | "
+            f"{e['compute_summary']['mean']:,.0f} / {e['compute_summary']['max']:,} | "
+            f"{e['trials_summary']['mean']:.1f} ({e['trials_summary']['full_budget']:.1f}) | {reach_text} |"
+        )
+    return lines
+
+
+def _truths_table(cap: dict) -> list[str]:
+    """Selection regret under every truth the table holds (nothing when it holds one)."""
+    lines: list[str] = []
+    truths = list(next(iter(cap["methods"].values())).get("by_truth", {}))
+    if len(truths) > 1:
         lines += [
-            f"## Searches of {cap['full_budgets']:g} full budgets ({cap['iterations']:,} iterations)",
             "",
-            "| method | selection regret | minus baseline (paired) | repeats lower / higher | deployable test score "
-            "| minus baseline (paired) | average rank | compute mean / max | trials (full budget) "
-            "| compute to reach baseline's final regret |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "Selection regret under each truth (the full-budget test score of each final schedule the table holds; "
+            "a conclusion stands only where they agree). Paired difference against the baseline, and the repeats "
+            "lower / higher with the exact sign test's p:",
+            "",
+            "| method | truth | selection regret | minus baseline (paired) | repeats lower / higher (sign test p) |",
+            "|---|---|---:|---:|---:|",
         ]
         for method, e in cap["methods"].items():
-            reach = (e.get("compute_to_reach_baseline") or {}).get("mean")
-            reach_text = "never" if reach is None else f"{reach['full_budgets']:g} FB ({reach['fraction_of_cap']:.2f}x)"
-            paired = "regret_minus_baseline" in e
-            regret_diff = format_interval(e["regret_minus_baseline"], sign=True) if paired else ""
-            counts = f"{e['regret_lower_than_baseline_in']} / {e['regret_higher_than_baseline_in']}" if paired else ""
-            deploy_diff = format_interval(e["deployable_minus_baseline"], sign=True) if paired else ""
-            lines.append(
-                f"| `{method}` | {format_interval(e['regret_summary'])} | {regret_diff} | {counts} | "
-                f"{format_interval(e['deployable_summary'])} | {deploy_diff} | "
-                f"{format_number(e.get('average_rank'), 2)} | "
-                f"{e['compute_summary']['mean']:,.0f} / {e['compute_summary']['max']:,} | "
-                f"{e['trials_summary']['mean']:.1f} ({e['trials_summary']['full_budget']:.1f}) | {reach_text} |"
-            )
-        truths = list(next(iter(cap["methods"].values())).get("by_truth", {}))
-        if len(truths) > 1:
-            lines += [
-                "",
-                "Selection regret under each truth (the full-budget test score of each final schedule the table holds; "
-                "a conclusion stands only where they agree). Paired difference against the baseline, and the repeats "
-                "lower / higher with the exact sign test's p:",
-                "",
-                "| method | truth | selection regret | minus baseline (paired) | repeats lower / higher (sign test p) |",
-                "|---|---|---:|---:|---:|",
-            ]
-            for method, e in cap["methods"].items():
-                for t in truths:
-                    x = e["by_truth"][t]
-                    sign = x.get("sign_test")
-                    diff = format_interval(x["regret_minus_baseline"], sign=True) if "regret_minus_baseline" in x else ""
-                    counts = f"{sign['lower']} / {sign['higher']} ({format_number(sign['p'], 3)})" if sign else ""
-                    lines.append(
-                        f"| `{method}` | {truth_name(t)} | {format_interval(x['regret_summary'])} | {diff} | {counts} |"
-                    )
-        if all("landing" in e for e in cap["methods"].values()):  # results.json before 0.2.0 has none
-            lines += [
-                "",
-                "Where the suggestions landed (each lands on the nearest configuration not yet trained at its seed; "
-                "moved: landed elsewhere than the nearest; distance in units of the pool's nearest-neighbour spacing; "
-                "exhausted: searches that trained every configuration at every seed, at the median compute given):",
-                "",
-                "| method | suggestions | moved | median distance | exhausted in (at FB) |",
-                "|---|---:|---:|---:|---:|",
-            ]
-            for method, e in cap["methods"].items():
-                x = e["landing"]
-                at = "" if x["exhausted_at_full_budgets"] is None else f" ({x['exhausted_at_full_budgets']:g})"
+            for t in truths:
+                x = e["by_truth"][t]
+                sign = x.get("sign_test")
+                diff = format_interval(x["regret_minus_baseline"], sign=True) if "regret_minus_baseline" in x else ""
+                counts = f"{sign['lower']} / {sign['higher']} ({format_number(sign['p'], 3)})" if sign else ""
                 lines.append(
-                    f"| `{method}` | {x['suggestions']:,} | {format_number(x['moved_fraction'], 3)} | "
-                    f"{format_number(x['median_distance_ratio'], 2)} | {x['exhausted_in']}{at} |"
+                    f"| `{method}` | {truth_name(t)} | {format_interval(x['regret_summary'])} | {diff} | {counts} |"
                 )
-        rungs = s.get("rungs") or results["table"]["rungs"]
+    return lines
+
+
+def _landing_table(cap: dict) -> list[str]:
+    """Where the suggestions landed (results.json before 0.2.0 has no landing: nothing)."""
+    lines: list[str] = []
+    if all("landing" in e for e in cap["methods"].values()):  # results.json before 0.2.0 has none
         lines += [
             "",
-            "Regret per budget (the frontier: for each budget, the best configuration the search saw reported at that budget, "
-            "scored against the best the pool can do for that budget: restart's validation score there, the pick's on the seeds "
-            "its search did not see; "
-            "in brackets the repeats that reached the budget):",
+            "Where the suggestions landed (each lands on the nearest configuration not yet trained at its seed; "
+            "moved: landed elsewhere than the nearest; distance in units of the pool's nearest-neighbour spacing; "
+            "exhausted: searches that trained every configuration at every seed, at the median compute given):",
             "",
-            "| method | " + " | ".join(str(b) for b in rungs) + " |",
-            "|---|" + "---:|" * len(rungs),
+            "| method | suggestions | moved | median distance | exhausted in (at FB) |",
+            "|---|---:|---:|---:|---:|",
         ]
         for method, e in cap["methods"].items():
-            cells = []
-            for b in rungs:
-                f = e["frontier_regret"][str(b)]
-                cells.append("—" if not f["reached"] else f"{format_interval(f)} [{f['reached']}]")
-            lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += ["## Reading, against the baseline", "", *verdict_sentences(results), ""]
-    boot = searches.get("pool_bootstrap")
+            x = e["landing"]
+            at = "" if x["exhausted_at_full_budgets"] is None else f" ({x['exhausted_at_full_budgets']:g})"
+            lines.append(
+                f"| `{method}` | {x['suggestions']:,} | {format_number(x['moved_fraction'], 3)} | "
+                f"{format_number(x['median_distance_ratio'], 2)} | {x['exhausted_in']}{at} |"
+            )
+    return lines
+
+
+def _frontier_table(cap: dict, rungs: list[int]) -> list[str]:
+    lines: list[str] = []
+    lines += [
+        "",
+        "Regret per budget (the frontier: for each budget, the best configuration the search saw reported at that budget, "
+        "scored against the best the pool can do for that budget: restart's validation score there, the pick's on the seeds "
+        "its search did not see; "
+        "in brackets the repeats that reached the budget):",
+        "",
+        "| method | " + " | ".join(str(b) for b in rungs) + " |",
+        "|---|" + "---:|" * len(rungs),
+    ]
+    for method, e in cap["methods"].items():
+        cells = []
+        for b in rungs:
+            f = e["frontier_regret"][str(b)]
+            cells.append("—" if not f["reached"] else f"{format_interval(f)} [{f['reached']}]")
+        lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _bootstrap_section(boot: dict | None) -> list[str]:
+    lines: list[str] = []
     if boot:
         lines += [
             f"## How much the answer owes to the pool drawn ({boot['pools']} subsampled pools x {boot['repeats']} repeats, "
@@ -236,7 +270,11 @@ def render(results: dict) -> str:
                 f"| `{method}` | {format_number(e['mean_regret_low'])} to {format_number(e['mean_regret_high'])} | {diff} |"
             )
         lines.append("")
-    fid = results.get("fidelity")
+    return lines
+
+
+def _fidelity_section(fid: dict | None) -> list[str]:
+    lines: list[str] = []
     if fid:
         lines += [
             "## Rank fidelity",
@@ -285,13 +323,17 @@ def render(results: dict) -> str:
             + (f": {', '.join(map(str, eos[:20]))}{' ...' if len(eos) > 20 else ''}." if eos else "."),
             "",
         ]
-    thresholds = results.get("thresholds")
+    return lines
+
+
+def _thresholds_section(thresholds: list | None) -> list[str]:
+    lines: list[str] = []
     if thresholds:
         lines += ["## Thresholds given on the command line", "", "| threshold | method | measured | met |", "|---|---|---:|---|"]
         for row in thresholds:
             lines.append(f"| {row['threshold']} | `{row['method']}` | {row['measured']} | {'yes' if row['met'] else 'no'} |")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def _pyplot():
