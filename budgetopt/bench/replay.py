@@ -62,6 +62,63 @@ def simulate(
     ``"A:B"``, only the pool positions A <= c < B (:func:`~budgetopt.bench.runner.pool_range`).
     Each search is appended to ``out/searches.jsonl`` as it finishes; with ``resume`` the
     searches already there are read instead of run (:func:`~budgetopt.bench.runner.run_searches`)."""
+    table, methods, ladder, caps, span, configs = _checked(
+        table_dir, methods, compute, repeats, baseline, rungs, pool, jobs, pool_bootstrap, bootstrap_repeats, warn
+    )
+    out = writable_directory(Path(out))
+    start = time.perf_counter()
+    with fast_tpe(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        try:
+            searches, bootstrap = run_searches(
+                table,
+                methods,
+                caps,
+                repeats,
+                configs=configs,
+                rungs=ladder,
+                jobs=jobs,
+                pool_bootstrap=pool_bootstrap,
+                bootstrap_repeats=bootstrap_repeats,
+                progress=progress,
+                journal=out / SEARCHES_FILE,
+                resume=resume,
+            )
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+    seconds = time.perf_counter() - start
+    settings = {
+        "methods": methods,
+        "caps": caps,
+        "repeats": repeats,
+        "baseline": baseline,
+        "rungs": list(ladder),
+        "pool": list(span) if span else None,
+        "pool_bootstrap": pool_bootstrap,
+        "bootstrap_repeats": bootstrap_repeats,
+        "jobs": jobs,
+    }
+    results = {
+        "format": "budgetopt-bench-simulation",
+        "version": 1,
+        "command": command,
+        "table": _table_record(table, table_dir, configs),
+        "settings": settings,
+        "searches": summarize(table, searches, bootstrap, configs, baseline, ladder),
+        "fidelity": rank_fidelity(table, configs, resamples=fidelity_resamples),
+        "seconds": round(seconds, 1),
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "optuna": optuna.__version__},
+    }
+    results["thresholds"] = _thresholds(results, thresholds or {})
+    report.write_outputs(results, out)
+    return results
+
+
+def _checked(table_dir, methods, compute, repeats, baseline, rungs, pool, jobs, pool_bootstrap, bootstrap_repeats, warn):
+    """:func:`simulate`'s inputs checked against the table: ``(table, methods, ladder,
+    caps, span, configs)``, or an :class:`~budgetopt.errors.InputError` naming the bad one."""
     table = read_table(table_dir)
     methods = check_methods(list(methods or DEFAULT_METHODS), table)
     if baseline not in methods:
@@ -88,70 +145,28 @@ def simulate(
         )
     if span is None and len(configs) < len(table.pool):
         warn(f"partial table: {len(configs)} of {len(table.pool)} configurations are complete; simulating on those")
-    out = writable_directory(Path(out))
-    start = time.perf_counter()
-    with fast_tpe(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
-        try:
-            searches, bootstrap = run_searches(
-                table,
-                methods,
-                caps,
-                repeats,
-                configs=configs,
-                rungs=ladder,
-                jobs=jobs,
-                pool_bootstrap=pool_bootstrap,
-                bootstrap_repeats=bootstrap_repeats,
-                progress=progress,
-                journal=out / SEARCHES_FILE,
-                resume=resume,
-            )
-        finally:
-            optuna.logging.set_verbosity(verbosity)
-    seconds = time.perf_counter() - start
-    results = {
-        "format": "budgetopt-bench-simulation",
-        "version": 1,
-        "command": command,
-        "table": {
-            "directory": str(table_dir),
-            "direction": table.meta["direction"],
-            "study": table.meta["study"],
-            "command": table.meta.get("command"),
-            "commands": table.meta.get("commands") or [table.meta.get("command")],
-            "data": table.meta.get("data"),
-            "ladder_name": table.meta["ladder"]["name"],
-            "rungs": list(table.rungs),
-            "configs": len(table.pool),
-            "configs_complete": int(len(configs)),
-            "partial": bool(len(table.complete_configs) < len(table.pool)),
-            "seeds": list(table.seeds),
-            "kinds": list(table.kinds),
-            "cooldown": table.meta.get("cooldown"),
-            "chance": table.meta.get("chance"),
-        },
-        "settings": {
-            "methods": methods,
-            "caps": caps,
-            "repeats": repeats,
-            "baseline": baseline,
-            "rungs": list(ladder),
-            "pool": list(span) if span else None,
-            "pool_bootstrap": pool_bootstrap,
-            "bootstrap_repeats": bootstrap_repeats,
-            "jobs": jobs,
-        },
-        "searches": summarize(table, searches, bootstrap, configs, baseline, ladder),
-        "fidelity": rank_fidelity(table, configs, resamples=fidelity_resamples),
-        "seconds": round(seconds, 1),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "optuna": optuna.__version__},
+    return table, methods, ladder, caps, span, configs
+
+
+def _table_record(table, table_dir, configs) -> dict:
+    """What ``results.json`` says of the table a simulation ran on."""
+    return {
+        "directory": str(table_dir),
+        "direction": table.meta["direction"],
+        "study": table.meta["study"],
+        "command": table.meta.get("command"),
+        "commands": table.meta.get("commands") or [table.meta.get("command")],
+        "data": table.meta.get("data"),
+        "ladder_name": table.meta["ladder"]["name"],
+        "rungs": list(table.rungs),
+        "configs": len(table.pool),
+        "configs_complete": int(len(configs)),
+        "partial": bool(len(table.complete_configs) < len(table.pool)),
+        "seeds": list(table.seeds),
+        "kinds": list(table.kinds),
+        "cooldown": table.meta.get("cooldown"),
+        "chance": table.meta.get("chance"),
     }
-    results["thresholds"] = _thresholds(results, thresholds or {})
-    report.write_outputs(results, out)
-    return results
 
 
 def _thresholds(results: dict, thresholds: dict) -> list[dict]:
