@@ -798,8 +798,8 @@ def test_a_search_never_trains_a_configuration_twice_at_a_seed_and_reports_exhau
         assert result.exhausted_at == result.compute <= 81 * 1000, name
         assert result.suggestions == pairs and 0 <= result.moved < pairs
         assert all(r >= 0 for r in result.distance_ratios)
-    # a cap that ends the search before the pool runs out: no exhaustion, still no pair twice
-    small = run_search(table, resolve_method("sha_cosine"), 0, 81 * 2, lookup)
+    # a cap too small to train every pair even at the lowest rung: no exhaustion, still no pair twice
+    small = run_search(table, resolve_method("sha_cosine"), 0, table.rungs[0] * pairs - 1, lookup)
     assert small.exhausted_at is None and len(small.landed) == len(set(small.landed)) < pairs
 
 

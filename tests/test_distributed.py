@@ -26,6 +26,10 @@ if importlib.util.find_spec("optuna_integration") is None:
         raise ImportError("required in CI: optuna-integration (pip install 'budgetopt[distributed]')")
     pytest.skip("optuna-integration is not installed (pip install 'budgetopt[distributed]')", allow_module_level=True)
 
+if int(optuna.__version__.split(".")[0]) < 5:  # tox -e optuna-lowest: budgetopt's distributed extra needs Optuna 5
+    pytest.skip(f"optuna {optuna.__version__}: optuna_integration's TorchDistributedTrial needs optuna>=5.0 "
+                "(budgetopt[distributed] requires it)", allow_module_level=True)
+
 WORKER = Path(__file__).with_name("distributed_worker.py")
 sys.path.insert(0, str(WORKER.parent))
 import distributed_worker  # noqa: E402
