@@ -36,6 +36,7 @@ import torch
 
 from budgetopt._torchvision import repair_torchvision_ops
 from budgetopt._validation import check_choice, check_iterations
+from budgetopt.distributed import collective_of
 from budgetopt.errors import InputError, InputTypeError
 from budgetopt.ladder import Ladder
 from budgetopt.modes import MODES
@@ -89,7 +90,18 @@ class BudgetPruningCallback(Callback):
       plan, profile, rung values, compute, why it ended, learning-rate trace), so the
       dashboard shows a Lightning study like any other.
 
-    One process only (``world_size == 1``). Divergence: the training loss that
+    **Several processes (DDP).** Under ``strategy="ddp"`` give the callback
+    ``optuna_integration.TorchDistributedTrial(trial)`` on every rank (rank 0 owns the
+    trial, the others pass None; start the ranks with ``torchrun`` and call
+    ``torch.distributed.init_process_group`` before the Trainer, as Optuna's distributed
+    recipe does): the plan, each rung's value (rank 0's: log the metric with
+    ``sync_dist=True`` to report the global one) and the prune decision are broadcast, every
+    rank checks its loss at the same steps and one rank's NaN ends all, restart and branch
+    restore each rank's replica at the same step; ``optuna.TrialPruned`` leaves ``fit`` on
+    every rank. Without a TorchDistributedTrial a Trainer of several processes is refused
+    in one line. Not supported: ``ddp_spawn`` (the trial would have to cross the spawn).
+
+    Divergence: the training loss that
     ``training_step`` returns is checked for NaN/inf at every ``loss_check_every``-th
     optimizer step (default 25; one device sync each) and the parameters at every rung;
     a diverged trial ends as pruned with its reason (``BudgetedRun.record_loss``).
@@ -162,8 +174,12 @@ class BudgetPruningCallback(Callback):
     # -- setup and checks -----------------------------------------------------------------
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.world_size > 1:
-            raise InputError(f"BudgetPruningCallback runs in one process; this Trainer has world_size={trainer.world_size}")
+        if trainer.world_size > 1 and collective_of(self._source) is None:
+            raise InputError(
+                f"this Trainer trains on {trainer.world_size} processes: give BudgetPruningCallback "
+                "optuna_integration.TorchDistributedTrial(trial) on every rank (the trial on rank 0, None on the others), "
+                f"not {type(self._source).__name__}"
+            )
         if trainer.lr_scheduler_configs:
             name = type(trainer.lr_scheduler_configs[0].scheduler).__name__
             raise InputError(
@@ -174,7 +190,11 @@ class BudgetPruningCallback(Callback):
         if not optimizers:
             raise InputError("configure_optimizers returns no optimizer: BudgetPruningCallback needs one")
         optimizer = optimizers[0] if len(optimizers) == 1 else _Optimizers(optimizers)
-        self.run = BudgetedRun(self._source, pl_module, optimizer, budgets=self._budgets, mode=self.mode, **self._options)
+        self.run = BudgetedRun(
+            self._source, pl_module, optimizer, budgets=self._budgets, mode=self.mode,
+            loss_check_every=self.loss_check_every,  # under DDP every rank checks at these steps
+            **self._options,
+        )
         run = self.run
         self.total_steps = total = run.mode_object.compute(run.budgets)
         plan = f"{run.mode} over budgets {list(run.budgets)} takes {total} optimizer steps"
