@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from budgetopt.bench.live import read_searches
+from budgetopt.bench.records import read_results
 from budgetopt.bench.table import read_table
 
 TRUTHS = {"linear": "restart", "cosine": "continue_cosine"}
@@ -140,7 +141,7 @@ def main() -> None:
         print(f"live_vs_simulation: error: no live searches in {args.live}", file=sys.stderr)
         raise SystemExit(2)
     table = read_table(args.table)
-    results = json.loads((args.simulation / "results.json").read_text())
+    results = read_results(args.simulation)
     live_meta = json.loads((args.live / "meta.json").read_text())
     rungs = table.rungs
     cap_fb = live_meta["spec"]["cap_full_budgets"]

@@ -34,25 +34,24 @@ cannot carry the way they carry a mean.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
+from budgetopt.bench.records import BootstrapMethod, Interval, MethodResult, SimulationResults, read_results
 from budgetopt.bench.report import format_interval
 from budgetopt.bench.stats import interval95
+from budgetopt.errors import InputError
 
 
-def load(directory: Path) -> dict:
-    plain, packed = directory / "results.json", directory / "results.json.gz"
-    if plain.exists():
-        return json.loads(plain.read_text())
-    if packed.exists():
-        return json.loads(gzip.decompress(packed.read_bytes()))
-    bad_input(f"no results.json(.gz) in {directory}: give directories made by 'budgetopt bench simulate'")
+def load(directory: Path) -> SimulationResults:
+    try:
+        return read_results(directory)
+    except InputError as error:
+        bad_input(str(error))
 
 
 def bad_input(message: str) -> NoReturn:
@@ -62,17 +61,17 @@ def bad_input(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def interval(e: dict | None) -> str:
+def interval(e: Mapping[str, Any] | None) -> str:
     return format_interval(e, sign=True) if e and e.get("mean") is not None else ""
 
 
-def paired(a: list, b: list) -> dict:
+def paired(a: list, b: list) -> Interval:
     """Mean and 95% t-interval of ``a - b``, repeat by repeat."""
     mean, low, high = interval95(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
     return {"mean": mean, "low": low, "high": high}
 
 
-def under(e: dict, truth: str | None) -> dict:
+def under(e: MethodResult, truth: str | None) -> MethodResult:
     """A method's record under ``truth`` (a full-schedule kind of the table, e.g.
     ``continue_cosine``; None: the report's own, restart's linear decay)."""
     if truth is None or truth == "restart":
@@ -80,13 +79,18 @@ def under(e: dict, truth: str | None) -> dict:
     by_truth = e.get("by_truth") or {}
     if truth not in by_truth:
         bad_input(f"--truth {truth!r}: this report's truths are {', '.join(by_truth) or 'restart only'}")
-    return {**e, **by_truth[truth]}
+    t = by_truth[truth]
+    merged: MethodResult = {**e, "regret": t["regret"], "regret_summary": t["regret_summary"]}
+    if "regret_minus_baseline" in t:
+        merged["regret_minus_baseline"] = t["regret_minus_baseline"]
+    return merged
 
 
-def rows(results: dict, deployable: bool, against: str | None = None, truth: str | None = None) -> list[str]:
+def rows(results: SimulationResults, deployable: bool, against: str | None = None, truth: str | None = None) -> list[str]:
     s = results["settings"]
     ladder = "/".join(map(str, s.get("rungs") or results["table"]["rungs"]))
-    pool = f"{s['pool'][0]}-{s['pool'][1] - 1}" if s.get("pool") else f"all {results['table']['configs_complete']}"
+    span = s.get("pool")
+    pool = f"{span[0]}-{span[1] - 1}" if span else f"all {results['table']['configs_complete']}"
     out = []
     caps = results["searches"]["caps"]
     for method in results["searches"]["methods"]:
@@ -102,7 +106,7 @@ def rows(results: dict, deployable: bool, against: str | None = None, truth: str
                 cells.append("" if method == against else interval(paired(e["regret"], other["regret"])))
         boot = results["searches"].get("pool_bootstrap")
         if boot:
-            b = boot["methods"].get(method, {})
+            b: BootstrapMethod = boot["methods"].get(method, {"mean_regret_low": 0.0, "mean_regret_high": 0.0})
             mean = b.get("regret_minus_baseline_mean")
             low, high = b.get("regret_minus_baseline_low"), b.get("regret_minus_baseline_high")
             cells.append("" if mean is None else f"{mean:+.4f} ({low:+.4f} to {high:+.4f})")
@@ -110,7 +114,7 @@ def rows(results: dict, deployable: bool, against: str | None = None, truth: str
     return out
 
 
-def tail_rows(results: dict, tail: float) -> list[str]:
+def tail_rows(results: SimulationResults, tail: float) -> list[str]:
     """Per method and cap: failed searches, the mean without them, and the sign test."""
     from scipy.stats import binomtest
 
@@ -137,7 +141,7 @@ def tail_rows(results: dict, tail: float) -> list[str]:
     return out
 
 
-def header(results: dict, deployable: bool, against: str | None = None) -> list[str]:
+def header(results: SimulationResults, deployable: bool, against: str | None = None) -> list[str]:
     baseline = results["settings"]["baseline"]
     cols = ["method", "ladder", "pool"]
     for cap in results["searches"]["caps"].values():

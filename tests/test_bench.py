@@ -16,11 +16,14 @@ import pytest
 
 from budgetopt.attrs import ATTR_COMPUTE, ATTR_PLAN, ATTR_SCHEDULE
 from budgetopt.bench.build import build_table
+from budgetopt.bench.records import FORMAT, Interval, read_results, schema_problems
 from budgetopt.bench.replay import simulate
+from budgetopt.bench.report import render
 from budgetopt.bench.results import Scorer, truth_kinds
 from budgetopt.bench.simulate import BUILTIN, PoolLookup, resolve_method, run_search
 from budgetopt.bench.table import COLUMNS, TableError, read_meta, read_table
 from budgetopt.cli import main
+from budgetopt.errors import InputError
 from budgetopt.modes import COOLDOWN
 from budgetopt.modes import compute as mode_compute
 from budgetopt.pruners import BudgetPruner
@@ -454,6 +457,8 @@ def test_simulate_writes_report_results_and_plots_and_is_reproducible(table_dir,
     first = simulate(table_dir, tmp_path / "a", **kwargs)
     second = simulate(table_dir, tmp_path / "b", jobs=2, **kwargs)
     assert first["searches"] == second["searches"]
+    assert schema_problems(first) == []  # every key and value as records.SimulationResults declares
+    assert read_results(tmp_path / "a") == json.loads(json.dumps(first))  # written and read back through records
     for name in ("report.md", "results.json", "anytime.png", "rank_fidelity.png", "regret_distribution.png"):
         assert (tmp_path / "a" / name).stat().st_size > 0
     caps = first["searches"]["caps"]
@@ -501,6 +506,37 @@ def test_a_resumed_simulation_runs_only_the_missing_searches_and_equals_an_unint
     ran.clear()
     simulate(table_dir, tmp_path / "cut", repeats=2, **kwargs)  # without --resume: a fresh journal
     assert len(ran) == 2 * 2 + 2 * 2
+
+
+def test_every_committed_results_json_reads_back_conforms_to_the_schema_and_renders():
+    files = sorted((ROOT / "studies" / "results").rglob("results.json"))
+    simulations = [f for f in files if json.loads(f.read_text()).get("format") == FORMAT]
+    assert len(simulations) >= 50
+    for path in simulations:
+        results = read_results(path)
+        assert schema_problems(results) == [], path
+        assert render(results).startswith("# Simulated searches on"), path
+
+
+def test_read_results_refuses_another_format_or_version_in_one_line(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(InputError, match="is not a results.json of 'budgetopt bench simulate'"):
+        read_results(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({"format": FORMAT, "version": 2}))
+    with pytest.raises(InputError, match="results.json version 2; this budgetopt reads version 1"):
+        read_results(tmp_path / "results.json")
+    with pytest.raises(InputError, match="nothing-here does not exist: give a results.json"):
+        read_results(tmp_path / "nothing-here")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no results.json in"):
+        read_results(tmp_path / "empty")
+    # the checker finds what a reader would trip on
+    good = {"mean": 0.1, "low": None, "high": None}
+    assert schema_problems(good, Interval) == []
+    assert schema_problems({"mean": "0.1", "low": None}, Interval) == [
+        "results: no 'high'", "results['mean']: not a number"
+    ]
+    assert schema_problems({**good, "median": 0.1}, Interval) == ["results: 'median' is not in Interval"]
 
 
 def test_sub_ladder_searches_report_only_its_budgets_at_its_reduction_factor_within_the_cap(table_dir, monkeypatch):

@@ -19,8 +19,16 @@ import torch
 
 from conftest import IN_CI
 
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # imported already, by a module that left no spec (optuna_integration's lazy import)
+        return module in sys.modules
+
+
 for module, extra in (("lightning", "lightning"), ("optuna_integration", "distributed")):
-    if importlib.util.find_spec(module) is None:
+    if not installed(module):
         if IN_CI:
             raise ImportError(f"required in CI: {module} (pip install 'budgetopt[{extra}]')")
         pytest.skip(f"{module} is not installed (pip install 'budgetopt[{extra}]')", allow_module_level=True)

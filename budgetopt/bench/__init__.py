@@ -11,6 +11,8 @@ One job per module, data flowing down the list:
 - :mod:`~budgetopt.bench.runner`: many searches (every method, cap and repeat, and the
   pool resampling) in worker processes;
 - :mod:`~budgetopt.bench.stats`: intervals, rank fidelity, ranks (numpy / scipy only);
+- :mod:`~budgetopt.bench.records`: the schema of ``results.json`` (typed records, a
+  version), and the one function that writes it and the one that reads it;
 - :mod:`~budgetopt.bench.results`: from searches to every number of ``results.json``;
 - :mod:`~budgetopt.bench.report`: ``report.md`` and plots, from ``results.json`` alone;
 - :mod:`~budgetopt.bench.replay`: ``bench simulate`` end to end;

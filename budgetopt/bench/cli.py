@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from budgetopt.bench.records import SimulationResults
 from budgetopt.errors import InputError
 
 
@@ -387,7 +388,7 @@ def _run_live(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary_text(results: dict, out: Path) -> str:
+def summary_text(results: SimulationResults, out: Path) -> str:
     """A short table of the largest cap, and the verdict in words (:func:`~budgetopt.bench.report.verdict_sentences`)."""
     from budgetopt.bench.report import format_interval, format_number, verdict_sentences
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from budgetopt.bench.build import build_table
+from budgetopt.bench.records import SimulationResults
 from budgetopt.bench.replay import simulate
 from budgetopt.bench.simulate import BASELINE, DEFAULT_METHODS
 
@@ -49,7 +50,7 @@ def compare(
     command: str = "",
     progress: bool = True,
     say=lambda message: None,
-) -> dict:
+) -> SimulationResults:
     """Build the table of ``script`` in ``out/table`` and simulate ``methods`` on it into
     ``out``; returns the simulation's results (see :func:`budgetopt.bench.replay.simulate`)."""
     from budgetopt.bench.runner import caps_from

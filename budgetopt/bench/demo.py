@@ -24,6 +24,7 @@ from typing import Any, cast
 
 import optuna
 
+from budgetopt.bench.records import CapResult, SimulationResults
 from budgetopt.bench.table import read_meta
 from budgetopt.errors import MissingPathError
 from budgetopt.modes import COOLDOWN
@@ -112,7 +113,7 @@ def live_study(study: str, out: Path, data_dir: str | None, compute_full_budgets
     return optuna_study, url
 
 
-def contrasts(results: dict, pairs=CONTRASTS) -> list[str]:
+def contrasts(results: SimulationResults, pairs: tuple = CONTRASTS) -> list[str]:
     """The comparisons that separate the sampler's share from the promotion rule's."""
     from budgetopt.bench.report import format_interval
     from budgetopt.bench.results import paired_interval
@@ -134,11 +135,12 @@ def contrasts(results: dict, pairs=CONTRASTS) -> list[str]:
     return lines
 
 
-def _pool_caveat(cap: dict) -> list[str]:
+def _pool_caveat(cap: CapResult) -> list[str]:
     """Why the sampler contrasts are not a verdict on samplers: how far a model-based
     sampler's suggestions had to move on the finite pool."""
-    landing = (cap["methods"].get("sha_cosine") or {}).get("landing") or {}
-    moved = landing.get("moved_fraction")
+    tpe = cap["methods"].get("sha_cosine")
+    landing = None if tpe is None else tpe.get("landing")
+    moved = None if landing is None else landing["moved_fraction"]
     if moved is None:
         return []
     return [

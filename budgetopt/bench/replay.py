@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 
 from budgetopt.bench import report
+from budgetopt.bench.records import FORMAT, VERSION, FidelitySubset, Settings, SimulationResults, TableInfo, Threshold
 from budgetopt.bench.results import summarize
 from budgetopt.bench.runner import caps_from, check_methods, fast_tpe_patch, pool_range, run_searches, sub_ladder
 from budgetopt.bench.simulate import BASELINE, DEFAULT_METHODS
@@ -54,7 +55,7 @@ def simulate(
     progress: bool = True,
     warn=lambda message: None,
     resume: bool = False,
-) -> dict:
+) -> SimulationResults:
     """Replay ``repeats`` paired searches of every method at every cap of ``compute``
     (full budgets, e.g. ``"10,30,100"``) against the table in ``table_dir``; write
     report.md, results.json and plots to ``out``; return the results. ``rungs``: a
@@ -89,7 +90,7 @@ def simulate(
         finally:
             optuna.logging.set_verbosity(verbosity)
     seconds = time.perf_counter() - start
-    settings = {
+    settings: Settings = {
         "methods": methods,
         "caps": caps,
         "repeats": repeats,
@@ -100,9 +101,9 @@ def simulate(
         "bootstrap_repeats": bootstrap_repeats,
         "jobs": jobs,
     }
-    results = {
-        "format": "budgetopt-bench-simulation",
-        "version": 1,
+    results: SimulationResults = {
+        "format": FORMAT,
+        "version": VERSION,
         "command": command,
         "table": _table_record(table, table_dir, configs),
         "settings": settings,
@@ -148,7 +149,7 @@ def _checked(table_dir, methods, compute, repeats, baseline, rungs, pool, jobs, 
     return table, methods, ladder, caps, span, configs
 
 
-def _table_record(table, table_dir, configs) -> dict:
+def _table_record(table, table_dir, configs) -> TableInfo:
     """What ``results.json`` says of the table a simulation ran on."""
     return {
         "directory": str(table_dir),
@@ -169,12 +170,12 @@ def _table_record(table, table_dir, configs) -> dict:
     }
 
 
-def _thresholds(results: dict, thresholds: dict) -> list[dict]:
+def _thresholds(results: SimulationResults, thresholds: dict) -> list[Threshold]:
     """Met / not met, only for thresholds the user passed, each judged on its interval:
     ``compute_ratio`` (the 95% upper bound of a method's regret curve reaches the
     baseline's final mean regret within this fraction of the cap), ``spearman`` (the 95%
     lower bound of the lowest-rung rho over configurations that train is at least this)."""
-    rows = []
+    rows: list[Threshold] = []
     caps = results["searches"]["caps"]
     if "compute_ratio" in thresholds:
         limit = thresholds["compute_ratio"]
@@ -183,7 +184,8 @@ def _thresholds(results: dict, thresholds: dict) -> list[dict]:
                 if method == results["settings"]["baseline"]:
                     continue
                 # met only when the 95% upper bound of the regret curve reaches the target
-                reach = (e.get("compute_to_reach_baseline") or {}).get("sure")
+                to_reach = e.get("compute_to_reach_baseline")
+                reach = None if to_reach is None else to_reach["sure"]
                 measured = None if reach is None else reach["fraction_of_cap"]
                 rows.append(
                     {
@@ -196,7 +198,8 @@ def _thresholds(results: dict, thresholds: dict) -> list[dict]:
                 )
     if "spearman" in thresholds:
         limit = thresholds["spearman"]
-        train = results["fidelity"]["subsets"].get("train", {})
+        fid = results.get("fidelity")
+        train: FidelitySubset = {"configs": 0} if fid is None else fid["subsets"].get("train", {"configs": 0})
         for kind, per_rung in train.get("rho", {}).items():
             rho, low = per_rung[0]["rho"], per_rung[0]["low"]
             rows.append(

@@ -3,7 +3,20 @@ rendered again after a change of wording, without simulating again)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from budgetopt.bench.records import (
+    CapResult,
+    Fidelity,
+    FidelitySubset,
+    PoolBootstrap,
+    SimulationResults,
+    Threshold,
+    write_results,
+)
 
 FILES = {
     "report": "report.md",
@@ -22,15 +35,18 @@ def _signed(x, digits: int = 4) -> str:
     return "—" if x is None else f"{x:+.{digits}f}"
 
 
-def format_interval(entry: dict, digits: int = 4, sign: bool = False) -> str:
+def format_interval(entry: Mapping[str, Any] | None, digits: int = 4, sign: bool = False) -> str:
+    """``mean (low to high)`` of an interval record (``—`` for none)."""
     fmt = _signed if sign else format_number
+    if entry is None:
+        return fmt(None, digits)
     if entry.get("low") is None:
         return fmt(entry.get("mean"), digits)
     return f"{fmt(entry['mean'], digits)} ({fmt(entry['low'], digits)} to {fmt(entry['high'], digits)})"
 
 
-def _better_or_worse(entry: dict, better_when_negative: bool) -> str:
-    low, high = entry.get("low"), entry.get("high")
+def _better_or_worse(entry: Mapping[str, Any] | None, better_when_negative: bool) -> str:
+    low, high = (None, None) if entry is None else (entry.get("low"), entry.get("high"))
     if low is None or high is None:
         return "not measurable"
     if (high < 0) if better_when_negative else (low > 0):
@@ -47,7 +63,7 @@ def truth_name(kind: str) -> str:
     return kind.removeprefix("continue_") if kind.startswith("continue_") else kind
 
 
-def verdict_sentences(results: dict, methods: list[str] | None = None) -> list[str]:
+def verdict_sentences(results: SimulationResults, methods: list[str] | None = None) -> list[str]:
     """One sentence per method (of ``methods``, default all) and cap against the baseline,
     in words, then what the intervals are. The one place the reports and the demo say
     what is significant."""
@@ -73,11 +89,12 @@ def verdict_sentences(results: dict, methods: list[str] | None = None) -> list[s
                 "not distinguishable": "the model a user gets is not distinguishable",
                 "not measurable": "the model a user gets is not measurable",
             }
-            by_truth = {
-                truth: t["regret_minus_baseline"]
-                for truth, t in (e.get("by_truth") or {"restart": {"regret_minus_baseline": d}}).items()
-                if t.get("regret_minus_baseline")
-            }
+            truths = e.get("by_truth")  # results before 0.2.0: the linear truth alone
+            by_truth = (
+                {truth: t["regret_minus_baseline"] for truth, t in truths.items() if t.get("regret_minus_baseline")}
+                if truths
+                else {"restart": d}
+            )
             words = {truth: _better_or_worse(x, True) for truth, x in by_truth.items()}
             figures = "; ".join(f"{truth_name(t)} truth {format_interval(x, sign=True)}" for t, x in by_truth.items())
             if len(set(words.values())) == 1:
@@ -100,7 +117,7 @@ def verdict_sentences(results: dict, methods: list[str] | None = None) -> list[s
     return lines
 
 
-def render(results: dict) -> str:
+def render(results: SimulationResults) -> str:
     """``report.md``: the header, then per cap its tables, the verdict, the pool bootstrap,
     rank fidelity and the thresholds given (one function per section below)."""
     lines = _header(results)
@@ -114,7 +131,7 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _header(results: dict) -> list[str]:
+def _header(results: SimulationResults) -> list[str]:
     t = results["table"]
     s = results["settings"]
     return [
@@ -126,10 +143,10 @@ def _header(results: dict) -> list[str]:
         "",
         f"Table `{t['directory']}` (made by "
         + " then ".join(f"`{c}`" for c in (t.get("commands") or [t["command"]]))
-        + (f"; data: {t['data']['source']}" if t.get("data") and t["data"].get("source") else "")
+        + (f"; data: {data['source']}" if (data := t.get("data")) and data.get("source") else "")
         + f"): {t['configs_complete']} complete configurations"
         + (f" of {t['configs']} drawn (**partial table**)" if t["partial"] else "")
-        + (f" (pool positions {s['pool'][0]} to {s['pool'][1] - 1} only)" if s.get("pool") else "")
+        + (f" (pool positions {pool[0]} to {pool[1] - 1} only)" if (pool := s.get("pool")) else "")
         + f", seeds {', '.join(map(str, t['seeds']))}, unit kinds {', '.join(t['kinds'])}, branch cooldown {t['cooldown']:g}."
         + (
             f" Every method searches on the sub-ladder {'/'.join(map(str, s['rungs']))} (reduction factor "
@@ -148,7 +165,7 @@ def _header(results: dict) -> list[str]:
     ]
 
 
-def _cap_table(cap: dict) -> list[str]:
+def _cap_table(cap: CapResult) -> list[str]:
     lines: list[str] = []
     lines += [
         f"## Searches of {cap['full_budgets']:g} full budgets ({cap['iterations']:,} iterations)",
@@ -159,7 +176,8 @@ def _cap_table(cap: dict) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for method, e in cap["methods"].items():
-        reach = (e.get("compute_to_reach_baseline") or {}).get("mean")
+        to_reach = e.get("compute_to_reach_baseline")
+        reach = None if to_reach is None else to_reach["mean"]
         reach_text = "never" if reach is None else f"{reach['full_budgets']:g} FB ({reach['fraction_of_cap']:.2f}x)"
         paired = "regret_minus_baseline" in e
         regret_diff = format_interval(e["regret_minus_baseline"], sign=True) if paired else ""
@@ -175,7 +193,7 @@ def _cap_table(cap: dict) -> list[str]:
     return lines
 
 
-def _truths_table(cap: dict) -> list[str]:
+def _truths_table(cap: CapResult) -> list[str]:
     """Selection regret under every truth the table holds (nothing when it holds one)."""
     lines: list[str] = []
     truths = list(next(iter(cap["methods"].values())).get("by_truth", {}))
@@ -201,7 +219,7 @@ def _truths_table(cap: dict) -> list[str]:
     return lines
 
 
-def _landing_table(cap: dict) -> list[str]:
+def _landing_table(cap: CapResult) -> list[str]:
     """Where the suggestions landed (results.json before 0.2.0 has no landing: nothing)."""
     lines: list[str] = []
     if all("landing" in e for e in cap["methods"].values()):  # results.json before 0.2.0 has none
@@ -224,7 +242,7 @@ def _landing_table(cap: dict) -> list[str]:
     return lines
 
 
-def _frontier_table(cap: dict, rungs: list[int]) -> list[str]:
+def _frontier_table(cap: CapResult, rungs: list[int]) -> list[str]:
     lines: list[str] = []
     lines += [
         "",
@@ -245,7 +263,7 @@ def _frontier_table(cap: dict, rungs: list[int]) -> list[str]:
     return lines
 
 
-def _bootstrap_section(boot: dict | None) -> list[str]:
+def _bootstrap_section(boot: PoolBootstrap | None) -> list[str]:
     lines: list[str] = []
     if boot:
         lines += [
@@ -273,7 +291,7 @@ def _bootstrap_section(boot: dict | None) -> list[str]:
     return lines
 
 
-def _fidelity_section(fid: dict | None) -> list[str]:
+def _fidelity_section(fid: Fidelity | None) -> list[str]:
     lines: list[str] = []
     if fid:
         lines += [
@@ -284,7 +302,7 @@ def _fidelity_section(fid: dict | None) -> list[str]:
             "",
         ]
         for subset, label in (("all", "all configurations"), ("train", "configurations that train")):
-            entry = fid["subsets"].get(subset, {})
+            entry: FidelitySubset = fid["subsets"].get(subset, {"configs": 0})
             if "rho" not in entry:
                 lines += [f"Too few {label} ({entry.get('configs', 0)}) for a correlation.", ""]
                 continue
@@ -308,11 +326,12 @@ def _fidelity_section(fid: dict | None) -> list[str]:
                 "| difference | " + " | ".join(str(r) for r in fid["rungs"]) + " |",
                 "|---|" + "---:|" * len(fid["rungs"]),
             ]
-            for pair, per_rung in entry["differences"].items():
+            for pair, differences in entry.get("differences", {}).items():
                 lines.append(
                     f"| {pair} | "
                     + " | ".join(
-                        f"{_signed(p['difference'], 3)} ({_signed(p['low'], 2)} to {_signed(p['high'], 2)})" for p in per_rung
+                        f"{_signed(d['difference'], 3)} ({_signed(d['low'], 2)} to {_signed(d['high'], 2)})"
+                        for d in differences
                     )
                     + " |"
                 )
@@ -326,7 +345,7 @@ def _fidelity_section(fid: dict | None) -> list[str]:
     return lines
 
 
-def _thresholds_section(thresholds: list | None) -> list[str]:
+def _thresholds_section(thresholds: list[Threshold] | None) -> list[str]:
     lines: list[str] = []
     if thresholds:
         lines += ["## Thresholds given on the command line", "", "| threshold | method | measured | met |", "|---|---|---:|---|"]
@@ -345,15 +364,14 @@ def _pyplot():
     return plt
 
 
-def plot_anytime(results: dict, path: Path) -> None:
+def plot_anytime(results: SimulationResults, path: Path) -> None:
     plt = _pyplot()
     caps = results["searches"]["caps"]
     cap = caps[max(caps, key=int)]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for method, e in cap["methods"].items():
         x = e["curve"]["compute_full_budgets"]
-        for ax, key in zip(axes, ("regret", "deployable")):
-            points = e["curve"][key]
+        for ax, points in zip(axes, (e["curve"]["regret"], e["curve"]["deployable"])):
             mean = [p["mean"] for p in points]
             low = [p["low"] if p["low"] is not None else p["mean"] for p in points]
             high = [p["high"] if p["high"] is not None else p["mean"] for p in points]
@@ -375,15 +393,17 @@ def plot_anytime(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_fidelity(results: dict, path: Path) -> None:
+def plot_fidelity(results: SimulationResults, path: Path) -> None:
     plt = _pyplot()
-    fid = results["fidelity"]
-    subsets = [s for s in ("all", "train") if "rho" in fid["subsets"].get(s, {})]
+    fid = results.get("fidelity")
+    if fid is None:
+        return
+    subsets = [s for s in ("all", "train") if "rho" in fid["subsets"].get(s, {"configs": 0})]
     fig, axes = plt.subplots(1, max(1, len(subsets)), figsize=(6 * max(1, len(subsets)), 4.5), squeeze=False)
     for ax, subset in zip(axes[0], subsets):
         entry = fid["subsets"][subset]
         for kind, per_rung in entry["rho"].items():
-            rho = [p["rho"] for p in per_rung]
+            rho = [math.nan if p["rho"] is None else p["rho"] for p in per_rung]
             # the point estimate averages the seeds, a resample draws one: it may sit outside its interval
             err = [
                 [max(0.0, r - (p["low"] if p["low"] is not None else r)) for r, p in zip(rho, per_rung)],
@@ -402,7 +422,7 @@ def plot_fidelity(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_regret(results: dict, path: Path) -> None:
+def plot_regret(results: SimulationResults, path: Path) -> None:
     plt = _pyplot()
     caps = results["searches"]["caps"]
     cap = caps[max(caps, key=int)]
@@ -417,15 +437,14 @@ def plot_regret(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_outputs(results: dict, out: Path) -> None:
-    """results.json, report.md and the plots, each written atomically."""
-    import json
-
+def write_outputs(results: SimulationResults, out: Path) -> None:
+    """results.json (:func:`~budgetopt.bench.records.write_results`), report.md and the
+    plots, each written atomically."""
     from budgetopt.bench.table import write_atomic as atomic
 
     atomic(out / FILES["anytime"], lambda p: plot_anytime(results, p))
     if results.get("fidelity"):
         atomic(out / FILES["fidelity"], lambda p: plot_fidelity(results, p))
     atomic(out / FILES["regret"], lambda p: plot_regret(results, p))
-    atomic(out / FILES["results"], lambda p: p.write_text(json.dumps(results, indent=1) + "\n"))
+    write_results(results, out / FILES["results"])
     atomic(out / FILES["report"], lambda p: p.write_text(render(results) + "\n"))

@@ -23,10 +23,11 @@ Per compute cap and method, over the paired repeats:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from budgetopt.bench.records import Searches
 from budgetopt.bench.runner import bootstrap_cap
 from budgetopt.bench.simulate import GRID_POINTS, SearchResult, resolve_method
 from budgetopt.bench.stats import average_ranks, interval95, percentile95, signed
@@ -188,7 +189,7 @@ def _by_truth(scorer, searches, cap, method, baseline, configs, truths) -> dict:
     return out
 
 
-def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, baseline: str, rungs=None) -> dict:
+def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, baseline: str, rungs=None) -> Searches:
     """The ``"searches"`` and ``"pool_bootstrap"`` parts of results.json (``rungs``: the
     ladder the searches ran, the table's by default)."""
     rungs = tuple(rungs or table.rungs)
@@ -308,4 +309,4 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
                 )
             boot["methods"][method] = entry
         out["pool_bootstrap"] = boot
-    return out
+    return cast(Searches, out)  # its keys: records.Searches (tests/test_bench.py checks every record against it)
