@@ -200,113 +200,119 @@ def summarize(table, searches: dict, bootstrap: dict, configs: np.ndarray, basel
     out: dict = {"caps": {}, "methods": {m: resolve_method(m).words for m in methods}}
     for cap in caps:
         grid = np.linspace(0, cap, GRID_POINTS)
-        per_method: dict[str, dict[str, Any]] = {}
-        regrets: dict[str, list[float]] = {}
-        for method in methods:
-            runs = searches[(method, cap)]
-            deploy_kind = resolve_method(method).deploy_kind
-            regret = [scorer.regret(r.pick, configs) for r in runs]
-            deployable = [scorer.deployable(r.pick, deploy_kind) for r in runs]
-            regrets[method] = regret
-            curve_r, curve_d = [], []
-            picks = [_pick_at(r, grid) for r in runs]
-            for g in range(len(grid)):
-                rg = [scorer.regret(p[g], configs) for p in picks if p[g] is not None]
-                dg = [scorer.deployable(p[g], deploy_kind) for p in picks if p[g] is not None]
-                curve_r.append({**_interval(rg), "n": len(rg)})
-                curve_d.append({**_interval(dg), "n": len(dg)})
-            per_method[method] = {
-                "regret": [_r(x) for x in regret],
-                "deployable": [_r(x) for x in deployable],
-                "picks": [list(r.pick) if r.pick is not None else None for r in runs],
-                "compute": [r.compute for r in runs],
-                "trials": [r.trials for r in runs],
-                "full_budget_trials": [r.full_budget_trials for r in runs],
-                "regret_summary": _interval(regret),
-                "deployable_summary": _interval(deployable),
-                "compute_summary": {"mean": _r(np.mean([r.compute for r in runs]), 1), "max": int(max(r.compute for r in runs))},
-                "trials_summary": {
-                    "mean": _r(np.mean([r.trials for r in runs]), 2),
-                    "full_budget": _r(np.mean([r.full_budget_trials for r in runs]), 2),
-                },
-                "landing": landing_summary(runs, max_budget),
-                "frontier_regret": {
-                    str(b): _frontier_entry([scorer.regret_at(i, r.frontier.get(b), configs) for r in runs])
-                    for i, b in enumerate(table.rungs)
-                    if b in rungs
-                },
-                "curve": {
-                    "compute_full_budgets": [_r(g / max_budget, 4) for g in grid],
-                    "regret": curve_r,
-                    "deployable": curve_d,
-                },
-            }
+        per_method = {
+            method: _method_record(scorer, searches[(method, cap)], method, configs, grid, table.rungs, rungs, max_budget)
+            for method in methods
+        }
         for method in methods:
             per_method[method]["by_truth"] = _by_truth(scorer, searches, cap, method, baseline, configs, truth_kinds(table))
+        regrets = {method: [scorer.regret(r.pick, configs) for r in searches[(method, cap)]] for method in methods}
         ranks = average_ranks(regrets)
+        for method, entry in per_method.items():
+            entry["average_rank"] = _r(ranks[method], 3)
         if baseline in per_method:
-            base = per_method[baseline]
-            target = base["regret_summary"]["mean"]
-            for method, entry in per_method.items():
-                entry["average_rank"] = _r(ranks[method], 3)
-                if method == baseline:
-                    continue
-                d_regret = [a - b for a, b in zip(regrets[method], regrets[baseline])]
-                entry["regret_minus_baseline"] = paired_interval(regrets[method], regrets[baseline])
-                # the raw difference, in the study's direction (negative is better when minimizing)
-                entry["deployable_minus_baseline"] = paired_interval(entry["deployable"], base["deployable"])
-                for b, f in entry["frontier_regret"].items():
-                    f["minus_baseline"] = paired_interval(f["per_repeat"], base["frontier_regret"][b]["per_repeat"])
-                entry["regret_lower_than_baseline_in"] = int(sum(d < 0 for d in d_regret))
-                entry["regret_higher_than_baseline_in"] = int(sum(d > 0 for d in d_regret))
-            for entry in per_method.values():
-                # the first compute where the mean curve is at or below the baseline's final
-                # mean (point estimate), and where its 95% upper bound is (the sure one)
-                reach = {}
-                for name, key in (("mean", "mean"), ("sure", "high")):
-                    reach[name] = next(
-                        (
-                            g
-                            for point, g in zip(entry["curve"]["regret"], grid)
-                            if target is not None
-                            and point[key] is not None
-                            and point["n"] == len(entry["regret"])
-                            and point[key] <= target
-                        ),
-                        None,
-                    )
-                entry["compute_to_reach_baseline"] = {
-                    name: None
-                    if g is None
-                    else {"iterations": int(g), "full_budgets": _r(g / max_budget, 3), "fraction_of_cap": _r(g / cap, 3)}
-                    for name, g in reach.items()
-                }
-        else:
-            for method, entry in per_method.items():
-                entry["average_rank"] = _r(ranks[method], 3)
+            _paired_with_baseline(per_method, regrets, baseline, grid, cap, max_budget)
         out["caps"][str(cap)] = {"iterations": cap, "full_budgets": _r(cap / max_budget, 3), "methods": per_method}
     if bootstrap["pools"]:
-        boot: dict = {"pools": len(bootstrap["pools"]), "repeats": None, "cap": bootstrap_cap(caps), "methods": {}}
-        for method in methods:
-            diffs, means = [], []
-            for pool, runs_by_method in zip(bootstrap["pools"], bootstrap["searches"]):
-                pool = np.asarray(pool)
-                runs = runs_by_method[method]
-                boot["repeats"] = len(runs)
-                pool_regret = [scorer.regret(r.pick, pool) for r in runs]
-                means.append(float(np.mean(pool_regret)))
-                if baseline in runs_by_method and method != baseline:
-                    base_regret = [scorer.regret(r.pick, pool) for r in runs_by_method[baseline]]
-                    diffs.append(float(np.mean(np.subtract(pool_regret, base_regret))))
-            low, high = percentile95(means)
-            entry = {"mean_regret_low": _r(low), "mean_regret_high": _r(high)}
-            if diffs:
-                low, high = percentile95(diffs)
-                entry.update(
-                    regret_minus_baseline_low=_r(low),
-                    regret_minus_baseline_high=_r(high),
-                    regret_minus_baseline_mean=_r(float(np.mean(diffs))),
-                )
-            boot["methods"][method] = entry
-        out["pool_bootstrap"] = boot
+        out["pool_bootstrap"] = _bootstrap_record(scorer, bootstrap, methods, baseline, caps)
     return cast(Searches, out)  # its keys: records.Searches (tests/test_bench.py checks every record against it)
+
+
+def _method_record(scorer, runs, method: str, configs, grid, table_rungs, rungs, max_budget: int) -> dict[str, Any]:
+    """One method's searches at one cap (records.MethodResult, less what needs the others)."""
+    deploy_kind = resolve_method(method).deploy_kind
+    regret = [scorer.regret(r.pick, configs) for r in runs]
+    deployable = [scorer.deployable(r.pick, deploy_kind) for r in runs]
+    curve_r, curve_d = [], []
+    picks = [_pick_at(r, grid) for r in runs]
+    for g in range(len(grid)):
+        rg = [scorer.regret(p[g], configs) for p in picks if p[g] is not None]
+        dg = [scorer.deployable(p[g], deploy_kind) for p in picks if p[g] is not None]
+        curve_r.append({**_interval(rg), "n": len(rg)})
+        curve_d.append({**_interval(dg), "n": len(dg)})
+    return {
+        "regret": [_r(x) for x in regret],
+        "deployable": [_r(x) for x in deployable],
+        "picks": [list(r.pick) if r.pick is not None else None for r in runs],
+        "compute": [r.compute for r in runs],
+        "trials": [r.trials for r in runs],
+        "full_budget_trials": [r.full_budget_trials for r in runs],
+        "regret_summary": _interval(regret),
+        "deployable_summary": _interval(deployable),
+        "compute_summary": {"mean": _r(np.mean([r.compute for r in runs]), 1), "max": int(max(r.compute for r in runs))},
+        "trials_summary": {
+            "mean": _r(np.mean([r.trials for r in runs]), 2),
+            "full_budget": _r(np.mean([r.full_budget_trials for r in runs]), 2),
+        },
+        "landing": landing_summary(runs, max_budget),
+        "frontier_regret": {
+            str(b): _frontier_entry([scorer.regret_at(i, r.frontier.get(b), configs) for r in runs])
+            for i, b in enumerate(table_rungs)
+            if b in rungs
+        },
+        "curve": {"compute_full_budgets": [_r(g / max_budget, 4) for g in grid], "regret": curve_r, "deployable": curve_d},
+    }
+
+
+def _paired_with_baseline(per_method: dict, regrets: dict, baseline: str, grid, cap: int, max_budget: int) -> None:
+    """Each method's paired differences from the baseline, and the compute at which its
+    mean curve (and its 95% upper bound: the sure one) reaches the baseline's final mean."""
+    base = per_method[baseline]
+    target = base["regret_summary"]["mean"]
+    for method, entry in per_method.items():
+        if method == baseline:
+            continue
+        d_regret = [a - b for a, b in zip(regrets[method], regrets[baseline])]
+        entry["regret_minus_baseline"] = paired_interval(regrets[method], regrets[baseline])
+        # the raw difference, in the study's direction (negative is better when minimizing)
+        entry["deployable_minus_baseline"] = paired_interval(entry["deployable"], base["deployable"])
+        for b, f in entry["frontier_regret"].items():
+            f["minus_baseline"] = paired_interval(f["per_repeat"], base["frontier_regret"][b]["per_repeat"])
+        entry["regret_lower_than_baseline_in"] = int(sum(d < 0 for d in d_regret))
+        entry["regret_higher_than_baseline_in"] = int(sum(d > 0 for d in d_regret))
+    for entry in per_method.values():
+        reach = {}
+        for name, key in (("mean", "mean"), ("sure", "high")):
+            reach[name] = next(
+                (
+                    g
+                    for point, g in zip(entry["curve"]["regret"], grid)
+                    if target is not None and point[key] is not None and point["n"] == len(entry["regret"])
+                    and point[key] <= target
+                ),
+                None,
+            )
+        entry["compute_to_reach_baseline"] = {
+            name: None
+            if g is None
+            else {"iterations": int(g), "full_budgets": _r(g / max_budget, 3), "fraction_of_cap": _r(g / cap, 3)}
+            for name, g in reach.items()
+        }
+
+
+def _bootstrap_record(scorer, bootstrap: dict, methods: list[str], baseline: str, caps: list[int]) -> dict:
+    """records.PoolBootstrap: each method's mean regret over resampled pools, and its mean
+    difference from the baseline, with percentile intervals over the pools."""
+    boot: dict = {"pools": len(bootstrap["pools"]), "repeats": None, "cap": bootstrap_cap(caps), "methods": {}}
+    for method in methods:
+        diffs, means = [], []
+        for pool, runs_by_method in zip(bootstrap["pools"], bootstrap["searches"]):
+            pool = np.asarray(pool)
+            runs = runs_by_method[method]
+            boot["repeats"] = len(runs)
+            pool_regret = [scorer.regret(r.pick, pool) for r in runs]
+            means.append(float(np.mean(pool_regret)))
+            if baseline in runs_by_method and method != baseline:
+                base_regret = [scorer.regret(r.pick, pool) for r in runs_by_method[baseline]]
+                diffs.append(float(np.mean(np.subtract(pool_regret, base_regret))))
+        low, high = percentile95(means)
+        entry = {"mean_regret_low": _r(low), "mean_regret_high": _r(high)}
+        if diffs:
+            low, high = percentile95(diffs)
+            entry.update(
+                regret_minus_baseline_low=_r(low),
+                regret_minus_baseline_high=_r(high),
+                regret_minus_baseline_mean=_r(float(np.mean(diffs))),
+            )
+        boot["methods"][method] = entry
+    return boot
