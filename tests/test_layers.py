@@ -195,3 +195,16 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
         test_imports_point_down("attrs")
     with pytest.raises(AssertionError, match=r"_private from budgetopt.schedules"):
         test_no_private_name_is_imported_from_another_module("run")
+
+
+def test_no_function_in_bench_over_60_lines_without_its_reason():
+    # issue 21: a long function says why it is long ("Over 60 lines ..."), or it is split
+    unexplained = []
+    for path in sorted((PACKAGE / "bench").glob("*.py")):
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
+                body = "\n".join(source.splitlines()[node.lineno - 1 : node.end_lineno])
+                if "Over 60 lines" not in body:
+                    unexplained.append(f"{path.name}:{node.lineno} {node.name}")
+    assert not unexplained, unexplained

@@ -311,6 +311,7 @@ def build_table(
     x ``kinds`` in ``out``; returns ``out``. ``kinds``: default :data:`DEFAULT_KINDS`, or
     with ``resume`` the table's own; kinds given with ``resume`` are added to the table's.
     See the module docstring."""
+    # Over 60 lines for its signature: one keyword per option of ``bench build``; the body is under 50.
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InputError(f"--jobs must be an integer >= 1, got {jobs!r}")
     out = Path(out)

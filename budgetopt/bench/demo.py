@@ -175,9 +175,8 @@ def run_demo(
     progress: bool = True,
     say=lambda message: None,
 ) -> str:
-    """Run the demo; returns the text it prints at the end."""
+    """Run the demo; returns the text it prints at the end (:func:`demo_text`)."""
     from budgetopt.bench.replay import simulate  # scipy and matplotlib: the bench extra
-    from budgetopt.bench.report import verdict_sentences
 
     table_dir = Path(table) if table is not None else committed_table()
     meta = read_meta(table_dir, expect={"study": "fashion_mlp"})  # checked before any training
@@ -205,6 +204,14 @@ def run_demo(
         progress=progress,
         warn=say,
     )
+    return demo_text(study, live, url, results, repeats, out)
+
+
+def demo_text(study: str, live: optuna.Study, url: str, results: SimulationResults, repeats: int, out: Path) -> str:
+    """What the demo prints at its end: the live study's frontier, the replayed searches
+    (regret and deployable score, regret per budget), the like-with-like verdict and
+    what the sampler changes."""
+    from budgetopt.bench.report import verdict_sentences
     from budgetopt.frontier import fit_frontier, frontier, frontier_text
 
     trials = live.get_trials(deepcopy=False)

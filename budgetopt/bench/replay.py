@@ -63,6 +63,7 @@ def simulate(
     ``"A:B"``, only the pool positions A <= c < B (:func:`~budgetopt.bench.runner.pool_range`).
     Each search is appended to ``out/searches.jsonl`` as it finishes; with ``resume`` the
     searches already there are read instead of run (:func:`~budgetopt.bench.runner.run_searches`)."""
+    # Over 60 lines for its signature: one keyword per option of ``bench simulate``; the body is under 60.
     table, methods, ladder, caps, span, configs = _checked(
         table_dir, methods, compute, repeats, baseline, rungs, pool, jobs, pool_bootstrap, bootstrap_repeats, warn
     )

@@ -77,6 +77,8 @@ def run_searches(
     after checking that it was made on the same configurations, rungs and seeds). A search
     is a pure function of its method, repeat, cap and pool, so a resumed run's results
     equal an uninterrupted one's, and a resume may add methods, caps or repeats."""
+    # Over 60 lines for its signature and its two ways to run (in this process, or in a pool); the body is one
+    # pass over the tasks.
     from tqdm.auto import tqdm
 
     tasks: list[tuple[str, int, int, tuple | None]] = [(m, r, cap, None) for cap in caps for m in methods for r in range(repeats)]

@@ -194,6 +194,8 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
     ``@budget`` (``sha_cosine@budget``: Optuna's successive halving on the cosine values
     with BudgetSampler, which separates the sampler's share of a difference from the
     schedule's)."""
+    # Over 60 lines on purpose: the one parser of the method grammar (built-in, table kind, kind choice, user
+    # pruner, sampler suffix), each branch a few lines, so every error names what is allowed in one place.
     base, _, suffix = name.partition("@")
     sampler_override = suffix if suffix in SAMPLERS else None
     kind_override = suffix if suffix and sampler_override is None else None
@@ -544,6 +546,9 @@ def run_search(
     (iterations) against ``table`` (see the module docstring), on the table's ladder or
     on ``rungs``, a sub-ladder of it (a larger reduction factor or a higher minimum
     rung: every value and compute of a sub-ladder is one the table holds exactly)."""
+    # Over 60 lines on purpose: one search's loop (ask, land, plan, walk the rungs charging, reporting,
+    # pruning and cooling down, tell) reads top to bottom as the module docstring's steps 1-4; split, the
+    # state it updates (spent, best, best_at, result) would travel through every piece.
     rungs = tuple(rungs or table.rungs)
     eta = ladder_eta(rungs, table)
     kind_of = parse_kind_choice(method.kind).indices(table)  # the kind each configuration's units are read from

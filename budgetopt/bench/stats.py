@@ -86,6 +86,8 @@ def rank_fidelity(table, configs: np.ndarray, *, resamples: int = BOOTSTRAP_RESA
     docstring), over ``configs`` ("all") and over those that train ("train"), with 95%
     bootstrap intervals, and paired differences of every kind against ``continue_*`` kinds
     and of ``branch`` against ``restart``."""
+    # Over 60 lines on purpose: one bootstrap over configurations and seeds that every kind, rung and
+    # difference shares (the same resamples), so the intervals are paired.
     truth_seeds = table.full_budget_scores("restart")[configs]  # [n, S]
     n, n_seeds = truth_seeds.shape
     truth = truth_seeds.mean(axis=1)

@@ -435,6 +435,8 @@ def read_table(directory: str | Path, *, expect: dict | None = None) -> Table:
     """The table in ``directory``; a :class:`TableError` (one line) when it is missing,
     of another format or version, truncated or hand-edited. ``expect`` (optional):
     meta fields that must match (``study``, ``ladder``, ...)."""
+    # Over 60 lines on purpose: the table's every check (format, version, shape, each row's keys and values,
+    # truncation) beside the arrays they fill, so a damaged table is refused in one line naming what is wrong.
     directory = Path(directory)
     meta = read_meta(directory, expect=expect)
     table_path = directory / TABLE_FILE
