@@ -108,7 +108,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 
@@ -252,20 +252,28 @@ class StudyScript:
             return float(self.module.evaluate(model, data, split, device))
 
     def batches(self, data: Any, seed: int, device: torch.device | str) -> Iterator[Any]:
-        """The script's ``batches(data, seed, device)``, each batch drawn through :meth:`calling`."""
+        """The script's ``batches(data, seed, device)``, its errors as :meth:`calling` says."""
         with self.calling("batches"):
             stream = iter(self.module.batches(data, seed, device))
-        while True:
-            with self.calling("batches"):
-                try:
-                    batch = next(stream)
-                except StopIteration:
-                    return
+        while True:  # every step: try/except, not a context manager (free when nothing is raised)
+            try:
+                batch = next(stream)
+            except StopIteration:
+                return
+            except Exception as error:
+                self._raise(error, "batches")
             yield batch
 
     def train_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Any, params: dict) -> Any:
-        with self.calling("train_step"):
+        try:  # every step: see batches
             return self.module.train_step(model, optimizer, batch, params)
+        except Exception as error:
+            self._raise(error, "train_step")
+
+    def _raise(self, error: Exception, function: str) -> NoReturn:
+        """``error`` as :meth:`calling` raises it."""
+        with self.calling(function):
+            raise error
 
 
 def load_study_script(name_or_path: str | Path) -> StudyScript:
