@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import TypeGuard
 
@@ -52,3 +53,35 @@ def check_fraction(value: object, name: str, *, low_open: bool = True) -> float:
         raise InputError(f"{name} must be in {interval}, got {value!r}")
     return float(value)
 
+
+
+COMPUTE_FORMS = "a number of full budgets with 'fb' (30fb, 2.5fb) or of iterations with 'it' (50000it)"
+
+
+def parse_compute(text: object, full_budget: int, option: str, bare: str) -> int:
+    """Compute given on a command line, in iterations: ``30fb`` (full budgets, times
+    ``full_budget``), ``50000it`` (iterations), or a bare number in the command's own unit
+    ``bare`` (``"fb"`` for the bench commands, ``"it"`` for workers). One idea, compute,
+    with one spelling on every command; a one-line :class:`InputError` naming the forms
+    otherwise."""
+    value = str(text).strip().lower().replace(" ", "")
+    unit = bare
+    for suffix in ("fb", "it"):
+        if value.endswith(suffix):
+            value, unit = value[: -len(suffix)], suffix
+            break
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise InputError(f"{option} {text!r}: give {COMPUTE_FORMS}; a bare number is {_unit_words(bare)}")
+    if unit == "it":
+        if number != int(number):
+            raise InputError(f"{option} {text!r}: iterations are a whole number; give {COMPUTE_FORMS}")
+        return int(number)
+    return int(round(number * full_budget))
+
+
+def _unit_words(unit: str) -> str:
+    return "full budgets" if unit == "fb" else "iterations"

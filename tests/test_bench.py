@@ -3,6 +3,7 @@ module, resumed after SIGKILL, and replayed with every method."""
 
 import csv
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -539,6 +540,33 @@ def test_read_results_refuses_another_format_or_version_in_one_line(tmp_path):
     assert schema_problems({**good, "median": 0.1}, Interval) == ["results: 'median' is not in Interval"]
 
 
+@pytest.mark.parametrize(
+    "text, bare, iterations",
+    [("30", "fb", 30 * 81), ("30fb", "it", 30 * 81), ("2.5 FB", "fb", 202), ("50000", "it", 50000), ("50000it", "fb", 50000),
+     ("1e3it", "fb", 1000)],
+)
+def test_compute_is_full_budgets_with_fb_iterations_with_it_and_a_bare_number_the_commands_unit(text, bare, iterations):
+    from budgetopt._validation import parse_compute
+
+    assert parse_compute(text, 81, "--compute", bare) == iterations
+
+
+@pytest.mark.parametrize("text", ["0", "-3fb", "tenfb", "nan", "inf", "2.5it", ""])
+def test_compute_that_is_no_compute_is_one_line_naming_the_forms(text):
+    from budgetopt._validation import parse_compute
+
+    with pytest.raises(InputError, match=rf"--compute '{re.escape(text)}': "):
+        parse_compute(text, 81, "--compute", "fb")
+
+
+def test_a_simulation_capped_in_iterations_equals_one_capped_in_full_budgets(table_dir, tmp_path):
+    kwargs = dict(methods=["sha_cosine", "restart"], repeats=2, baseline="sha_cosine", pool_bootstrap=0,
+                  fidelity_resamples=20, progress=False)
+    in_iterations = simulate(table_dir, tmp_path / "it", compute="162it", **kwargs)
+    in_full_budgets = simulate(table_dir, tmp_path / "fb", compute="2", **kwargs)
+    assert in_iterations["searches"] == in_full_budgets["searches"]
+
+
 def test_sub_ladder_searches_report_only_its_budgets_at_its_reduction_factor_within_the_cap(table_dir, monkeypatch):
     """``--rungs 9,81``: every method's trials report at 9 and 81 only, the values the table
     holds there; Optuna's pruners get reduction factor 9; the cap holds and the search goes
@@ -694,6 +722,7 @@ def test_build_unwritable_out(capsys, tmp_path):
     [
         (["--repeats", "0"], ["--repeats must be an integer >= 1, got 0"]),
         (["--compute", "0.001"], ["--compute 0.001", "below one lowest rung (3 iterations"]),
+        (["--compute", "ten"], ["--compute 'ten': give a number of full budgets with 'fb'", "a bare number is full budgets"]),
         (["--methods", "sha_step,nonsense"], ["unknown method 'nonsense'", "sha_cosine"]),
         (["--methods", "restart", "--baseline", "sha_step"], ["--baseline 'sha_step' is not one of the methods"]),
         (["--methods", "sha_step,no_such_module:Pruner"], ["cannot import no_such_module:Pruner"]),

@@ -64,6 +64,13 @@ def test_compute_budget_is_the_studys_and_no_trial_starts_past_it(tmp_path):
     assert len(load(f"sqlite:///{tmp_path}/study.db", "s").trials) == len(trials)
 
 
+def test_compute_in_full_budgets_is_that_many_full_budgets_of_the_scripts_ladder(tmp_path):
+    assert worker(tmp_path, "--compute", "4fb") == 0  # the script's full budget is 27: 108 iterations
+    trials = load(f"sqlite:///{tmp_path}/study.db", "s").trials
+    spent = compute_spent(trials)
+    assert spent >= 4 * 27 and spent - trials[-1].user_attrs[ATTR_COMPUTE] < 4 * 27
+
+
 def test_branch_workers_train_with_their_cooldown_and_launch_forwards_it(tmp_path):
     assert worker(tmp_path, "--n-trials", "2", "--mode", "branch", "--cooldown", "0.3") == 0
     study = load(f"sqlite:///{tmp_path}/study.db", "s")

@@ -73,7 +73,10 @@ COMMAND_LINE = [
     ("n-trials-negative", "worker {script} --storage {url} --study s --n-trials -5", r"--n-trials must be an integer >= 1, got -5"),
     ("n-trials-text", "worker {script} --storage {url} --study s --n-trials ten", r"argument --n-trials: invalid int value: 'ten'"),
     ("n-trials-and-compute", "worker {script} --storage {url} --study s --n-trials 5 --compute 100", r"not allowed with argument"),
-    ("compute-zero", "worker {script} --storage {url} --study s --compute 0", r"--compute must be an integer >= 1, got 0"),
+    ("compute-zero", "worker {script} --storage {url} --study s --compute 0",
+     r"--compute '0': give a number of full budgets with 'fb' \(30fb, 2.5fb\) or of iterations with 'it' \(50000it\); "
+     r"a bare number is iterations"),
+    ("compute-fraction", "worker {script} --storage {url} --study s --compute 2.5", r"--compute '2.5': iterations are a whole number"),
     ("brackets-too-many", "worker {script} --storage {url} --study s --brackets 7", r"brackets"),
     ("brackets-text", "worker {script} --storage {url} --study s --brackets many", r"brackets"),
     ("heartbeat-zero", "worker {script} --storage {url} --study s --heartbeat 0", r"--heartbeat \(seconds\) must be an integer >= 1"),

@@ -350,7 +350,8 @@ def _add_live(group, command) -> None:
     )
     parser.add_argument("--repeats", type=int, default=50, metavar="K", help="searches per method (default: %(default)s)")
     parser.add_argument(
-        "--compute", type=float, default=10, metavar="FB", help="cap per search, in full budgets (default: %(default)s)"
+        "--compute", default="10", metavar="C",
+        help="cap per search: full budgets (10 or 10fb) or iterations (4050it) (default: %(default)s)"
     )
     parser.add_argument("--ladder", metavar="NAME", help="a ladder of the script (default: its default ladder)")
     parser.add_argument(
@@ -368,18 +369,22 @@ def _add_live(group, command) -> None:
 
 
 def _run_live(args: argparse.Namespace) -> int:
+    from budgetopt._validation import parse_compute
     from budgetopt.bench.live import LiveSpec, run_live
+    from budgetopt.study_script import load_study_script
 
     try:
         seeds = tuple(int(s) for s in args.truth_seeds.split(",") if s.strip())
     except ValueError:
         raise InputError(f"--truth-seeds {args.truth_seeds!r}: expected integers separated by commas, e.g. 0,1") from None
-    if not seeds or args.repeats < 1 or args.jobs < 1 or not args.compute > 0:
+    if not seeds or args.repeats < 1 or args.jobs < 1:
         raise InputError(
-            f"--truth-seeds {args.truth_seeds!r}, --repeats {args.repeats}, --jobs {args.jobs}, --compute {args.compute}: "
-            "need at least one seed, repeats >= 1, jobs >= 1 and compute > 0"
+            f"--truth-seeds {args.truth_seeds!r}, --repeats {args.repeats}, --jobs {args.jobs}: "
+            "need at least one seed, repeats >= 1 and jobs >= 1"
         )
-    spec = LiveSpec(args.script, args.ladder, args.compute, seeds, args.device, args.data_dir, args.quick)
+    full_budget = load_study_script(args.script).named_ladder(args.ladder)[1].max_budget
+    full_budgets = parse_compute(args.compute, full_budget, "--compute", "fb") / full_budget
+    spec = LiveSpec(args.script, args.ladder, full_budgets, seeds, args.device, args.data_dir, args.quick)
     out = run_live(
         spec, [m for m in args.methods.split(",") if m], args.repeats, args.out, jobs=args.jobs, resume=args.resume,
         command=_command_line(args), say=_say(args),
@@ -469,8 +474,9 @@ def _add_search_options(parser: argparse.ArgumentParser, compute_default: str) -
     parser.add_argument(
         "--compute",
         default=compute_default,
-        metavar="FB[,FB]",
-        help="compute cap(s) per search, in full budgets (default: %(default)s)",
+        metavar="C[,C]",
+        help="compute cap(s) per search: full budgets (10,30 or 10fb,30fb) or iterations (4050it) "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--repeats", type=int, default=200, metavar="K", help="paired repeats per method and cap (default: %(default)s)"

@@ -17,6 +17,7 @@ from typing import IO, Any
 import numpy as np
 import optuna
 
+from budgetopt._validation import parse_compute
 from budgetopt.bench._process import exit_with_parent
 from budgetopt.bench.simulate import BUILTIN, PoolLookup, SearchResult, resolve_method, run_search
 from budgetopt.bench.table import Table
@@ -273,17 +274,14 @@ def pool_range(spec: str | None, table: Table) -> tuple[int, int] | None:
 
 
 def caps_from(spec: str | list, table: Table, rungs: tuple[int, ...] | None = None) -> list[int]:
-    """Compute caps in iterations from ``spec``: full budgets, comma-separated (``10,30,100``)."""
+    """Compute caps in iterations from ``spec``, comma-separated: full budgets (``10,30,100``,
+    or ``10fb``) or iterations (``24300it``) (:func:`budgetopt._validation.parse_compute`)."""
     items = spec if isinstance(spec, list) else [s for s in re.split(r"[,\s]+", str(spec)) if s]
     caps = []
     rungs = rungs or table.rungs
     max_budget, min_budget = rungs[-1], rungs[0]
     for item in items:
-        try:
-            full_budgets = float(item)
-        except ValueError:
-            raise InputError(f"--compute {item!r} is not a number of full budgets (e.g. 30 or 10,30,100)") from None
-        cap = int(round(full_budgets * max_budget))
+        cap = parse_compute(item, max_budget, "--compute", "fb")
         if not cap >= min_budget:
             raise InputError(
                 f"--compute {item} is {cap} iterations, below one lowest rung ({min_budget} iterations = "

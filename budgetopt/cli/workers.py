@@ -47,9 +47,9 @@ def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentPa
     )
     budget.add_argument(
         "--compute",
-        type=int,
-        metavar="ITERATIONS",
-        help="iterations of the whole study, all workers together (default: no limit)",
+        metavar="C",
+        help="compute of the whole study, all workers together: 50000 or 50000it iterations, or 30fb full budgets of "
+        "the script's ladder (default: no limit)",
     )
     options.add_argument(
         "--mode", choices=MODES, default="restart", help="how a trial goes from rung to rung (default: %(default)s)"
@@ -166,16 +166,15 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     snapshot store, storage with the heartbeat, study -- in that order, so that nothing
     is written to the storage when an input is bad (an InputError)."""
     from budgetopt import workers
-    from budgetopt._validation import check_fraction, check_iterations
+    from budgetopt._validation import check_fraction, check_iterations, parse_compute
     from budgetopt.pruners import BudgetPruner
     from budgetopt.study_script import load_study_script
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat is "experimental"
-    budget = workers.StudyBudget(
-        n_trials=None if args.n_trials is None else check_iterations(args.n_trials, "--n-trials"),
-        compute=None if args.compute is None else check_iterations(args.compute, "--compute"),
-    )
+    if args.compute is not None:  # checked now, converted once the script's full budget is known
+        parse_compute(args.compute, 1, "--compute", "it")
+    n_trials = None if args.n_trials is None else check_iterations(args.n_trials, "--n-trials")
     check_iterations(args.max_repeated_errors, "--max-repeated-errors")
     check_iterations(args.max_retry, "--max-retry", minimum=0)
     heartbeat = check_iterations(args.heartbeat, "--heartbeat (seconds)")
@@ -192,6 +191,11 @@ def _worker_setup(args: argparse.Namespace, load_data: bool) -> dict:
     if args.models is not None and not args.keep_models:
         raise InputError(f"--models {args.models} is where --keep-models keeps models: give --keep-models K too")
     script = load_study_script(args.script)
+    full_budget = script.ladder_for(args.quick).max_budget
+    budget = workers.StudyBudget(
+        n_trials=n_trials,
+        compute=None if args.compute is None else parse_compute(args.compute, full_budget, "--compute", "it"),
+    )
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise InputError(f"--data-dir {args.data_dir} does not exist (or is not a directory)")
     data = None
