@@ -63,24 +63,36 @@ def parse_compute(text: object, full_budget: int, option: str, bare: str) -> int
     ``full_budget``), ``50000it`` (iterations), or a bare number in the command's own unit
     ``bare`` (``"fb"`` for the bench commands, ``"it"`` for workers). One idea, compute,
     with one spelling on every command; a one-line :class:`InputError` naming the forms
-    otherwise."""
-    value = str(text).strip().lower().replace(" ", "")
+    otherwise (and for compute under one iteration)."""
+    number, unit = compute_parts(text, option, bare)
+    if unit == "it":
+        if number != int(number):
+            raise InputError(f"{option} {text!r}: iterations are a whole number; give {COMPUTE_FORMS}")
+        return int(number)
+    iterations = number * full_budget
+    if not math.isfinite(iterations) or iterations >= 2**62:
+        raise InputError(f"{option} {text!r} is more compute than any run; give {COMPUTE_FORMS}")
+    if round(iterations) < 1:
+        raise InputError(f"{option} {text!r} is under one iteration (a full budget is {full_budget}); give {COMPUTE_FORMS}")
+    return int(round(iterations))
+
+
+def compute_parts(text: object, option: str, bare: str) -> tuple[float, str]:
+    """``(number, unit)`` of a ``--compute`` value (:func:`parse_compute`'s forms; ``unit``
+    ``"fb"`` or ``"it"``), checked to be a positive finite number."""
+    value = str(text).strip().lower()
     unit = bare
     for suffix in ("fb", "it"):
         if value.endswith(suffix):
-            value, unit = value[: -len(suffix)], suffix
+            value, unit = value[: -len(suffix)].rstrip(), suffix
             break
     try:
         number = float(value)
     except ValueError:
         number = math.nan
-    if not (math.isfinite(number) and number > 0):
+    if not (math.isfinite(number) and number > 0) or (unit == "it" and number >= 2**62):
         raise InputError(f"{option} {text!r}: give {COMPUTE_FORMS}; a bare number is {_unit_words(bare)}")
-    if unit == "it":
-        if number != int(number):
-            raise InputError(f"{option} {text!r}: iterations are a whole number; give {COMPUTE_FORMS}")
-        return int(number)
-    return int(round(number * full_budget))
+    return number, unit
 
 
 def _unit_words(unit: str) -> str:

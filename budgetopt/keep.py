@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from budgetopt._messages import typed_line
 from budgetopt.attrs import ATTR_KEPT_MODELS, retried_numbers
-from budgetopt.errors import InputError, InputTypeError, MissingPathError
+from budgetopt.errors import InputError, InputTypeError, MissingPathError, ResourceError
 from budgetopt.trial_io import rung_values_of
 
 if TYPE_CHECKING:
@@ -126,10 +127,15 @@ def kept_model_id(trial: FrozenTrial, budget: int) -> str | None:
 
 
 def read_state_dict(store: Any, artifact_id: str) -> dict:
-    """The ``state_dict`` a :class:`ModelKeeper` wrote; a FileNotFoundError when it is gone."""
+    """The ``state_dict`` a :class:`ModelKeeper` wrote; a FileNotFoundError when it is gone, a
+    :class:`~budgetopt.errors.ResourceError` when the store cannot be read."""
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
     try:
         with store.open_reader(artifact_id) as reader:
             data = reader.read()
-    except Exception as error:
+    except (ArtifactNotFound, FileNotFoundError) as error:
         raise MissingPathError(f"kept model {artifact_id} is not in the model store ({type(error).__name__})") from None
+    except Exception as error:  # the store itself failed: a network, credentials, a disk
+        raise ResourceError(f"kept model {artifact_id} could not be read from the model store: {typed_line(error)}") from error
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)

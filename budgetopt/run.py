@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import torch
 
 from budgetopt._validation import check_iterations, is_real
-from budgetopt.distributed import RankFailure, collective_of, owned_trial
+from budgetopt.distributed import Collective, RankFailure, collective_of, owned_trial
 from budgetopt.errors import InputError, InputTypeError
 from budgetopt.ladder import Ladder
 from budgetopt.modes import MODES, Phase, get_mode
@@ -174,7 +174,7 @@ class Segment:
                 stream.seek(t)
             yield stream.draw()
 
-    def report(self, value: float) -> None:
+    def report(self, value: float | None) -> None:
         """Record the budget-converged ``value`` of this budget.
 
         With a trial: ``trial.report(value, step=budget)``, then ``optuna.TrialPruned``
@@ -461,6 +461,12 @@ class BudgetedRun:
         else:
             self._loss_sum = self._loss_sum + float(loss)
         self._loss_count += 1
+
+    @property
+    def collective(self) -> Collective | None:
+        """The collectives of the processes that train this trial together (a
+        ``TorchDistributedTrial`` source), or None for one process."""
+        return self._dist
 
     @property
     def value(self) -> float | None:

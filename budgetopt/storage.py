@@ -246,7 +246,7 @@ def open_snapshot_store(location: str, what: str = "snapshot") -> Any:
             store = Boto3ArtifactStore(bucket) if scheme == "s3" else GCSArtifactStore(bucket)
         except ImportError as error:
             package = "boto3" if scheme == "s3" else "google-cloud-storage"
-            raise InputError(f"{what}s in {scheme}:// need {package}: pip install {package} ({error})") from None
+            raise ResourceError(f"{what}s in {scheme}:// need {package}: pip install {package} ({error})") from None
         shown = f"{what} bucket {location}"
     else:
         raise InputError(f"{what}s must be a directory, file://DIR, s3://BUCKET or gs://BUCKET, got {location!r}")

@@ -11,7 +11,8 @@ DistributedSampler without shuffling, so a step of the two ranks' batches of 4 i
 on the global batch of 8: the run equals one process training on batches of 8.
 Scenarios: ``plain`` (the plan to its end), ``prune`` (a pruner that prunes at the first
 rung), ``diverge`` (rank 1's training loss is NaN from its 5th step), ``ladder`` (the
-callback given budgets instead of a TorchDistributedTrial: refused). Writes OUT/rank{R}.pt.
+callback given budgets instead of a TorchDistributedTrial: refused), ``rank0`` (the metric
+logged on rank 0 only). Writes OUT/rank{R}.pt.
 """
 
 from __future__ import annotations
@@ -56,12 +57,13 @@ def loaders(batch_size: int, rank: int | None = None) -> tuple[DataLoader, DataL
 class LitLinear(L.LightningModule):
     """A linear model, SGD with momentum; records the rate each training step sees."""
 
-    def __init__(self, nan_from: int | None = None) -> None:
+    def __init__(self, nan_from: int | None = None, rank_zero_only: bool = False) -> None:
         super().__init__()
         torch.manual_seed(0)
         self.net = nn.Linear(3, 1)
         self.step_lrs: list = []
         self.nan_from = nan_from
+        self.rank_zero_only = rank_zero_only
 
     def training_step(self, batch, batch_idx):
         self.step_lrs.append(self.trainer.optimizers[0].param_groups[0]["lr"])
@@ -73,7 +75,10 @@ class LitLinear(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        self.log("val_neg_mse", -F.mse_loss(self.net(x), y), sync_dist=True)
+        if self.rank_zero_only:  # the metric on rank 0 only: the others have none to report
+            self.log("val_neg_mse", -F.mse_loss(self.net(x), y), rank_zero_only=True)
+        else:
+            self.log("val_neg_mse", -F.mse_loss(self.net(x), y), sync_dist=True)
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=LR, momentum=0.9)
@@ -104,7 +109,7 @@ def main() -> None:
     budgets = [4, 8, 16] if scenario == "prune" else None
     source = [4, 8, 16] if scenario == "ladder" else TorchDistributedTrial(trial)  # ladder: refused under DDP
     callback = BudgetPruningCallback(source, "val_neg_mse", mode=mode, budgets=budgets, loss_check_every=2)
-    model = LitLinear(nan_from=5 if scenario == "diverge" and rank == 1 else None)
+    model = LitLinear(nan_from=5 if scenario == "diverge" and rank == 1 else None, rank_zero_only=scenario == "rank0")
     train, val = loaders(batch_size=4, rank=rank)
     result: dict = {"rank": rank}
     try:

@@ -504,6 +504,13 @@ def test_a_resumed_simulation_runs_only_the_missing_searches_and_equals_an_unint
     )
     with pytest.raises(ValueError, match="other configs than this run's"):
         simulate(table_dir, tmp_path / "cut", repeats=4, resume=True, pool="0:4", **kwargs)
+    other = tmp_path / "other-table"  # the same pool, ladder and seeds, one value changed: another table
+    shutil.copytree(table_dir, other)
+    rows = (other / "table.csv").read_text().splitlines(keepends=True)
+    rows[1] = rows[1].replace(",0.", ",0.0", 1)
+    (other / "table.csv").write_text("".join(rows))
+    with pytest.raises(ValueError, match=r"made on a table whose table.csv differs from this one's"):
+        simulate(other, tmp_path / "cut", repeats=4, resume=True, **kwargs)
     ran.clear()
     simulate(table_dir, tmp_path / "cut", repeats=2, **kwargs)  # without --resume: a fresh journal
     assert len(ran) == 2 * 2 + 2 * 2
@@ -551,11 +558,11 @@ def test_compute_is_full_budgets_with_fb_iterations_with_it_and_a_bare_number_th
     assert parse_compute(text, 81, "--compute", bare) == iterations
 
 
-@pytest.mark.parametrize("text", ["0", "-3fb", "tenfb", "nan", "inf", "2.5it", ""])
+@pytest.mark.parametrize("text", ["0", "-3fb", "tenfb", "nan", "inf", "2.5it", "", "3 0", "1e307fb", "0.001fb", "9e18it"])
 def test_compute_that_is_no_compute_is_one_line_naming_the_forms(text):
     from budgetopt._validation import parse_compute
 
-    with pytest.raises(InputError, match=rf"--compute '{re.escape(text)}': "):
+    with pytest.raises(InputError, match=rf"--compute '{re.escape(text)}'[: ].*(give a number of full budgets)"):
         parse_compute(text, 81, "--compute", "fb")
 
 
@@ -721,7 +728,8 @@ def test_build_unwritable_out(capsys, tmp_path):
     "argv, fragments",
     [
         (["--repeats", "0"], ["--repeats must be an integer >= 1, got 0"]),
-        (["--compute", "0.001"], ["--compute 0.001", "below one lowest rung (3 iterations"]),
+        (["--compute", "0.02"], ["--compute 0.02 is 2 iterations", "below one lowest rung (3 iterations"]),
+        (["--compute", "0.001"], ["--compute '0.001' is under one iteration (a full budget is 81)"]),
         (["--compute", "ten"], ["--compute 'ten': give a number of full budgets with 'fb'", "a bare number is full budgets"]),
         (["--methods", "sha_step,nonsense"], ["unknown method 'nonsense'", "sha_cosine"]),
         (["--methods", "restart", "--baseline", "sha_step"], ["--baseline 'sha_step' is not one of the methods"]),

@@ -92,6 +92,12 @@ def test_both_ranks_train_as_one_process_on_the_global_batch(mode, tmp_path):
     assert trial.user_attrs["budgetopt.ended"] == "completed at budget 16"
 
 
+def test_a_metric_logged_on_rank_0_only_is_the_one_reported_on_both(tmp_path):
+    zero, one = run_ranks(tmp_path, "rank0")
+    assert zero["outcome"] == one["outcome"] == "complete"
+    assert zero["rung_values"] == one["rung_values"] and list(zero["rung_values"]) == [4, 8, 16]
+
+
 def test_a_prune_ends_both_ranks_at_the_same_rung(tmp_path):
     zero, one = run_ranks(tmp_path, "prune")
     assert zero["outcome"] == one["outcome"] == "pruned: pruned at budget 4"

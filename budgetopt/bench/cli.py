@@ -369,7 +369,7 @@ def _add_live(group, command) -> None:
 
 
 def _run_live(args: argparse.Namespace) -> int:
-    from budgetopt._validation import parse_compute
+    from budgetopt._validation import compute_parts, parse_compute
     from budgetopt.bench.live import LiveSpec, run_live
     from budgetopt.study_script import load_study_script
 
@@ -382,9 +382,11 @@ def _run_live(args: argparse.Namespace) -> int:
             f"--truth-seeds {args.truth_seeds!r}, --repeats {args.repeats}, --jobs {args.jobs}: "
             "need at least one seed, repeats >= 1 and jobs >= 1"
         )
-    full_budget = load_study_script(args.script).named_ladder(args.ladder)[1].max_budget
-    full_budgets = parse_compute(args.compute, full_budget, "--compute", "fb") / full_budget
-    spec = LiveSpec(args.script, args.ladder, full_budgets, seeds, args.device, args.data_dir, args.quick)
+    number, unit = compute_parts(args.compute, "--compute", "fb")
+    if unit == "it":  # the spec keeps full budgets (what a campaign's meta.json has always held)
+        full_budget = load_study_script(args.script).named_ladder(args.ladder)[1].max_budget
+        number = parse_compute(args.compute, full_budget, "--compute", "fb") / full_budget
+    spec = LiveSpec(args.script, args.ladder, number, seeds, args.device, args.data_dir, args.quick)
     out = run_live(
         spec, [m for m in args.methods.split(",") if m], args.repeats, args.out, jobs=args.jobs, resume=args.resume,
         command=_command_line(args), say=_say(args),

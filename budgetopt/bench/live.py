@@ -85,7 +85,7 @@ def live_search(spec: LiveSpec, method_name: str, repeat: int) -> dict:
     kind = parse_kind(method.kind)
     _, ladder = script.named_ladder(spec.ladder)
     rungs = tuple(ladder)
-    cap = int(spec.cap_full_budgets * rungs[-1])
+    cap = int(round(spec.cap_full_budgets * rungs[-1]))  # as parse_compute rounds (408it stays 408)
     start = time.perf_counter()
     study = optuna.create_study(
         study_name=f"{method.name}-{repeat}",

@@ -295,7 +295,7 @@ def read_results(path: str | Path) -> SimulationResults:
         results = json.loads(data)
     except FileNotFoundError:
         raise InputError(f"{path} does not exist: give a results.json made by 'budgetopt bench simulate'") from None
-    except (OSError, ValueError) as error:
+    except (gzip.BadGzipFile, EOFError, ValueError) as error:  # another OSError (permissions): the environment's
         raise InputError(f"{path} is not a results.json of 'budgetopt bench simulate' ({error})") from None
     if not isinstance(results, dict) or results.get("format") != FORMAT:
         raise InputError(f"{path} is not a results.json of 'budgetopt bench simulate' (format {FORMAT!r})")

@@ -20,7 +20,7 @@ import optuna
 from budgetopt._validation import parse_compute
 from budgetopt.bench._process import exit_with_parent
 from budgetopt.bench.simulate import BUILTIN, PoolLookup, SearchResult, resolve_method, run_search
-from budgetopt.bench.table import Table
+from budgetopt.bench.table import TABLE_FILE, Table
 from budgetopt.errors import InputError
 
 _WORKER: dict[str, Any] = {}
@@ -92,8 +92,9 @@ def run_searches(
         tasks += [(m, 10_000 + r, bootstrap_cap(caps), resampled) for m in methods for r in range(bootstrap_repeats)]
         owners += [b] * (len(methods) * bootstrap_repeats)
     keys = [(task[0], task[1], task[2], owner) for task, owner in zip(tasks, owners)]
-    header = {"format": JOURNAL_FORMAT, "version": 1, "configs": configs.tolist(), "rungs": list(rungs or table.rungs),
-              "seeds": list(table.seeds), "bootstrap_seed": 12345}
+    header = {"format": JOURNAL_FORMAT, "version": 1, "table": table_digest(table), "optuna": optuna.__version__,
+              "configs": configs.tolist(), "rungs": list(rungs or table.rungs), "seeds": list(table.seeds),
+              "bootstrap_seed": 12345}
     done = read_journal(journal, header) if journal is not None and resume and journal.is_file() else {}
     results: list[SearchResult | None] = [done.get(key) for key in keys]
     todo = [i for i, result in enumerate(results) if result is None]
@@ -134,6 +135,18 @@ def run_searches(
 
 JOURNAL_FORMAT = "budgetopt-bench-searches"
 
+
+def table_digest(table: Table) -> str:
+    """SHA-256 of the table's ``table.csv``: a journal is resumed only on the very table
+    it was made on (a rebuilt or grown table, another pool seed: searches run again)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(table.directory / TABLE_FILE, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
 SearchKey = tuple[str, int, int, "int | None"]  # method, repeat, cap, resampled pool (None: the table's)
 
 
@@ -150,9 +163,10 @@ def read_journal(path: Path, header: dict) -> dict[SearchKey, SearchResult]:
         raise InputError(f"--resume: {path} is not a journal of simulated searches; remove it or choose another --out")
     for key, value in header.items():
         if first.get(key) != value:
+            what = {"table": "a table whose table.csv differs from this one's (rebuilt, grown, another pool)",
+                    "optuna": f"Optuna {first.get('optuna')} (this run: {value})"}.get(key, f"other {key} than this run's")
             raise InputError(
-                f"--resume: the searches in {path} were made with other {key} than this run's (another --pool, --rungs "
-                "or table); remove the file or choose another --out"
+                f"--resume: the searches in {path} were made on {what}; remove the file or choose another --out"
             )
     done: dict[SearchKey, SearchResult] = {}
     for number, line in enumerate(lines[1:], start=2):

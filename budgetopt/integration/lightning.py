@@ -263,13 +263,18 @@ class BudgetPruningCallback(Callback):
         segment = self._driver.take_pending()
         assert segment is not None
         value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
+        collective = self._run().collective
+        missing = value is None
+        if collective is not None:  # rank 0's value is the one reported: its absence stops every rank, another's none
+            missing = collective.broadcast(missing, f"whether {self.monitor!r} was logged at budget {segment.budget}")
+        if missing:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
             raise InputError(
                 f"monitor={self.monitor!r} was not logged by the validation at budget {segment.budget} "
                 f"(logged: {logged}): log it in validation_step with self.log({self.monitor!r}, ...)"
             )
-        segment.report(float(value))  # trial.report(value, step=budget); raises optuna.TrialPruned when pruned
+        # trial.report(value, step=budget) on rank 0; raises optuna.TrialPruned when pruned
+        segment.report(None if value is None else float(value))
         if self._run().ended is not None:
             trainer.should_stop = True
 
