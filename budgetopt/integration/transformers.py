@@ -65,9 +65,14 @@ Next to a CPU-only torch with PyPI's (CUDA) torchvision, import this module befo
 transformers: transformers imports torchvision when it is installed, and this module
 repairs that import first (:func:`budgetopt.repair_torchvision_ops`).
 
+Several processes (DDP, ranks started by ``torchrun``, the process group initialised
+before the callback is made): give ``optuna_integration.TorchDistributedTrial(trial)`` on
+every rank (the trial on rank 0, None on the others); the plan, each rung's value (rank
+0's) and the prune decision are broadcast and every rank trains and stops alike. Without
+one, a Trainer of several processes is refused in one line.
+
 Not covered: fp16 through the Trainer (``fp16=True``) keeps its gradient scaler inside
-Accelerate, out of the snapshots (bf16 needs none); several processes (``world_size``
-above 1) raise.
+Accelerate, out of the snapshots (bf16 needs none).
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ import torch
 
 from budgetopt._torchvision import repair_torchvision_ops
 from budgetopt._validation import check_choice
+from budgetopt.distributed import collective_of, owned_trial
 from budgetopt.errors import InputError, InputTypeError
 from budgetopt.ladder import Ladder
 from budgetopt.modes import MODES, get_mode
@@ -128,8 +134,14 @@ class BudgetTrainerCallback(TrainerCallback):
             raise InputTypeError(f"monitor must be the name of an evaluation metric such as 'eval_loss', got {monitor!r}")
         self.monitor = monitor
         self.mode = check_choice(mode, "mode", MODES)
-        self.budgets = run_budgets(source, budgets)  # the trial's plan, checked once here
+        collective = collective_of(source)  # several processes (TorchDistributedTrial): rank 0's plan on every rank
+        if collective is not None:
+            owned = owned_trial(source)
+            self.budgets = collective.on_zero(lambda: run_budgets(owned, budgets), "the plan")
+        else:
+            self.budgets = run_budgets(source, budgets)  # the trial's plan, checked once here
         self._trial: Any = None if isinstance(source, (Ladder, Sequence)) else source
+        self._collective = collective
         self._options = run_options
         mode_object = get_mode(
             mode, cooldown=run_options.get("cooldown"), horizon_exponent=run_options.get("horizon_exponent", 0.0)
@@ -180,8 +192,11 @@ class BudgetTrainerCallback(TrainerCallback):
                 "Trainer.hyperparameter_search is not supported: it reports its own objective to the trial at global "
                 "steps, not budgets; call trainer.train() in an objective(trial) run by study.optimize"
             )
-        if getattr(args, "world_size", 1) > 1:
-            raise InputError(f"BudgetTrainerCallback runs in one process; this Trainer has world_size={args.world_size}")
+        if getattr(args, "world_size", 1) > 1 and self._collective is None:
+            raise InputError(
+                f"this Trainer trains on {args.world_size} processes: give BudgetTrainerCallback "
+                "optuna_integration.TorchDistributedTrial(trial) on every rank (the trial on rank 0, None on the others)"
+            )
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
                        **kwargs: Any) -> None:
@@ -230,17 +245,20 @@ class BudgetTrainerCallback(TrainerCallback):
         if segment is None:
             return  # an evaluation the user asked for (trainer.evaluate()): not a rung
         metrics = metrics or {}
-        if self.monitor not in metrics:
+        missing = self.monitor not in metrics
+        if self._collective is not None:  # rank 0's metric is the one reported: its absence stops every rank
+            missing = self._collective.broadcast(missing, f"whether {self.monitor!r} was computed at budget {segment.budget}")
+        if missing:
             logged = ", ".join(sorted(metrics)) or "nothing"
             raise InputError(
                 f"monitor={self.monitor!r} is not among the evaluation's metrics at budget {segment.budget} "
                 f"(got: {logged}): the Trainer prefixes compute_metrics' keys with 'eval_'"
             )
-        value = metrics[self.monitor]
+        value = metrics.get(self.monitor)
         if isinstance(value, torch.Tensor):
             value = value.item()
-        try:
-            segment.report(float(value))  # trial.report(value, step=budget); optuna.TrialPruned when pruned
+        try:  # trial.report(value, step=budget) (rank 0's); optuna.TrialPruned when pruned
+            segment.report(None if value is None else float(value))
         finally:
             if self._run().ended is not None:
                 control.should_training_stop = True
