@@ -95,9 +95,11 @@ def startup_trials(sampler: Any) -> int:
 def fast_tpe_patch() -> Any:
     """Replace ``optuna.samplers._tpe._truncnorm._log_ndtr`` (a pure-Python scalar loop) with
     scipy's ``special.log_ndtr`` (they agree to 3e-13 over [-40, 40], three times faster
-    for a whole search); returns a function that puts Optuna's back. A process-wide
-    replacement of a private function, used only by the simulator's processes (its speed
-    target) for the duration of a simulation; nothing else in budgetopt patches a library."""
+    for a whole search); returns a function that puts Optuna's back. A replacement of a
+    private function for the whole process, so it is made only in the simulator's own
+    worker processes (``budgetopt.bench.runner``), which run nothing but simulated
+    searches: never in a user's process, where a simulation run with ``jobs=1`` uses
+    Optuna's TPE as it is. Nothing else in budgetopt patches a library."""
     import numpy as np
     import optuna.samplers._tpe._truncnorm as truncnorm
     from scipy.special import log_ndtr

@@ -1028,3 +1028,18 @@ def test_a_table_records_its_data_and_the_report_names_every_command(table_dir, 
              pool_bootstrap=0, fidelity_resamples=20, progress=False)
     header = next(line for line in (tmp_path / "sim" / "report.md").read_text().splitlines() if line.startswith("Table `"))
     assert "then `budgetopt bench build digits --resume (second)`" in header and "data:" in header
+
+
+def test_a_simulation_leaves_optunas_tpe_in_this_process_as_it_was(table_dir, tmp_path):
+    # issue 21: no process-wide replacement of a library function in a user's process; the
+    # simulator's worker processes (jobs > 1, or the command line's isolate) speed TPE up there
+    import optuna.samplers._tpe._truncnorm as truncnorm
+
+    original = truncnorm._log_ndtr
+    kwargs = dict(methods=["sha_cosine", "restart"], compute="2", repeats=2, baseline="sha_cosine", pool_bootstrap=0,
+                  fidelity_resamples=20, progress=False)
+    here = simulate(table_dir, tmp_path / "here", **kwargs)
+    assert truncnorm._log_ndtr is original
+    isolated = simulate(table_dir, tmp_path / "isolated", isolate=True, **kwargs)
+    assert truncnorm._log_ndtr is original
+    assert here["searches"] == isolated["searches"]  # scipy's log_ndtr agrees to 3e-13: the same picks here

@@ -320,6 +320,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         warn=lambda m: print(f"budgetopt: warning: {m}", file=sys.stderr),
         resume=args.resume,
+        isolate=True,  # the command line's: Optuna's TPE sped up in worker processes only
     )
     print(summary_text(results, out))
     return 0

@@ -91,4 +91,5 @@ def compare(
         command=command,
         progress=progress,
         warn=say,
+        isolate=True,  # a command's simulation: Optuna's TPE sped up in a worker process, never in this one
     )

@@ -203,6 +203,7 @@ def run_demo(
         command=f"budgetopt demo --out {out}",
         progress=progress,
         warn=say,
+        isolate=True,  # Optuna's TPE sped up in worker processes only (the live study above ran the real one)
     )
     return demo_text(study, live, url, results, repeats, out)
 

@@ -5,7 +5,6 @@ rank fidelity (:mod:`budgetopt.bench.stats`) and write the report
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import time
@@ -17,23 +16,13 @@ import optuna
 from budgetopt.bench import report
 from budgetopt.bench.records import FORMAT, VERSION, FidelitySubset, Settings, SimulationResults, TableInfo, Threshold
 from budgetopt.bench.results import summarize
-from budgetopt.bench.runner import caps_from, check_methods, fast_tpe_patch, pool_range, run_searches, sub_ladder
+from budgetopt.bench.runner import caps_from, check_methods, pool_range, run_searches, sub_ladder
 from budgetopt.bench.simulate import BASELINE, DEFAULT_METHODS
 from budgetopt.bench.stats import rank_fidelity
 from budgetopt.bench.table import read_table, writable_directory
 from budgetopt.errors import InputError
 
 SEARCHES_FILE = "searches.jsonl"  # every finished search, one JSON line each (read back by --resume)
-
-
-@contextlib.contextmanager
-def fast_tpe():
-    """:func:`~budgetopt.bench.simulate.fast_tpe_patch` for the duration of a block."""
-    restore = fast_tpe_patch()
-    try:
-        yield
-    finally:
-        restore()
 
 
 def simulate(
@@ -55,6 +44,7 @@ def simulate(
     progress: bool = True,
     warn=lambda message: None,
     resume: bool = False,
+    isolate: bool = False,
 ) -> SimulationResults:
     """Replay ``repeats`` paired searches of every method at every cap of ``compute``
     (full budgets, e.g. ``"10,30,100"``) against the table in ``table_dir``; write
@@ -62,14 +52,16 @@ def simulate(
     sub-ladder every method uses (:func:`~budgetopt.bench.runner.sub_ladder`); ``pool``:
     ``"A:B"``, only the pool positions A <= c < B (:func:`~budgetopt.bench.runner.pool_range`).
     Each search is appended to ``out/searches.jsonl`` as it finishes; with ``resume`` the
-    searches already there are read instead of run (:func:`~budgetopt.bench.runner.run_searches`)."""
+    searches already there are read instead of run (:func:`~budgetopt.bench.runner.run_searches`).
+    ``isolate``: run even ``jobs=1`` in a worker process (Optuna's TPE is sped up there,
+    never in this process)."""
     # Over 60 lines for its signature: one keyword per option of ``bench simulate``; the body is under 60.
     table, methods, ladder, caps, span, configs = _checked(
         table_dir, methods, compute, repeats, baseline, rungs, pool, jobs, pool_bootstrap, bootstrap_repeats, warn
     )
     out = writable_directory(Path(out))
     start = time.perf_counter()
-    with fast_tpe(), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -87,6 +79,7 @@ def simulate(
                 progress=progress,
                 journal=out / SEARCHES_FILE,
                 resume=resume,
+                isolate=isolate,
             )
         finally:
             optuna.logging.set_verbosity(verbosity)

@@ -29,6 +29,7 @@ _WORKER: dict[str, Any] = {}
 def _init_pool_worker(parent: int, table_dir: str, configs: list[int], rungs: list[int]) -> None:
     exit_with_parent(parent)
     _init_worker(table_dir, configs, rungs)
+    fast_tpe_patch()  # this process runs simulated searches only: Optuna's TPE with scipy's log_ndtr, 2.8x faster
 
 
 def _init_worker(table_dir: str, configs: list[int], rungs: list[int]) -> None:
@@ -36,7 +37,6 @@ def _init_worker(table_dir: str, configs: list[int], rungs: list[int]) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
-    fast_tpe_patch()
     table = read_table(table_dir)
     _WORKER["table"] = table
     _WORKER["lookups"] = {}
@@ -67,6 +67,7 @@ def run_searches(
     progress: bool = True,
     journal: Path | None = None,
     resume: bool = False,
+    isolate: bool = False,
 ) -> tuple[dict, dict]:
     """Every (method, cap, repeat) search, and the pool-bootstrap searches: ``pool_bootstrap``
     resampled pools x ``bootstrap_repeats`` repeats x methods at :func:`bootstrap_cap`.
@@ -77,7 +78,12 @@ def run_searches(
     or with ``resume`` the one a run cut short left: its searches are read, not run again,
     after checking that it was made on the same configurations, rungs and seeds). A search
     is a pure function of its method, repeat, cap and pool, so a resumed run's results
-    equal an uninterrupted one's, and a resume may add methods, caps or repeats."""
+    equal an uninterrupted one's, and a resume may add methods, caps or repeats.
+
+    ``jobs`` worker processes run the searches with Optuna's TPE sped up
+    (:func:`budgetopt._optuna.fast_tpe_patch`, in those processes only); ``jobs=1`` runs
+    them in this process with Optuna's TPE untouched, unless ``isolate`` (the command
+    line's choice: one worker process, the fast TPE, this process untouched either way)."""
     # Over 60 lines for its signature and its two ways to run (in this process, or in a pool); the body is one
     # pass over the tasks.
     from tqdm.auto import tqdm
@@ -102,7 +108,7 @@ def run_searches(
                disable=not progress, dynamic_ncols=True, smoothing=0.05)
     args = (str(table.directory), configs.tolist(), list(rungs or table.rungs))
     with _journal_writer(journal, header, done) as write:
-        if jobs == 1:
+        if jobs == 1 and not isolate:
             _init_worker(*args)
             _WORKER["table"] = table
             finished = (_search_task(*tasks[i]) for i in todo)
