@@ -54,7 +54,6 @@ def check_fraction(value: object, name: str, *, low_open: bool = True) -> float:
     return float(value)
 
 
-
 COMPUTE_FORMS = "a number of full budgets with 'fb' (30fb, 2.5fb) or of iterations with 'it' (50000it)"
 
 

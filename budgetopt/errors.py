@@ -54,22 +54,9 @@ class InputTypeError(InputError, TypeError):
     """Bad input of the wrong type (a ``TypeError`` too)."""
 
 
-class MissingPathError(InputError, FileNotFoundError):
-    """A file or directory the user named does not exist (a ``FileNotFoundError`` too)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-    def __str__(self) -> str:  # OSError's would print "[Errno None] ..." for a two-argument form
-        return str(self.args[0])
-
-    def __reduce__(self):
-        return (type(self), (str(self),))
-
-
-class PathInputError(InputError, OSError):
-    """A path the user gave that cannot be used as asked: a file where a directory was
-    asked for, a directory that cannot be written (an ``OSError`` too)."""
+class _OneMessage(Exception):
+    """An ``OSError`` kind made from one message, printed and pickled as that message
+    (``OSError``'s own ``str`` would print ``[Errno None] ...`` for a two-argument form)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -79,6 +66,15 @@ class PathInputError(InputError, OSError):
 
     def __reduce__(self):
         return (type(self), (str(self),))
+
+
+class MissingPathError(_OneMessage, InputError, FileNotFoundError):
+    """A file or directory the user named does not exist (a ``FileNotFoundError`` too)."""
+
+
+class PathInputError(_OneMessage, InputError, OSError):
+    """A path the user gave that cannot be used as asked: a file where a directory was
+    asked for, a directory that cannot be written (an ``OSError`` too)."""
 
 
 class ResourceError(BudgetoptError):

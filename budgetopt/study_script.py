@@ -186,17 +186,18 @@ class StudyScript:
         """A block that calls the script's ``function``: for a script loaded from a path,
         what it raises is re-raised as :class:`~budgetopt.errors.UserCodeError` with the
         script's line (``optuna.TrialPruned`` passes as it is)."""
-        if not self.user_code:
-            yield
-            return
         try:
             yield
         except Exception as error:
-            import optuna
+            self._raise(error, function)
 
-            if isinstance(error, (optuna.TrialPruned, UserCodeError)):
-                raise
-            raise UserCodeError.of(error, self.path, function) from error
+    def _raise(self, error: Exception, function: str) -> NoReturn:
+        """Raise ``error``, which the script's ``function`` raised, as :meth:`calling` says."""
+        import optuna
+
+        if not self.user_code or isinstance(error, (optuna.TrialPruned, UserCodeError)):
+            raise error
+        raise UserCodeError.of(error, self.path, function) from error
 
     def ladder_for(self, quick: bool = False) -> Ladder:
         return self.quick_ladder if quick else self.ladder
@@ -269,11 +270,6 @@ class StudyScript:
             return self.module.train_step(model, optimizer, batch, params)
         except Exception as error:
             self._raise(error, "train_step")
-
-    def _raise(self, error: Exception, function: str) -> NoReturn:
-        """``error`` as :meth:`calling` raises it."""
-        with self.calling(function):
-            raise error
 
 
 def load_study_script(name_or_path: str | Path) -> StudyScript:

@@ -31,6 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+sys.path.insert(0, str(Path(__file__).parent))
+from torchrun_ranks import finish_rank  # noqa: E402
+
 # the integration first: it repairs torchvision, which lightning imports through torchmetrics
 BudgetPruningCallback = importlib.import_module("budgetopt.integration.lightning").BudgetPruningCallback
 L = importlib.import_module("lightning.pytorch")
@@ -119,22 +122,12 @@ def main() -> None:
         result["outcome"] = f"pruned: {pruned}"
     except ValueError as error:  # budgetopt's InputError: bad input, the same on every rank
         result["outcome"] = f"{type(error).__name__}: {error}"
-        torch.save(result, Path(out) / f"rank{rank}.pt")
-        study.tell(trial, state=optuna.trial.TrialState.FAIL) if study is not None else None
-        dist.barrier()
-        dist.destroy_process_group()
-        return
     run = callback.run
-    result.update(step_lrs=model.step_lrs, lr_trace=run.lr_trace, compute=run.compute, rung_values=run.rung_values,
-                  ended=run.ended, budgets=list(run.budgets),
-                  weights={k: v.detach().clone() for k, v in model.state_dict().items()})
-    if rank == 0 and result["outcome"] == "complete":
-        study.tell(trial, run.value)
-    elif rank == 0:
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-    torch.save(result, Path(out) / f"rank{rank}.pt")
-    dist.barrier()
-    dist.destroy_process_group()
+    if run is not None:
+        result.update(step_lrs=model.step_lrs, lr_trace=run.lr_trace, compute=run.compute, rung_values=run.rung_values,
+                      ended=run.ended, budgets=list(run.budgets),
+                      weights={k: v.detach().clone() for k, v in model.state_dict().items()})
+    finish_rank(rank, study, trial, run, result, out)
 
 
 if __name__ == "__main__":

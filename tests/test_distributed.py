@@ -6,7 +6,6 @@ rank that dies ends the other with a one-line RankFailure; nothing hangs."""
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
 import time
@@ -15,30 +14,18 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from torchrun_ranks import require
 
 import budgetopt
 from budgetopt.distributed import owned_trial
 
-from conftest import IN_CI
+from postgres import free_port
 
-if importlib.util.find_spec("optuna_integration") is None:
-    if IN_CI:
-        raise ImportError("required in CI: optuna-integration (pip install 'budgetopt[distributed]')")
-    pytest.skip("optuna-integration is not installed (pip install 'budgetopt[distributed]')", allow_module_level=True)
-
-if int(optuna.__version__.split(".")[0]) < 5:  # tox -e optuna-lowest: budgetopt's distributed extra needs Optuna 5
-    pytest.skip(f"optuna {optuna.__version__}: optuna_integration's TorchDistributedTrial needs optuna>=5.0 "
-                "(budgetopt[distributed] requires it)", allow_module_level=True)
+require(("optuna_integration", "distributed"))
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 sys.path.insert(0, str(WORKER.parent))
 import distributed_worker  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_ranks(tmp_path, scenario: str, mode: str = "restart", timeout: float = 120) -> tuple[list[dict], list[int]]:

@@ -26,6 +26,7 @@ if importlib.util.find_spec("transformers") is None:
 # the integration first: it repairs torchvision, which transformers imports
 BudgetTrainerCallback = importlib.import_module("budgetopt.integration.transformers").BudgetTrainerCallback
 transformers = importlib.import_module("transformers")
+from tiny_bert import accuracy, dataset, tiny_bert  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -33,28 +34,7 @@ BUDGETS = [4, 8, 16]
 LR = 3e-3
 
 
-def dataset(n: int, seed: int) -> list[dict]:
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, 32, (n, 8), generator=g)
-    labels = (ids[:, 0] < 16).long()  # learnable: the first token's half of the vocabulary
-    return [{"input_ids": i, "labels": y} for i, y in zip(ids, labels)]
-
-
 TRAIN, VAL = dataset(256, 0), dataset(64, 1)
-
-
-def tiny_bert() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=16, num_labels=2,
-    )
-    return transformers.BertForSequenceClassification(config)
-
-
-def accuracy(prediction) -> dict:
-    logits, labels = prediction
-    return {"accuracy": float((logits.argmax(-1) == labels).mean())}
 
 
 def make_trainer(tmp_path, callback, model=None, lr=LR, extra_callbacks=(), **overrides):

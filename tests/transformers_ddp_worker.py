@@ -21,7 +21,6 @@ import warnings
 from pathlib import Path
 
 import optuna
-import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -29,29 +28,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 BudgetTrainerCallback = importlib.import_module("budgetopt.integration.transformers").BudgetTrainerCallback
 transformers = importlib.import_module("transformers")
 TorchDistributedTrial = importlib.import_module("optuna_integration").TorchDistributedTrial
+from tiny_bert import accuracy, dataset, tiny_bert  # noqa: E402
+from torchrun_ranks import finish_rank  # noqa: E402
 
 LR = 3e-3
-
-
-def dataset(n: int, seed: int) -> list[dict]:
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, 32, (n, 8), generator=g)
-    labels = (ids[:, 0] < 16).long()  # learnable: the first token's half of the vocabulary
-    return [{"input_ids": i, "labels": y} for i, y in zip(ids, labels)]
-
-
-def tiny_bert() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=16, num_labels=2,
-    )
-    return transformers.BertForSequenceClassification(config)
-
-
-def accuracy(prediction) -> dict:
-    logits, labels = prediction
-    return {"accuracy": float((logits.argmax(-1) == labels).mean())}
 
 
 class Rates(transformers.TrainerCallback):
@@ -102,15 +82,7 @@ def main() -> None:
         result.update(rates=rates.rates, lr_trace=run.lr_trace, compute=run.compute, rung_values=run.rung_values,
                       ended=run.ended, budgets=list(run.budgets),
                       weights={k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
-    if rank == 0 and result["outcome"] == "complete":
-        study.tell(trial, run.value)
-    elif rank == 0 and result["outcome"].startswith("pruned"):
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-    elif rank == 0:
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    torch.save(result, Path(out) / f"rank{rank}.pt")
-    dist.barrier()
-    dist.destroy_process_group()
+    finish_rank(rank, study, trial, run, result, out)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import IO, Any
 import numpy as np
 import optuna
 
+from budgetopt._optuna import fast_tpe_patch
 from budgetopt._validation import parse_compute
 from budgetopt.bench._process import exit_with_parent
 from budgetopt.bench.simulate import BUILTIN, PoolLookup, SearchResult, resolve_method, run_search
@@ -153,6 +154,7 @@ def table_digest(table: Table) -> str:
             digest.update(block)
     return digest.hexdigest()
 
+
 SearchKey = tuple[str, int, int, "int | None"]  # method, repeat, cap, resampled pool (None: the table's)
 
 
@@ -219,14 +221,6 @@ class _journal_writer:
 
 def _journal_line(key: SearchKey, result: SearchResult) -> str:
     return json.dumps({"pool": key[3], "search": result.to_record()}) + "\n"
-
-
-def fast_tpe_patch():
-    """Optuna's TPE with scipy's ``log_ndtr`` (:func:`budgetopt._optuna.fast_tpe_patch`);
-    returns a function that puts Optuna's back."""
-    from budgetopt._optuna import fast_tpe_patch as patch
-
-    return patch()
 
 
 def bootstrap_cap(caps: list[int]) -> int:
