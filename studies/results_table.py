@@ -183,9 +183,11 @@ def main() -> None:
         if args.truth:  # checked before anything is printed
             first = next(iter(results["searches"]["caps"].values()))
             under(first["methods"][next(iter(results["searches"]["methods"]))], args.truth)
+        # against the report's own baseline, the column would repeat the baseline's
+        against = None if args.against == results["settings"]["baseline"] else args.against
         if i == 0:
-            print("\n".join(header(results, args.deployable, args.against)))
-        print("\n".join(rows(results, args.deployable, args.against, args.truth)))
+            print("\n".join(header(results, args.deployable, against)))
+        print("\n".join(rows(results, args.deployable, against, args.truth)))
 
 
 if __name__ == "__main__":
