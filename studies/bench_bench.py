@@ -1,11 +1,13 @@
 """Benchmark: what the bench engine costs on this machine.
 
-``simulate``: wall time of ``budgetopt bench simulate`` for the 6 default methods x 200
-paired repeats x one search of 30 full budgets (issue 18's target: <= 90 s with two
-processes), on a committed table, with ``--jobs`` worker processes, no pool bootstrap;
-then, per method, a few searches in this process with the simulator workers' faster TPE,
-and the share of their time spent inside Optuna's ``TPESampler`` (its ``sample_relative``
-and ``sample_independent``, timed here by wrapping them): that share, spread over the
+``simulate``: wall time of ``budgetopt bench simulate`` for the 6 default methods (every
+method with a random sampler, like with like) x 200 paired repeats x one search of 30
+full budgets (issue 18's target: <= 90 s with two processes), on a committed table, with
+``--jobs`` worker processes, no pool bootstrap; ``--methods`` times another set (the
+defaults before 0.2.0 ran each method's own sampler: TPE in five of six). Then, per
+method, a few searches in this process with the simulator workers' faster TPE, and the
+share of their time spent inside Optuna's ``TPESampler`` (its ``sample_relative`` and
+``sample_independent``, timed here by wrapping them): that share, spread over the
 processes, is a floor under the wall time that nothing in budgetopt can lower.
 
 ``build``: seconds per configuration per seed for all unit kinds together, at each
@@ -17,6 +19,7 @@ Run::
 
     python studies/bench_bench.py simulate --table studies/tables/fashion_mlp-short --jobs 2
     python studies/bench_bench.py simulate --repeats 0 --per-method 5   # the breakdown only
+    python studies/bench_bench.py simulate --methods sha_step,sha_cosine,hyperband_step,restart,branch,tpe
     python studies/bench_bench.py build --configs 6
 """
 
@@ -35,13 +38,14 @@ from budgetopt.bench.simulate import DEFAULT_METHODS
 KINDS = ("restart", "branch", "continue_step", "continue_cosine")
 
 
-def bench_simulate(table: str, jobs: int, repeats: int) -> None:
+def bench_simulate(table: str, jobs: int, repeats: int, methods: tuple[str, ...] = DEFAULT_METHODS) -> None:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         results = simulate(
             table,
             out,
-            methods=list(DEFAULT_METHODS),
+            methods=list(methods),
+            baseline=methods[0],
             compute="30",
             repeats=repeats,
             jobs=jobs,
@@ -50,16 +54,16 @@ def bench_simulate(table: str, jobs: int, repeats: int) -> None:
             progress=False,
         )
         seconds = time.perf_counter() - start
-    searches = len(DEFAULT_METHODS) * repeats
+    searches = len(methods) * repeats
     print(
-        f"simulate: {len(DEFAULT_METHODS)} methods x {repeats} repeats x 30 full budgets on "
+        f"simulate: {len(methods)} methods ({', '.join(methods)}) x {repeats} repeats x 30 full budgets on "
         f"{results['table']['configs_complete']} "
         f"configurations, {jobs} process(es): {seconds:.1f} s in all ({results['seconds']:.1f} s of searches, "
         f"{results['seconds'] / searches * 1000 * jobs:.0f} ms per search per process)"
     )
 
 
-def tpe_share(table: str, per_method: int, jobs: int, repeats: int) -> None:
+def tpe_share(table: str, per_method: int, jobs: int, repeats: int, methods: tuple[str, ...] = DEFAULT_METHODS) -> None:
     """Per default method: seconds per search of 30 full budgets and those inside Optuna's
     TPESampler, over ``per_method`` repeats in this process (the faster TPE installed, as
     in the simulator's workers); the projected wall time of the whole run and its TPE floor."""
@@ -85,7 +89,7 @@ def tpe_share(table: str, per_method: int, jobs: int, repeats: int) -> None:
         setattr(TPESampler, name, timed(function))
     total = tpe = 0.0
     try:
-        for method in DEFAULT_METHODS:
+        for method in methods:
             inside[0] = 0.0
             with tempfile.TemporaryDirectory() as out:
                 results = simulate(table, out, methods=[method], baseline=method, compute="30", repeats=per_method,
@@ -97,7 +101,7 @@ def tpe_share(table: str, per_method: int, jobs: int, repeats: int) -> None:
         restore()
         for name, function in originals.items():
             setattr(TPESampler, name, function)
-    print(f"per repeat of all {len(DEFAULT_METHODS)} methods: {total:.2f} s, {tpe:.2f} s in TPESampler "
+    print(f"per repeat of all {len(methods)} methods: {total:.2f} s, {tpe:.2f} s in TPESampler "
           f"({tpe / total:.0%}); {repeats} repeats on {jobs} process(es): about {total * repeats / jobs:.0f} s, "
           f"of which TPESampler alone {tpe * repeats / jobs:.0f} s")
 
@@ -126,15 +130,17 @@ def main() -> None:
     s.add_argument("--table", default="studies/tables/fashion_mlp-short")
     s.add_argument("--jobs", type=int, default=2)
     s.add_argument("--repeats", type=int, default=200, help="repeats of the timed run (0: the breakdown only)")
+    s.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="methods timed (default: the default set)")
     s.add_argument("--per-method", type=int, default=3, help="repeats per method of the TPE breakdown (0: none)")
     b = sub.add_parser("build")
     b.add_argument("--configs", type=int, default=6)
     args = parser.parse_args()
     if args.what == "simulate":
+        methods = tuple(m for m in args.methods.split(",") if m)
         if args.repeats:
-            bench_simulate(args.table, args.jobs, args.repeats)
+            bench_simulate(args.table, args.jobs, args.repeats, methods)
         if args.per_method:
-            tpe_share(args.table, args.per_method, args.jobs, args.repeats or 200)
+            tpe_share(args.table, args.per_method, args.jobs, args.repeats or 200, methods)
     else:
         bench_build(args.configs)
 

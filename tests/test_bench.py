@@ -478,6 +478,21 @@ def test_simulate_writes_report_results_and_plots_and_is_reproducible(table_dir,
     assert "## Rank fidelity" in report and "selection regret" in report
 
 
+def test_the_default_methods_compare_like_with_like_against_successive_halving_on_cosine(table_dir, tmp_path):
+    """By default every method has the same random sampler and the baseline is Optuna's successive
+    halving on cosine; given methods without it, the baseline is the first of them."""
+    results = simulate(table_dir, tmp_path / "d", compute="3", repeats=2, pool_bootstrap=0, fidelity_resamples=10,
+                       progress=False)
+    methods = results["searches"]["methods"]
+    assert results["settings"]["baseline"] == "sha_cosine@random"
+    for name in methods:
+        assert resolve_method(name).sampler == "random", name
+    assert set(methods) >= {"sha_cosine@random", "restart@random", "branch@random"}
+    results = simulate(table_dir, tmp_path / "e", methods=["restart", "branch"], compute="3", repeats=2,
+                       pool_bootstrap=0, fidelity_resamples=10, progress=False)
+    assert results["settings"]["baseline"] == "restart"
+
+
 def test_a_resumed_simulation_runs_only_the_missing_searches_and_equals_an_uninterrupted_one(table_dir, tmp_path, monkeypatch):
     import budgetopt.bench.runner as runner
 
@@ -735,6 +750,9 @@ def test_build_unwritable_out(capsys, tmp_path):
         (["--methods", "restart", "--baseline", "sha_step"], ["--baseline 'sha_step' is not one of the methods"]),
         (["--methods", "sha_step,no_such_module:Pruner"], ["cannot import no_such_module:Pruner"]),
         (["--methods", "sha_step,continue_exp"], ["no unit kind 'continue_exp'"]),
+        (["--methods", "restart,branch@rando"], ["method 'branch@rando': unknown sampler 'rando'", "@random, @tpe, @budget"]),
+        (["--target-spearman", "2"], ["--target-spearman must be a Spearman correlation in [-1, 1], got 2"]),
+        (["--target-compute-ratio", "0"], ["--target-compute-ratio must be a ratio above 0, got 0"]),
         (["--rungs", "9,80"], ["--rungs '9,80'", "allowed are budgets of the table's ladder 3/9/27/81"]),
         (["--rungs", "9,27"], ["--rungs '9,27'", "ending at 81"]),
         (["--rungs", "3,27,81"], ["--rungs '3,27,81'", "constant integer ratio"]),

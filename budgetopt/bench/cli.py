@@ -299,8 +299,12 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
     thresholds = {}
     if args.target_compute_ratio is not None:
+        if not args.target_compute_ratio > 0:
+            raise InputError(f"--target-compute-ratio must be a ratio above 0, got {args.target_compute_ratio:g}")
         thresholds["compute_ratio"] = args.target_compute_ratio
     if args.target_spearman is not None:
+        if not -1 <= args.target_spearman <= 1:
+            raise InputError(f"--target-spearman must be a Spearman correlation in [-1, 1], got {args.target_spearman:g}")
         thresholds["spearman"] = args.target_spearman
     out = Path(args.out) if args.out else Path(args.table) / "simulation"
     results = simulate(
@@ -485,7 +489,10 @@ def _add_search_options(parser: argparse.ArgumentParser, compute_default: str) -
         "--repeats", type=int, default=200, metavar="K", help="paired repeats per method and cap (default: %(default)s)"
     )
     parser.add_argument(
-        "--baseline", default=BASELINE, metavar="M", help="method the paired differences are taken against (default: %(default)s)"
+        "--baseline",
+        metavar="M",
+        help=f"method the paired differences are taken against (default: {BASELINE} when simulated, else the first "
+        "method)",
     )
     parser.add_argument(
         "--pool-bootstrap",

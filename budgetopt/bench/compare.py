@@ -23,7 +23,7 @@ from pathlib import Path
 from budgetopt.bench.build import build_table
 from budgetopt.bench.records import SimulationResults
 from budgetopt.bench.replay import simulate
-from budgetopt.bench.simulate import BASELINE, DEFAULT_METHODS
+from budgetopt.bench.simulate import DEFAULT_METHODS
 
 
 def compare(
@@ -39,7 +39,7 @@ def compare(
     methods=DEFAULT_METHODS,
     compute: str = "10,30",
     repeats: int = 200,
-    baseline: str = BASELINE,
+    baseline: str | None = None,
     pool_bootstrap: int = 20,
     jobs: int = 1,
     threads: int = 1,

@@ -32,7 +32,7 @@ def simulate(
     methods: list[str] | None = None,
     compute: str | list = "30",
     repeats: int = 200,
-    baseline: str = BASELINE,
+    baseline: str | None = None,
     rungs: str | list | None = None,
     pool: str | None = None,
     jobs: int = 1,
@@ -56,7 +56,7 @@ def simulate(
     ``isolate``: run even ``jobs=1`` in a worker process (Optuna's TPE is sped up there,
     never in this process)."""
     # Over 60 lines for its signature: one keyword per option of ``bench simulate``; the body is under 60.
-    table, methods, ladder, caps, span, configs = _checked(
+    table, methods, ladder, caps, span, configs, baseline = _checked(
         table_dir, methods, compute, repeats, baseline, rungs, pool, jobs, pool_bootstrap, bootstrap_repeats, warn
     )
     out = writable_directory(Path(out))
@@ -113,9 +113,11 @@ def simulate(
 
 def _checked(table_dir, methods, compute, repeats, baseline, rungs, pool, jobs, pool_bootstrap, bootstrap_repeats, warn):
     """:func:`simulate`'s inputs checked against the table: ``(table, methods, ladder,
-    caps, span, configs)``, or an :class:`~budgetopt.errors.InputError` naming the bad one."""
+    caps, span, configs, baseline)``, or an :class:`~budgetopt.errors.InputError` naming the bad one."""
     table = read_table(table_dir)
     methods = check_methods(list(methods or DEFAULT_METHODS), table)
+    if baseline is None:  # Optuna's successive halving on cosine when it is simulated, else the first method
+        baseline = BASELINE if BASELINE in methods else methods[0]
     if baseline not in methods:
         raise InputError(f"--baseline {baseline!r} is not one of the methods simulated ({', '.join(methods)})")
     for name, value, low in (
@@ -140,7 +142,7 @@ def _checked(table_dir, methods, compute, repeats, baseline, rungs, pool, jobs, 
         )
     if span is None and len(configs) < len(table.pool):
         warn(f"partial table: {len(configs)} of {len(table.pool)} configurations are complete; simulating on those")
-    return table, methods, ladder, caps, span, configs
+    return table, methods, ladder, caps, span, configs, baseline
 
 
 def _table_record(table, table_dir, configs) -> TableInfo:

@@ -181,8 +181,14 @@ BUILTIN = {
     "tpe": Method("tpe", "restart", "none", "tpe", "restart", "TPE, every trial at the full budget (linear decay)"),
 }
 SAMPLERS = {"random": "random sampler", "tpe": "Optuna's TPESampler", "budget": "BudgetSampler"}  # method@sampler
-DEFAULT_METHODS = ("sha_step", "sha_cosine", "hyperband_step", "restart", "branch", "tpe")
-BASELINE = "sha_step"
+# Like with like by default: every method with the same random sampler, so a paired difference is the
+# promotion rule's and the schedule's, never the sampler's (a table of a finite pool cannot say what a
+# sampler such as TPE is worth: most of its suggestions land elsewhere than where it sampled). A method's
+# own sampler is one suffix away (``sha_cosine`` is TPE, ``restart`` BudgetSampler).
+DEFAULT_METHODS = (
+    "sha_cosine@random", "sha_step@random", "hyperband_step@random", "restart@random", "branch@random", "random"
+)
+BASELINE = "sha_cosine@random"  # Optuna's SuccessiveHalvingPruner on a full-length cosine schedule
 
 
 def resolve_method(name: str, table: Table | None = None) -> Method:
@@ -199,6 +205,11 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
     base, _, suffix = name.partition("@")
     sampler_override = suffix if suffix in SAMPLERS else None
     kind_override = suffix if suffix and sampler_override is None else None
+    if kind_override is not None and ":" not in base:  # a kind after @ only follows a user's module:Class
+        raise InputError(
+            f"method {name!r}: unknown sampler {suffix!r}: allowed are {', '.join('@' + s for s in SAMPLERS)} "
+            "(an @kind follows only module:Class, your own pruner)"
+        )
     cooled = re.fullmatch(r"sha_cooldown(\d+(?:\.\d+)?)", base)
     first = re.fullmatch(r"rung(\d+)", base)
     if base in BUILTIN and kind_override is None:
