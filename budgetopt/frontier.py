@@ -198,11 +198,15 @@ def frontier(study: optuna.Study, *, include_continue: bool = False) -> Frontier
             costs[budget] = costs.get(budget, 0) + cost.get(budget, 0)
     if not values:
         modes = sorted({str(t.user_attrs.get(ATTR_MODE)) for t in read})
-        raise InputError(
-            f"study {study.study_name!r} has no budget-converged value: "
-            + (f"its trials ran mode {', '.join(modes)} (continue values are mid-schedule: include_continue=True)"
-               if read else "no trial was run by budgetopt.BudgetedRun")
-        )
+        if not read:
+            why = "no trial was run by budgetopt.BudgetedRun"
+        elif modes == ["continue"] and not include_continue:
+            why = ("its trials ran mode continue, whose values are mid-schedule (include_continue=True, "
+                   "--include-continue on the command line, reads them)")
+        else:
+            why = (f"none of its {len(read)} trials (mode {', '.join(modes)}) reported a finite value at a budget: "
+                   "each diverged or failed before its first rung")
+        raise InputError(f"study {study.study_name!r} has no budget-converged value: {why}")
     ladder = study.user_attrs.get(STUDY_ATTR_LADDER) or {}
     budgets = sorted(set(ladder.get("rungs", ())) | set(values) | {int(b) for t in read for b in t.user_attrs[ATTR_PLAN]})
     rows = _rows(budgets, values, params, mid, costs, maximize)
@@ -299,9 +303,10 @@ class FrontierFit:
         now = self._at(top)
         word = "gain" if self.direction == "maximize" else "lower the loss by"
         sign = 1 if self.direction == "maximize" else -1
+        least, most = sorted((sign * (low - now), sign * (high - now)))  # a loss's interval turns over
         sentence = (
             f"training 2x longer than {top:,} iterations is predicted to {word} {sign * (value - now):.4g} "
-            f"({sign * (low - now):.4g} to {sign * (high - now):.4g})"
+            f"({least:.4g} to {most:.4g})"
         )
         if self.min_gain is not None:
             sentence += (

@@ -3,6 +3,7 @@ longer training is worth."""
 
 import json
 import math
+import re
 
 import numpy as np
 import optuna
@@ -135,6 +136,10 @@ def test_the_fit_recovers_a_known_curve_and_predicts_longer_training():
         # gain of a doubling from B: 0.2 * (B/810)^-0.5 * (1 - 2^-0.5) = 0.0586 (B/810)^-0.5 < 0.03 first at B = 810 * 4
         assert fit.enough_at == 3240
         assert "training 2x longer than 810 iterations is predicted to" in fit.advice()
+        noisy = fit_frontier(frontier(_synthetic(0.9, 0.2, 0.5, budgets, noise=0.002, direction=direction)))
+        if noisy.trusted:  # the interval reads from less to more gain, for a loss too
+            gain, least, most = map(float, re.search(r"predicted to [a-z ]+ (\S+) \((\S+) to (\S+)\)", noisy.advice()).groups())
+            assert least <= gain <= most, noisy.advice()
 
 
 def test_the_fit_refuses_too_few_budgets_a_flat_frontier_and_says_why():
@@ -172,6 +177,20 @@ def test_frontier_command_prints_the_table_and_advice_json_and_csv(tmp_path, cap
     html = plot.read_text()
     assert "Frontier: the best value measured at each budget" in html and "predicted (95%)" in html
     assert 'src="https://cdn.plot.ly' not in html and len(html) > 1_000_000  # plotly.js inside: opens offline
+
+
+def test_a_study_without_converged_values_says_why_in_its_own_terms():
+    rng = np.random.default_rng(0)
+    diverged = optuna.create_study()
+    for _ in range(2):
+        diverged.add_trial(_trial(rng, "restart", RUNGS, {}, TrialState.PRUNED))
+    with pytest.raises(ValueError, match=r"none of its 2 trials \(mode restart\) reported a finite value") as raised:
+        frontier(diverged)
+    assert "continue" not in str(raised.value)
+    cont = optuna.create_study()
+    cont.add_trial(_trial(rng, "continue", RUNGS, {10: 0.5, 30: 0.6}, TrialState.PRUNED))
+    with pytest.raises(ValueError, match="mode continue, whose values are mid-schedule .*--include-continue"):
+        frontier(cont)
 
 
 def test_frontier_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
