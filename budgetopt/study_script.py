@@ -102,6 +102,7 @@ import importlib.util
 import inspect
 import itertools
 import math
+import numbers
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -112,7 +113,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 
-from budgetopt._messages import typed_line
 from budgetopt.attrs import ATTR_SEED, ATTR_TEST_VALUE
 from budgetopt.errors import InputError, UserCodeError
 from budgetopt.ladder import Ladder
@@ -256,20 +256,31 @@ class StudyScript:
         """The script's ``batches(data, seed, device)``, its errors as :meth:`calling` says."""
         with self.calling("batches"):
             stream = iter(self.module.batches(data, seed, device))
+        drawn = 0
         while True:  # every step: try/except, not a context manager (free when nothing is raised)
             try:
                 batch = next(stream)
             except StopIteration:
-                return
+                raise StudyScriptError(
+                    f"{self.name}: batches(data, seed, device) ran out after {drawn} batches: it must yield batches "
+                    "without end (loop over epochs; a run takes as many steps as its budget)"
+                ) from None
             except Exception as error:
                 self._raise(error, "batches")
+            drawn += 1
             yield batch
 
     def train_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Any, params: dict) -> Any:
         try:  # every step: see batches
-            return self.module.train_step(model, optimizer, batch, params)
+            loss = self.module.train_step(model, optimizer, batch, params)
         except Exception as error:
             self._raise(error, "train_step")
+        if not isinstance(loss, (torch.Tensor, numbers.Real)):
+            raise StudyScriptError(
+                f"{self.name}: train_step(model, optimizer, batch, params) must return the step's loss (a tensor or a "
+                f"number), got {type(loss).__name__}"
+            )
+        return loss
 
 
 def load_study_script(name_or_path: str | Path) -> StudyScript:
@@ -314,7 +325,8 @@ def _import_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as error:
         del sys.modules[module_name]
-        raise StudyScriptError(f"study script {path} failed to import: {typed_line(error)}") from None
+        # the script's deepest line, as for its functions; the original stays the cause (BUDGETOPT_DEBUG=1 shows it)
+        raise StudyScriptError(f"study script {path} failed to import: {UserCodeError.of(error, path, '<module>')}") from error
     return module
 
 

@@ -37,7 +37,10 @@ What is guaranteed, with every worker a budgetopt worker:
 - **Errors in a trial**: an exception in the study script fails that trial only, with
   ``failed: <error> (at file:line in function)`` in its ``budgetopt.ended`` user
   attr; the worker goes on, unless the same error (message with numbers masked) ended
-  ``max_repeated_errors`` trials in a row: then it stops with that error. A NaN/inf
+  ``max_repeated_errors`` trials in a row: then it stops with that error. A script that
+  breaks the protocol (``build`` returns no ``(model, optimizer)``, ...) or a
+  misconfigured run raises :class:`~budgetopt.errors.InputError` in its first trial:
+  that trial fails and the worker stops at once with the one line. A NaN/inf
   loss or value prunes the trial (:class:`~budgetopt.BudgetedRun`). Ctrl-C or SIGTERM
   fails the running trial and re-queues it, so it resumes elsewhere from its snapshot.
 - **Disk** (rung snapshots in an Optuna artifact store, :func:`budgetopt.storage.open_snapshot_store`):
@@ -70,7 +73,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from budgetopt._messages import typed_line
+from budgetopt._messages import message_line, typed_line
 from budgetopt._optuna import storage_of, study_id, trial_id
 from budgetopt.attrs import (
     ATTR_COMPUTE,
@@ -371,6 +374,8 @@ def _run_trial(study, trial, objective, interval, identity, snapshot_store, requ
         with _heartbeat(storage_of(study), trial_id(trial), interval):
             trial.set_user_attr(ATTR_WORKER, identity)
             return _run_objective(study, trial, objective, snapshot_store, requeue)
+    except InputError:  # told FAIL by _run_objective: the worker stops
+        raise
     except Exception:
         if storage_of(study).get_trial(trial_id(trial)).state.is_finished():
             return None, "failed by another worker (no heartbeat within the grace period) and re-queued: left to its retry"
@@ -391,6 +396,11 @@ def _run_objective(study, trial, objective, snapshot_store, requeue) -> tuple[Tr
                 f"trial {trial.number} interrupted: re-queued, to resume from its last rung snapshot", file=sys.stderr, flush=True
             )
         raise
+    except InputError as error:  # the study script breaks the protocol, or the run is misconfigured: every trial would
+        trial.set_user_attr(ATTR_ENDED, f"failed: {message_line(error)}")
+        study.tell(trial, state=TrialState.FAIL)
+        remove_snapshot(snapshot_store, storage_of(study).get_trial(trial_id(trial)))
+        raise  # the worker stops with the one line (exit 2), trying no other trial
     except Exception as error:
         raised = error.error if isinstance(error, UserCodeError) and error.error is not None else error  # the script's own
         text = typed_line(raised)

@@ -87,7 +87,10 @@ def test_script_that_raises_on_import_is_wrapped_in_one_line(tmp_path):
     with pytest.raises(StudyScriptError) as error:
         load_study_script(path)
     message = str(error.value)
-    assert message == f"study script {path} failed to import: RuntimeError: no GPU here second line"
+    assert message == (
+        f"study script {path} failed to import: RuntimeError: no GPU here second line (at {path}:2 in <module>)"
+    )
+    assert isinstance(error.value.__cause__, RuntimeError)  # BUDGETOPT_DEBUG=1 shows the script's own traceback
 
 
 def test_missing_protocol_functions_are_named(tmp_path):

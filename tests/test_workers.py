@@ -319,3 +319,78 @@ def test_a_worker_whose_trial_was_declared_dead_leaves_it_to_the_retry(tmp_path)
     states = [t.state for t in study.trials]
     assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE, TrialState.COMPLETE]
     assert study.trials[1].system_attrs["failed_trial"] == 0
+
+
+MINIMAL = '''
+import torch
+from torch import nn
+from budgetopt.data import load_digits, tensor_batches
+from budgetopt.study_script import accuracy
+
+direction = "maximize"
+ladder = (3, 27, 3)
+
+def load_data(data_dir=None, quick=False):
+    return load_digits()
+
+def search_space(trial):
+    return {"lr": trial.suggest_float("lr", 1e-3, 1.0, log=True)}
+
+def build(params, device):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).to(device)
+    return model, torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=0.9)
+
+def batches(data, seed, device):
+    return tensor_batches(*data.train, batch_size=32, seed=seed, device=device)
+
+def train_step(model, optimizer, batch, params):
+    x, y = batch
+    optimizer.zero_grad(set_to_none=True)
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+def evaluate(model, data, split, device):
+    x, y = getattr(data, split)
+    return accuracy(model, [(x, y)], device)
+'''
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("    return model, torch.optim", "    return model\n    torch.optim",
+         "build(params, device) must return (model, optimizer), got Sequential"),
+        ('    return {"lr"', '    return [trial.suggest_float("lr", 1e-3, 1.0, log=True)]\n    {"lr"',
+         "search_space(trial) must return a dict of params, got list"),
+        ("    return loss", "    return None",
+         "train_step(model, optimizer, batch, params) must return the step's loss (a tensor or a number), got NoneType"),
+        ("    return tensor_batches(*data.train, batch_size=32, seed=seed, device=device)",
+         "    return (b for _, b in zip(range(5), tensor_batches(*data.train, batch_size=32, seed=seed, device=device)))",
+         "batches(data, seed, device) ran out after 5 batches: it must yield batches without end"),
+    ],
+    ids=["build-returns-the-model", "space-is-a-list", "train-step-returns-none", "batches-run-out"],
+)
+def test_a_script_breaking_the_protocol_in_a_trial_stops_the_worker_in_one_line(tmp_path, capsys, old, new, message):
+    """Found only when a trial runs it, a broken protocol is still bad input: that trial fails with the
+    reason, and the worker stops at once (exit 2, one line), trying no other trial."""
+    assert old in MINIMAL
+    script = tmp_path / "mine.py"
+    script.write_text(MINIMAL.replace(old, new))
+    url = f"sqlite:///{tmp_path}/study.db"
+    assert main(["worker", str(script), "--storage", url, "--study", "s", "--n-trials", "4", *HEARTBEAT, "-q"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0] == f"budgetopt: error: mine: {message}" + error[0].split(message, 1)[1]
+    trials = load(url, "s").trials
+    assert [t.state for t in trials] == [TrialState.FAIL]
+    assert trials[0].user_attrs[ATTR_ENDED].startswith(f"failed: mine: {message}")
+
+
+def test_launch_exits_2_when_every_worker_met_bad_input(tmp_path, capsys):
+    script = tmp_path / "mine.py"
+    script.write_text(MINIMAL.replace("    return loss", "    return None"))
+    url = f"sqlite:///{tmp_path}/study.db"
+    assert main(["launch", str(script), "--storage", url, "--study", "s", "--n-trials", "4", "--workers", "2",
+                 *HEARTBEAT, "-q"]) == 2
+    assert "workers failed" not in capsys.readouterr().err

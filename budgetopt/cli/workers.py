@@ -346,6 +346,8 @@ def _run_launch(args: argparse.Namespace) -> int:
     if result.interrupted:
         print("budgetopt: interrupted", file=sys.stderr)
         return 130
+    if result.failed and all(code == 2 for _, code in result.failed):
+        return 2  # bad input (the study script breaks the protocol, ...): each worker said it in one line
     if result.failed:
         raise ResourceError(
             f"{len(result.failed)} of {len(result.workers)} workers failed: "
