@@ -120,8 +120,11 @@ class Frontier:
         }
 
     def to_dataframe(self):
-        """One row per budget, params as ``param_<name>`` columns (needs pandas)."""
-        import pandas as pd
+        """One row per budget, params as ``param_<name>`` columns (needs pandas: ``budgetopt[bench]``)."""
+        try:
+            import pandas as pd
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError("Frontier.to_dataframe needs pandas: pip install pandas") from None
 
         records = []
         for r in self.rows:

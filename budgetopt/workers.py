@@ -327,7 +327,9 @@ def run_worker(
                 cast(Any, storage).record_heartbeat(trial_id(trial))  # from now on, its death is noticed
         if trial is None:
             if interval and _others_running(trials):
-                time.sleep(interval)  # a retry may still come: wait for it
+                # a retry may still come (a running trial whose worker dies): look again soon, so that the
+                # last worker stops within seconds of the others' end, not a whole heartbeat interval later
+                time.sleep(min(interval, max(1.0, interval / 10)))
                 continue
             say(f"study {study.study_name!r} has its {budget.describe(trials)}: worker done")
             return report

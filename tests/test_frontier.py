@@ -105,6 +105,9 @@ def test_the_best_model_at_a_budget_can_belong_to_a_pruned_trial():
     assert front.row(270).trial == 0 and front.row(90).gain == pytest.approx(0.05)
     assert front.row(10).compute == 20 and front.row(30).compute == 60  # each trial's segment of that budget (restart)
     assert front.to_dict()["rows"][1]["trial"] == 1
+    frame = front.to_dataframe()  # pandas comes with budgetopt[bench]
+    assert list(frame.index) == [10, 30, 90, 270] and frame.loc[30, "trial"] == 1 and frame.loc[30, "value"] == 0.65
+    assert frame.loc[30, "param_x"] == front.row(30).params["x"]
     with pytest.raises(ValueError, match="not on the study's ladder: its budgets are 10, 30, 90, 270"):
         front.row(45)
 
