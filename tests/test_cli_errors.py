@@ -253,3 +253,27 @@ def test_in_a_worker_process_an_input_error_is_bad_input_and_a_type_error_a_bug(
     assert (failure.kind, failure.status, failure.message) == (BAD_INPUT, 2, "--n must be an integer >= 1, got 0")
     assert classify(bug.value) is None
 
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path):
+    """`budgetopt frontier ... | head -1`: no 'Broken pipe' error, exit 0."""
+    import subprocess
+
+    script = tmp_path / "many_lines.py"
+    script.write_text(
+        "import argparse, sys\n"
+        "import budgetopt.cli as cli\n"
+        "build = cli.build_parser\n"
+        "def parser():\n"
+        "    p = build()\n"
+        "    p.parse_args = lambda argv=None: argparse.Namespace(\n"
+        "        handler=lambda args: [print('x' * 100) for _ in range(10**5)] and 0)\n"
+        "    return p\n"
+        "cli.build_parser = parser\n"
+        "sys.exit(cli.main([]))\n"
+    )
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline().startswith(b"xxx")
+    process.stdout.close()  # as head does after its line
+    assert process.wait(timeout=60) == 0
+    assert process.stderr.read() == b""

@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("budgetopt: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (budgetopt frontier ... | head): stop quietly, as head expects
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 0
     except Exception as error:
         failure = classify(error)
         if failure is None or os.environ.get("BUDGETOPT_DEBUG"):
