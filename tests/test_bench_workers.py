@@ -271,3 +271,12 @@ def test_a_unit_trained_twice_is_exported_once_and_counted(tmp_path):
     assert (status.done, status.duplicates) == (1, 1) and "trained twice" in status.text("t")
     out = export_build(study, tmp_path / "exported")
     assert "garbage" not in (out / "table.csv").read_text()
+
+
+def test_a_worker_elsewhere_is_told_to_give_the_recorded_relative_script_with_script(tmp_path, monkeypatch):
+    from budgetopt.bench.workers import checked_spec
+    from budgetopt.study_script import StudyScriptError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StudyScriptError, match=r"recorded it as 'my_study\.py' .*--script PATH"):
+        checked_spec({"script": "my_study.py"}, device="cpu")

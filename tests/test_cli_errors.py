@@ -257,8 +257,6 @@ def test_in_a_worker_process_an_input_error_is_bad_input_and_a_type_error_a_bug(
 
 def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path):
     """`budgetopt frontier ... | head -1`: no 'Broken pipe' error, exit 0."""
-    import subprocess
-
     script = tmp_path / "many_lines.py"
     script.write_text(
         "import argparse, sys\n"

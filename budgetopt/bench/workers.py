@@ -93,7 +93,7 @@ from budgetopt.bench.table import (
     write_atomic,
 )
 from budgetopt.storage import safe_url
-from budgetopt.study_script import load_study_script
+from budgetopt.study_script import StudyScriptError, load_study_script
 from budgetopt.workers import StudyBudget, WorkerReport, ask_lock, run_worker
 
 # A unit trial's value is its wall seconds; the study "minimizes" them only so that
@@ -255,6 +255,11 @@ def checked_spec(meta: dict, *, device: str, script: str | None = None, data_dir
     machine's study script and data are the build's: the script's SHA-256 and the
     data's digest equal the recorded ones, else a one-line :class:`TableError`."""
     path = script or meta["script"]
+    if script is None and path.endswith(".py") and not Path(path).expanduser().is_file():
+        raise StudyScriptError(  # the path as `bench build` was given it, maybe relative to another directory
+            f"study script {path} does not exist here: the build recorded it as {path!r} (from where `bench build` "
+            "ran); give its path on this machine with --script PATH"
+        )
     loaded = load_study_script(path)
     sha = file_sha256(loaded.path)
     if sha != meta["script_sha256"]:

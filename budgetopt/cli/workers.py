@@ -26,14 +26,14 @@ from budgetopt.storage import (
     open_snapshot_store,
     safe_url,
 )
-from budgetopt.study_script import check_device
+from budgetopt.study_script import builtin_studies, check_device
 
 
 def _add_worker_options(options: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options ``worker`` and ``launch`` share (``launch`` hands them to each worker)."""
     from budgetopt.modes import COOLDOWN, MODES
 
-    options.add_argument("script", help="a built-in study script (digits, fashion_mnist, cifar10) or a .py file")
+    options.add_argument("script", help=f"a built-in study script ({', '.join(builtin_studies())}) or a .py file")
     options.add_argument(
         "--storage", required=True, help="sqlite:///FILE.db, postgresql://USER:PASSWORD@HOST/DB, or FILE.log"
     )
