@@ -394,3 +394,13 @@ def test_launch_exits_2_when_every_worker_met_bad_input(tmp_path, capsys):
     assert main(["launch", str(script), "--storage", url, "--study", "s", "--n-trials", "4", "--workers", "2",
                  *HEARTBEAT, "-q"]) == 2
     assert "workers failed" not in capsys.readouterr().err
+
+
+def test_a_warning_is_one_line_said_once(tmp_path, capsys):
+    script = tmp_path / "uneven.py"
+    script.write_text(MINIMAL.replace("ladder = (3, 27, 3)", "ladder = (3, 10, 3)"))
+    url = f"sqlite:///{tmp_path}/study.db"
+    assert main(["worker", str(script), "--storage", url, "--study", "s", "--n-trials", "1", *HEARTBEAT, "-q"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [line for line in err if line.startswith("budgetopt: warning: Ladder(3, 10, 3) has rungs 3, 9, 10")]
+    assert len(err) == 1

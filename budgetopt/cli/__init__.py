@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 from budgetopt.cli._common import add_command, progress, say
@@ -112,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], said: set[str]) -> None:
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    text = f"budgetopt: warning: {kind}{' '.join(str(message).split())}"
+    if text not in said:
+        said.add(text)
+        print(text, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input, 1 the environment
     or the user's study script failed). A bug in budgetopt propagates: its traceback."""
@@ -122,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the exact command, for reports
     try:
-        return args.handler(args) or 0
+        with warnings.catch_warnings():  # a warning is one line, said once (a Ladder is often built twice)
+            said: set[str] = set()  # not warnings' "once": any filter change in between (catch_warnings) resets it
+            warnings.showwarning = lambda message, category, *_, **__: _one_line_warning(message, category, said)
+            return args.handler(args) or 0
     except KeyboardInterrupt:
         print("budgetopt: interrupted", file=sys.stderr)
         return 130
