@@ -500,8 +500,8 @@ def kept_state_dict(
     artifact_id = kept_model_id(frozen, budget)
     if artifact_id is None:
         raise InputError(
-            f"trial {number} kept no model at budget {budget}: run the study with BudgetedRun(..., keep_models=k, "
-            "model_store=...)"
+            f"trial {number} kept no model at budget {budget}: models are kept by studies run with "
+            "`budgetopt worker/launch --keep-models K` or BudgetedRun(..., keep_models=k, model_store=...)"
         )
     try:
         state = read_state_dict(model_store, artifact_id)
