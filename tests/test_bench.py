@@ -775,6 +775,18 @@ def _edit_meta(directory: Path, **fields) -> None:
     (directory / "meta.json").write_text(json.dumps({**meta, **fields}))
 
 
+def _all_diverged(directory: Path) -> None:
+    """Every unit of the table diverged: its values NaN, with the reason a build records."""
+    with open(directory / "table.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row["value"], row["diverged"] = "nan", "training loss is nan"
+    with open(directory / "table.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _damaged(table_dir: Path, tmp_path: Path, edit) -> Path:
     copy = tmp_path / "damaged"
     shutil.copytree(table_dir, copy)
@@ -804,6 +816,7 @@ def _damaged(table_dir: Path, tmp_path: Path, edit) -> Path:
             lambda d: (d / "table.csv").write_text("\n".join((d / "table.csv").read_text().splitlines()[:-1]) + "\n"),
             ["lacks rungs"],
         ),
+        (_all_diverged, ["has no finite value: every unit of its 5 configurations diverged or scored NaN"]),
     ],
 )
 def test_simulate_on_a_missing_truncated_or_edited_table(capsys, table_dir, tmp_path, edit, fragments):

@@ -11,6 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import optuna
 
 from budgetopt.bench import report
@@ -139,6 +140,11 @@ def _checked(table_dir, methods, compute, repeats, baseline, rungs, pool, jobs, 
             f"the table in {table_dir} has {len(configs)} complete configuration(s)"
             + (f" at pool positions {pool}" if span else "")
             + "; a search needs at least 2"
+        )
+    if not np.isfinite(table.value[configs]).any():  # every unit diverged: nothing a search could pick
+        raise InputError(
+            f"the table in {table_dir} has no finite value: every unit of its {len(configs)} configurations diverged "
+            "or scored NaN (check the study script's evaluate and the search space's ranges)"
         )
     if span is None and len(configs) < len(table.pool):
         warn(f"partial table: {len(configs)} of {len(table.pool)} configurations are complete; simulating on those")
