@@ -37,6 +37,7 @@ __all__ = [
     "InputTypeError",
     "MissingPathError",
     "PathInputError",
+    "ProtocolError",
     "ResourceError",
     "UserCodeError",
 ]
@@ -75,6 +76,13 @@ class MissingPathError(_OneMessage, InputError, FileNotFoundError):
 class PathInputError(_OneMessage, InputError, OSError):
     """A path the user gave that cannot be used as asked: a file where a directory was
     asked for, a directory that cannot be written (an ``OSError`` too)."""
+
+
+class ProtocolError(InputError):
+    """The user's code returned what the protocol budgetopt calls it by does not allow (a
+    study script's ``build`` without an optimizer, a ``train_step`` without a loss): every
+    call would fail alike, so a worker stops at the first, where any other error a trial
+    raises fails that trial only (exit 2)."""
 
 
 class ResourceError(BudgetoptError):

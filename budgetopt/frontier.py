@@ -201,14 +201,17 @@ def frontier(study: optuna.Study, *, include_continue: bool = False) -> Frontier
             costs[budget] = costs.get(budget, 0) + cost.get(budget, 0)
     if not values:
         modes = sorted({str(t.user_attrs.get(ATTR_MODE)) for t in read})
+        running = sum(1 for t in read if not t.state.is_finished())
         if not read:
             why = "no trial was run by budgetopt.BudgetedRun"
-        elif modes == ["continue"] and not include_continue:
-            why = ("its trials ran mode continue, whose values are mid-schedule (include_continue=True, "
+        elif "continue" in modes and not include_continue:
+            why = (f"its trials ran mode {', '.join(modes)}; continue values are mid-schedule (include_continue=True, "
                    "--include-continue on the command line, reads them)")
         else:
             why = (f"none of its {len(read)} trials (mode {', '.join(modes)}) reported a finite value at a budget: "
-                   "each diverged or failed before its first rung")
+                   + ", ".join(part for part in (
+                       f"{len(read) - running} diverged or failed before their first rung" if len(read) > running else "",
+                       f"{running} still running before their first rung" if running else "") if part))
         raise InputError(f"study {study.study_name!r} has no budget-converged value: {why}")
     ladder = study.user_attrs.get(STUDY_ATTR_LADDER) or {}
     budgets = sorted(set(ladder.get("rungs", ())) | set(values) | {int(b) for t in read for b in t.user_attrs[ATTR_PLAN]})

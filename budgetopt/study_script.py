@@ -114,7 +114,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import torch
 
 from budgetopt.attrs import ATTR_SEED, ATTR_TEST_VALUE
-from budgetopt.errors import InputError, UserCodeError
+from budgetopt.errors import InputError, ProtocolError, UserCodeError
 from budgetopt.ladder import Ladder
 from budgetopt.run import BudgetedRun
 
@@ -136,6 +136,10 @@ DIRECTIONS = ("maximize", "minimize")
 
 class StudyScriptError(InputError):
     """A study script that cannot be found, imported, or does not follow the protocol."""
+
+
+class StudyScriptProtocolError(StudyScriptError, ProtocolError):
+    """A study script's function, called in a trial, returned what the protocol does not allow."""
 
 
 # Study scripts added by name with register_studies: name -> importable module. The
@@ -236,14 +240,16 @@ class StudyScript:
         with self.calling("search_space"):
             params = self.module.search_space(trial)
         if not isinstance(params, dict):
-            raise StudyScriptError(f"{self.name}: search_space(trial) must return a dict of params, got {type(params).__name__}")
+            raise StudyScriptProtocolError(
+                f"{self.name}: search_space(trial) must return a dict of params, got {type(params).__name__}"
+            )
         return params
 
     def build(self, params: dict, device: torch.device | str) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         with self.calling("build"):
             built = self.module.build(params, device)
         if not (isinstance(built, tuple) and len(built) == 2):
-            raise StudyScriptError(
+            raise StudyScriptProtocolError(
                 f"{self.name}: build(params, device) must return (model, optimizer), got {type(built).__name__}"
             )
         return built
@@ -261,7 +267,7 @@ class StudyScript:
             try:
                 batch = next(stream)
             except StopIteration:
-                raise StudyScriptError(
+                raise StudyScriptProtocolError(
                     f"{self.name}: batches(data, seed, device) ran out after {drawn} batches: it must yield batches "
                     "without end (loop over epochs; a run takes as many steps as its budget)"
                 ) from None
@@ -275,12 +281,21 @@ class StudyScript:
             loss = self.module.train_step(model, optimizer, batch, params)
         except Exception as error:
             self._raise(error, "train_step")
-        if not isinstance(loss, (torch.Tensor, numbers.Real)):
-            raise StudyScriptError(
+        if not isinstance(loss, (torch.Tensor, numbers.Real)) and not _is_number(loss):
+            raise StudyScriptProtocolError(
                 f"{self.name}: train_step(model, optimizer, batch, params) must return the step's loss (a tensor or a "
                 f"number), got {type(loss).__name__}"
             )
         return loss
+
+
+def _is_number(value: Any) -> bool:
+    """Whether ``float(value)`` takes it (a 0-d numpy array, a one-element array)."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def load_study_script(name_or_path: str | Path) -> StudyScript:

@@ -38,9 +38,10 @@ What is guaranteed, with every worker a budgetopt worker:
   ``failed: <error> (at file:line in function)`` in its ``budgetopt.ended`` user
   attr; the worker goes on, unless the same error (message with numbers masked) ended
   ``max_repeated_errors`` trials in a row: then it stops with that error. A script that
-  breaks the protocol (``build`` returns no ``(model, optimizer)``, ...) or a
-  misconfigured run raises :class:`~budgetopt.errors.InputError` in its first trial:
-  that trial fails and the worker stops at once with the one line. A NaN/inf
+  breaks the protocol (``build`` returns no ``(model, optimizer)``, ...) raises
+  :class:`~budgetopt.errors.ProtocolError` in its first trial: that trial fails and the
+  worker stops at once with the one line (any other error, bad input that depends on a
+  trial's parameters included, fails that trial only). A NaN/inf
   loss or value prunes the trial (:class:`~budgetopt.BudgetedRun`). Ctrl-C or SIGTERM
   fails the running trial and re-queues it, so it resumes elsewhere from its snapshot.
 - **Disk** (rung snapshots in an Optuna artifact store, :func:`budgetopt.storage.open_snapshot_store`):
@@ -85,7 +86,7 @@ from budgetopt.attrs import (
     compute_spent,
     fresh_trial_count,
 )
-from budgetopt.errors import InputError, UserCodeError
+from budgetopt.errors import InputError, ProtocolError, UserCodeError
 from budgetopt.pruners import BudgetPruner
 from budgetopt.samplers import BudgetSampler
 from budgetopt.storage import backend_of, lock_file_of
@@ -312,6 +313,7 @@ def run_worker(
     identity = identity or worker_identity()
     report = WorkerReport()
     repeated: tuple[str, int] = ("", 0)
+    idle = 0  # looks in a row that found no trial to run while others ran
     while True:
         if interval:
             _fail_stale_trials(study)
@@ -328,11 +330,14 @@ def run_worker(
         if trial is None:
             if interval and _others_running(trials):
                 # a retry may still come (a running trial whose worker dies): look again soon, so that the
-                # last worker stops within seconds of the others' end, not a whole heartbeat interval later
-                time.sleep(min(interval, max(1.0, interval / 10)))
+                # last worker stops within seconds of the others' end, backing off to the heartbeat interval
+                # so that many idle workers do not read the study every few seconds for a long trial
+                time.sleep(min(interval, max(1.0, interval / 10) * 2**idle))
+                idle += 1
                 continue
             say(f"study {study.study_name!r} has its {budget.describe(trials)}: worker done")
             return report
+        idle = 0
         state, error = _run_trial(study, trial, objective, interval, identity, snapshot_store, requeue)
         frozen = storage.get_trial(trial_id(trial))
         if state is None:
@@ -376,7 +381,7 @@ def _run_trial(study, trial, objective, interval, identity, snapshot_store, requ
         with _heartbeat(storage_of(study), trial_id(trial), interval):
             trial.set_user_attr(ATTR_WORKER, identity)
             return _run_objective(study, trial, objective, snapshot_store, requeue)
-    except InputError:  # told FAIL by _run_objective: the worker stops
+    except ProtocolError:  # told FAIL by _run_objective: the worker stops
         raise
     except Exception:
         if storage_of(study).get_trial(trial_id(trial)).state.is_finished():
@@ -398,7 +403,7 @@ def _run_objective(study, trial, objective, snapshot_store, requeue) -> tuple[Tr
                 f"trial {trial.number} interrupted: re-queued, to resume from its last rung snapshot", file=sys.stderr, flush=True
             )
         raise
-    except InputError as error:  # the study script breaks the protocol, or the run is misconfigured: every trial would
+    except ProtocolError as error:  # the study script breaks the protocol: every trial would fail alike
         trial.set_user_attr(ATTR_ENDED, f"failed: {message_line(error)}")
         study.tell(trial, state=TrialState.FAIL)
         remove_snapshot(snapshot_store, storage_of(study).get_trial(trial_id(trial)))

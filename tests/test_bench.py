@@ -491,6 +491,9 @@ def test_the_default_methods_compare_like_with_like_against_successive_halving_o
     results = simulate(table_dir, tmp_path / "e", methods=["restart", "branch"], compute="3", repeats=2,
                        pool_bootstrap=0, fidelity_resamples=10, progress=False)
     assert results["settings"]["baseline"] == "restart"
+    results = simulate(table_dir, tmp_path / "f", methods=["restart@random", "sha_cosine@random"], compute="3",
+                       repeats=2, pool_bootstrap=0, fidelity_resamples=10, progress=False)
+    assert results["settings"]["baseline"] == "sha_cosine@random"  # when listed, wherever
 
 
 def test_a_resumed_simulation_runs_only_the_missing_searches_and_equals_an_uninterrupted_one(table_dir, tmp_path, monkeypatch):
@@ -751,6 +754,7 @@ def test_build_unwritable_out(capsys, tmp_path):
         (["--methods", "sha_step,no_such_module:Pruner"], ["cannot import no_such_module:Pruner"]),
         (["--methods", "sha_step,continue_exp"], ["no unit kind 'continue_exp'"]),
         (["--methods", "restart,branch@rando"], ["method 'branch@rando': unknown sampler 'rando'", "@random, @tpe, @budget"]),
+        (["--methods", "restart@"], ["method 'restart@': nothing after @: allowed are @random, @tpe, @budget"]),
         (["--target-spearman", "2"], ["--target-spearman must be a Spearman correlation in [-1, 1], got 2"]),
         (["--target-compute-ratio", "0"], ["--target-compute-ratio must be a ratio above 0, got 0"]),
         (["--rungs", "9,80"], ["--rungs '9,80'", "allowed are budgets of the table's ladder 3/9/27/81"]),

@@ -275,3 +275,23 @@ def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path):
     process.stdout.close()  # as head does after its line
     assert process.wait(timeout=60) == 0
     assert process.stderr.read() == b""
+
+
+def test_a_broken_pipe_elsewhere_is_still_an_error(tmp_path):
+    """Only standard output's reader going away is quiet: another broken pipe is the environment's."""
+    script = tmp_path / "other_pipe.py"
+    script.write_text(
+        "import argparse, sys\n"
+        "import budgetopt.cli as cli\n"
+        "build = cli.build_parser\n"
+        "def fail(args):\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "def parser():\n"
+        "    p = build()\n"
+        "    p.parse_args = lambda argv=None: argparse.Namespace(handler=fail)\n"
+        "    return p\n"
+        "cli.build_parser = parser\n"
+        "sys.exit(cli.main([]))\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=60)
+    assert done.returncode == 1 and b"Broken pipe" in done.stderr

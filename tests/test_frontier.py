@@ -140,9 +140,9 @@ def test_the_fit_recovers_a_known_curve_and_predicts_longer_training():
         assert fit.enough_at == 3240
         assert "training 2x longer than 810 iterations is predicted to" in fit.advice()
         noisy = fit_frontier(frontier(_synthetic(0.9, 0.2, 0.5, budgets, noise=0.002, direction=direction)))
-        if noisy.trusted:  # the interval reads from less to more gain, for a loss too
-            gain, least, most = map(float, re.search(r"predicted to [a-z ]+ (\S+) \((\S+) to (\S+)\)", noisy.advice()).groups())
-            assert least <= gain <= most, noisy.advice()
+        assert noisy.trusted, noisy.reason  # the interval reads from less to more gain, for a loss too
+        gain, least, most = map(float, re.search(r"predicted to [a-z ]+ (\S+) \((\S+) to (\S+)\)", noisy.advice()).groups())
+        assert least <= gain <= most, noisy.advice()
 
 
 def test_the_fit_refuses_too_few_budgets_a_flat_frontier_and_says_why():
@@ -187,12 +187,19 @@ def test_a_study_without_converged_values_says_why_in_its_own_terms():
     diverged = optuna.create_study()
     for _ in range(2):
         diverged.add_trial(_trial(rng, "restart", RUNGS, {}, TrialState.PRUNED))
-    with pytest.raises(ValueError, match=r"none of its 2 trials \(mode restart\) reported a finite value") as raised:
+    with pytest.raises(ValueError, match=r"none of its 2 trials \(mode restart\) reported a finite value at a budget: "
+                       r"2 diverged or failed before their first rung") as raised:
         frontier(diverged)
     assert "continue" not in str(raised.value)
+    diverged.add_trial(_trial(rng, "restart", RUNGS, {}, TrialState.RUNNING))
+    with pytest.raises(ValueError, match="2 diverged or failed before their first rung, 1 still running before"):
+        frontier(diverged)
     cont = optuna.create_study()
     cont.add_trial(_trial(rng, "continue", RUNGS, {10: 0.5, 30: 0.6}, TrialState.PRUNED))
-    with pytest.raises(ValueError, match="mode continue, whose values are mid-schedule .*--include-continue"):
+    with pytest.raises(ValueError, match="mode continue; continue values are mid-schedule .*--include-continue"):
+        frontier(cont)
+    cont.add_trial(_trial(rng, "restart", RUNGS, {}, TrialState.PRUNED))  # mixed modes: the hint still given
+    with pytest.raises(ValueError, match="mode continue, restart; continue values are mid-schedule"):
         frontier(cont)
 
 

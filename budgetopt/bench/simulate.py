@@ -205,6 +205,8 @@ def resolve_method(name: str, table: Table | None = None) -> Method:
     base, _, suffix = name.partition("@")
     sampler_override = suffix if suffix in SAMPLERS else None
     kind_override = suffix if suffix and sampler_override is None else None
+    if "@" in name and not suffix:
+        raise InputError(f"method {name!r}: nothing after @: allowed are {', '.join('@' + s for s in SAMPLERS)}")
     if kind_override is not None and ":" not in base:  # a kind after @ only follows a user's module:Class
         raise InputError(
             f"method {name!r}: unknown sampler {suffix!r}: allowed are {', '.join('@' + s for s in SAMPLERS)} "

@@ -113,12 +113,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line_warning(message: Warning | str, category: type[Warning], said: set[str]) -> None:
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, said: set[str]) -> None:
+    """A warning on one line, once; where it came from when that is not budgetopt itself (a
+    study script, torch), whose messages name their own values."""
     kind = "" if category is UserWarning else f"{category.__name__}: "
-    text = f"budgetopt: warning: {kind}{' '.join(str(message).split())}"
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    where = "" if os.path.abspath(filename).startswith(package + os.sep) else f" ({filename}:{lineno})"
+    text = f"budgetopt: warning: {kind}{' '.join(str(message).split())}{where}"
     if text not in said:
         said.add(text)
         print(text, file=sys.stderr)
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether standard output's reader went away; if so, point standard output at the null
+    device so that Python's own flush at exit raises nothing more. A broken pipe elsewhere
+    (standard error's, a socket's) is no such thing: False."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()  # a pipe whose reader closed reports POLLERR to its writer
+        poll.register(fd, select.POLLOUT)
+        if not any(events & select.POLLERR for _, events in poll.poll(0)):
+            return False
+    except (OSError, ValueError, AttributeError):  # no file descriptor behind sys.stdout: not its pipe
+        return False
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no file descriptor behind sys.stdout
+        pass
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,15 +160,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():  # a warning is one line, said once (a Ladder is often built twice)
             said: set[str] = set()  # not warnings' "once": any filter change in between (catch_warnings) resets it
-            warnings.showwarning = lambda message, category, *_, **__: _one_line_warning(message, category, said)
+            warnings.showwarning = lambda message, category, filename, lineno, *_, **__: _one_line_warning(
+                message, category, filename, lineno, said
+            )
             return args.handler(args) or 0
     except KeyboardInterrupt:
         print("budgetopt: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader went away (budgetopt frontier ... | head): stop quietly, as head expects
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
-        return 0
     except Exception as error:
+        if isinstance(error, BrokenPipeError) and _stdout_reader_gone():
+            return 0  # the reader went away (budgetopt frontier ... | head): stop quietly, as head expects
+
         failure = classify(error)
         if failure is None or os.environ.get("BUDGETOPT_DEBUG"):
             raise
