@@ -404,3 +404,21 @@ def test_a_warning_is_one_line_said_once(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [line for line in err if line.startswith("budgetopt: warning: Ladder(3, 10, 3) has rungs 3, 9, 10")]
     assert len(err) == 1
+
+
+def test_bad_input_that_depends_on_a_trials_parameters_fails_that_trial_only(tmp_path):
+    """Not a protocol break: BudgetedRun(warmup=...) refusing one drawn warmup fails that trial,
+    and the worker goes on to the next (the repeated-error rule decides, as for any error)."""
+    from budgetopt.errors import InputError
+    from budgetopt.workers import StudyBudget, run_worker
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name="s", direction="maximize")
+
+    def objective(trial):
+        if trial.number == 0:
+            raise InputError("warmup must be smaller than the first budget, got 20")
+        return 0.5
+
+    report = run_worker(study, objective, StudyBudget(n_trials=3), say=lambda message: None)
+    assert (report.failed, report.complete) == (1, 2)
+    assert study.trials[0].user_attrs[ATTR_ENDED].startswith("failed: InputError: warmup must be smaller")
