@@ -208,10 +208,10 @@ def frontier(study: optuna.Study, *, include_continue: bool = False) -> Frontier
             why = (f"its trials ran mode {', '.join(modes)}; continue values are mid-schedule (include_continue=True, "
                    "--include-continue on the command line, reads them)")
         else:
+            counts = [f"{len(read) - running} diverged or failed before their first rung"] if len(read) > running else []
+            counts += [f"{running} still running before their first rung"] if running else []
             why = (f"none of its {len(read)} trials (mode {', '.join(modes)}) reported a finite value at a budget: "
-                   + ", ".join(part for part in (
-                       f"{len(read) - running} diverged or failed before their first rung" if len(read) > running else "",
-                       f"{running} still running before their first rung" if running else "") if part))
+                   + ", ".join(counts))
         raise InputError(f"study {study.study_name!r} has no budget-converged value: {why}")
     ladder = study.user_attrs.get(STUDY_ATTR_LADDER) or {}
     budgets = sorted(set(ladder.get("rungs", ())) | set(values) | {int(b) for t in read for b in t.user_attrs[ATTR_PLAN]})

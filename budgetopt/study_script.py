@@ -102,7 +102,6 @@ import importlib.util
 import inspect
 import itertools
 import math
-import numbers
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -281,7 +280,7 @@ class StudyScript:
             loss = self.module.train_step(model, optimizer, batch, params)
         except Exception as error:
             self._raise(error, "train_step")
-        if not isinstance(loss, (torch.Tensor, numbers.Real)) and not _is_number(loss):
+        if not isinstance(loss, torch.Tensor) and not _is_number(loss):
             raise StudyScriptProtocolError(
                 f"{self.name}: train_step(model, optimizer, batch, params) must return the step's loss (a tensor or a "
                 f"number), got {type(loss).__name__}"
@@ -290,7 +289,7 @@ class StudyScript:
 
 
 def _is_number(value: Any) -> bool:
-    """Whether ``float(value)`` takes it (a 0-d numpy array, a one-element array)."""
+    """Whether ``float(value)`` takes it (a Python or numpy number, a 0-d numpy array)."""
     try:
         float(value)
     except (TypeError, ValueError):

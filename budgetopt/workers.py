@@ -403,17 +403,15 @@ def _run_objective(study, trial, objective, snapshot_store, requeue) -> tuple[Tr
                 f"trial {trial.number} interrupted: re-queued, to resume from its last rung snapshot", file=sys.stderr, flush=True
             )
         raise
-    except ProtocolError as error:  # the study script breaks the protocol: every trial would fail alike
-        trial.set_user_attr(ATTR_ENDED, f"failed: {message_line(error)}")
-        study.tell(trial, state=TrialState.FAIL)
-        remove_snapshot(snapshot_store, storage_of(study).get_trial(trial_id(trial)))
-        raise  # the worker stops with the one line (exit 2), trying no other trial
     except Exception as error:
+        protocol = isinstance(error, ProtocolError)  # the study script breaks the protocol: every trial would fail alike
         raised = error.error if isinstance(error, UserCodeError) and error.error is not None else error  # the script's own
         text = typed_line(raised)
-        trial.set_user_attr(ATTR_ENDED, f"failed: {text}{_where(raised)}")
+        trial.set_user_attr(ATTR_ENDED, f"failed: {message_line(error)}" if protocol else f"failed: {text}{_where(raised)}")
         study.tell(trial, state=TrialState.FAIL)
         remove_snapshot(snapshot_store, storage_of(study).get_trial(trial_id(trial)))
+        if protocol:
+            raise  # the worker stops with the one line (exit 2), trying no other trial
         if os.environ.get("BUDGETOPT_DEBUG"):
             traceback.print_exception(error)
         return TrialState.FAIL, text

@@ -17,7 +17,6 @@ logged on rank 0 only). Writes OUT/rank{R}.pt.
 
 from __future__ import annotations
 
-import datetime
 import importlib
 import logging
 import sys
@@ -26,18 +25,16 @@ from pathlib import Path
 
 import optuna
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).parent))
-from torchrun_ranks import finish_rank  # noqa: E402
+from torchrun_ranks import finish_rank, start_rank  # noqa: E402
 
 # the integration first: it repairs torchvision, which lightning imports through torchmetrics
 BudgetPruningCallback = importlib.import_module("budgetopt.integration.lightning").BudgetPruningCallback
 L = importlib.import_module("lightning.pytorch")
-TorchDistributedTrial = importlib.import_module("optuna_integration").TorchDistributedTrial
 
 LR = 0.05
 
@@ -100,17 +97,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=30))  # torchrun's env://
-    rank = dist.get_rank()
-    trial = study = None
-    if rank == 0:
-        import budgetopt
-
-        pruner = optuna.pruners.ThresholdPruner(lower=1e9) if scenario == "prune" else budgetopt.BudgetPruner(4, 16, 2)
-        study = optuna.load_study(study_name="s", storage=storage, pruner=pruner)
-        trial = study.ask()
-    budgets = [4, 8, 16] if scenario == "prune" else None
-    source = [4, 8, 16] if scenario == "ladder" else TorchDistributedTrial(trial)  # ladder: refused under DDP
+    rank, study, trial, budgets, source = start_rank(storage, scenario)
     callback = BudgetPruningCallback(source, "val_neg_mse", mode=mode, budgets=budgets, loss_check_every=2)
     model = LitLinear(nan_from=5 if scenario == "diverge" and rank == 1 else None, rank_zero_only=scenario == "rank0")
     train, val = loaders(batch_size=4, rank=rank)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
+from test_cli_errors import SCRIPT as STUDY_SCRIPT
 
 from budgetopt.attrs import ATTR_COMPUTE, ATTR_ENDED, ATTR_MODE, ATTR_RESUMED, ATTR_SCHEDULE, ATTR_SEED, ATTR_SNAPSHOT
 from budgetopt.cli import build_parser, main
@@ -321,40 +322,8 @@ def test_a_worker_whose_trial_was_declared_dead_leaves_it_to_the_retry(tmp_path)
     assert study.trials[1].system_attrs["failed_trial"] == 0
 
 
-MINIMAL = '''
-import torch
-from torch import nn
-from budgetopt.data import load_digits, tensor_batches
-from budgetopt.study_script import accuracy
-
-direction = "maximize"
-ladder = (3, 27, 3)
-
-def load_data(data_dir=None, quick=False):
-    return load_digits()
-
-def search_space(trial):
-    return {"lr": trial.suggest_float("lr", 1e-3, 1.0, log=True)}
-
-def build(params, device):
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).to(device)
-    return model, torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=0.9)
-
-def batches(data, seed, device):
-    return tensor_batches(*data.train, batch_size=32, seed=seed, device=device)
-
-def train_step(model, optimizer, batch, params):
-    x, y = batch
-    optimizer.zero_grad(set_to_none=True)
-    loss = nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    optimizer.step()
-    return loss
-
-def evaluate(model, data, split, device):
-    x, y = getattr(data, split)
-    return accuracy(model, [(x, y)], device)
-'''
+# The study_script docstring's example on a tiny ladder (3/9), as the CLI error tests use it.
+MINIMAL = STUDY_SCRIPT.format(error="return loss")
 
 
 @pytest.mark.parametrize(
@@ -398,7 +367,7 @@ def test_launch_exits_2_when_every_worker_met_bad_input(tmp_path, capsys):
 
 def test_a_warning_is_one_line_said_once(tmp_path, capsys):
     script = tmp_path / "uneven.py"
-    script.write_text(MINIMAL.replace("ladder = (3, 27, 3)", "ladder = (3, 10, 3)"))
+    script.write_text(MINIMAL.replace("ladder = (3, 9, 3)", "ladder = (3, 10, 3)"))
     url = f"sqlite:///{tmp_path}/study.db"
     assert main(["worker", str(script), "--storage", url, "--study", "s", "--n-trials", "1", *HEARTBEAT, "-q"]) == 0
     err = capsys.readouterr().err.strip().splitlines()

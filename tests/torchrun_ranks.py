@@ -1,9 +1,11 @@
 """Two ranks of one trial under torchrun (gloo, CPU), for the DDP tests of the Lightning and
 Hugging Face Trainer callbacks: what the tests share (``require``, ``run_ranks``) and what
-their rank scripts share (``finish_rank``)."""
+their rank scripts share (``start_rank``, ``finish_rank``)."""
 
 from __future__ import annotations
 
+import datetime
+import importlib
 import importlib.util
 import subprocess
 import sys
@@ -47,6 +49,28 @@ def run_ranks(worker: Path, tmp_path: Path, scenario: str, mode: str = "restart"
     result = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     return torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+
+
+def start_rank(storage: str, scenario: str):
+    """A rank script's start under torchrun: the gloo process group; rank 0 asks the trial
+    (pruned at its first rung in the ``prune`` scenario). Returns ``(rank, study, trial,
+    budgets, source)``: the callback's budgets (the ``prune`` scenario's ladder) and its
+    source (a ``TorchDistributedTrial``, or a bare ladder in the ``ladder`` scenario, which
+    DDP refuses)."""
+    TorchDistributedTrial = importlib.import_module("optuna_integration").TorchDistributedTrial
+
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=30))  # torchrun's env://
+    rank = dist.get_rank()
+    trial = study = None
+    if rank == 0:
+        import budgetopt
+
+        pruner = optuna.pruners.ThresholdPruner(lower=1e9) if scenario == "prune" else budgetopt.BudgetPruner(4, 16, 2)
+        study = optuna.load_study(study_name="s", storage=storage, pruner=pruner)
+        trial = study.ask()
+    budgets = [4, 8, 16] if scenario == "prune" else None
+    source = [4, 8, 16] if scenario == "ladder" else TorchDistributedTrial(trial)
+    return rank, study, trial, budgets, source
 
 
 def finish_rank(rank: int, study, trial, run, result: dict, out: str) -> None:

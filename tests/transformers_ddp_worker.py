@@ -13,7 +13,6 @@ TorchDistributedTrial: refused). Writes OUT/rank{R}.pt.
 
 from __future__ import annotations
 
-import datetime
 import importlib
 import logging
 import sys
@@ -21,15 +20,13 @@ import warnings
 from pathlib import Path
 
 import optuna
-import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).parent))
 # the integration first: it repairs torchvision, which transformers imports
 BudgetTrainerCallback = importlib.import_module("budgetopt.integration.transformers").BudgetTrainerCallback
 transformers = importlib.import_module("transformers")
-TorchDistributedTrial = importlib.import_module("optuna_integration").TorchDistributedTrial
 from tiny_bert import accuracy, dataset, tiny_bert  # noqa: E402
-from torchrun_ranks import finish_rank  # noqa: E402
+from torchrun_ranks import finish_rank, start_rank  # noqa: E402
 
 LR = 3e-3
 
@@ -48,17 +45,7 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     logging.getLogger("transformers").setLevel(logging.ERROR)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=30))  # torchrun's env://
-    rank = dist.get_rank()
-    trial = study = None
-    if rank == 0:
-        import budgetopt
-
-        pruner = optuna.pruners.ThresholdPruner(lower=1e9) if scenario == "prune" else budgetopt.BudgetPruner(4, 16, 2)
-        study = optuna.load_study(study_name="s", storage=storage, pruner=pruner)
-        trial = study.ask()
-    budgets = [4, 8, 16] if scenario == "prune" else None
-    source = [4, 8, 16] if scenario == "ladder" else TorchDistributedTrial(trial)
+    rank, study, trial, budgets, source = start_rank(storage, scenario)
     result: dict = {"rank": rank}
     rates = Rates()
     try:

@@ -139,12 +139,9 @@ def _stdout_reader_gone() -> bool:
             return False
     except (OSError, ValueError, AttributeError):  # no file descriptor behind sys.stdout: not its pipe
         return False
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
-    except (OSError, ValueError, AttributeError):  # no file descriptor behind sys.stdout
-        pass
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
     return True
 
 
